@@ -1,0 +1,209 @@
+//! `cnnzoo summary`: d2l's shape walk (`for layer in net: X = layer(X); print(X.shape)`) done
+//! properly — per stage its output shape, parameters, MACs and activation memory, taken from a
+//! forward pass of the real module tree with a [`ShapeProbe`].
+
+use burn::tensor::{Device, Tensor};
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::layers::{macs_counter, shape_only};
+use crate::model::Model;
+use crate::probe::ShapeProbe;
+
+/// One row of a summary.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Row {
+    /// Dotted path, equal to the weight-key prefix.
+    pub name: String,
+    /// Module kind.
+    pub kind: String,
+    /// Output shape including the batch dimension.
+    pub output: Vec<usize>,
+    /// Parameters of the stage.
+    pub params: usize,
+    /// Multiply-accumulates per image.
+    pub macs: u64,
+    /// Bytes of the stage's output for the whole batch (f32).
+    pub activation_bytes: u64,
+}
+
+/// A model's layer table and totals.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// Model name.
+    pub model: String,
+    /// `[b, c, h, w]` of the input.
+    pub input: [usize; 4],
+    /// Depth the rows were cut at.
+    pub depth: usize,
+    /// Rows in execution order.
+    pub rows: Vec<Row>,
+    /// Total trainable parameters (BN running statistics excluded, as PyTorch counts).
+    pub params: usize,
+    /// Total multiply-accumulates per image.
+    pub macs: u64,
+    /// Bytes of all stage outputs for the batch (the activations a backward pass keeps, roughly).
+    pub activation_bytes: u64,
+    /// Bytes of the parameters (f32).
+    pub param_bytes: u64,
+}
+
+/// Options for [`summarize`].
+#[derive(Debug, Clone, Copy)]
+pub struct SummaryOptions {
+    /// Nesting depth of the rows (1 = top-level stages).
+    pub depth: usize,
+    /// Skip the arithmetic (shapes, parameters and MACs are the same; much faster).
+    pub shape_only: bool,
+}
+
+/// Runs `model` on a zero input of shape `input` (`[b, c, h, w]`) and tabulates its stages.
+pub fn summarize(
+    name: &str,
+    model: &Model,
+    input: [usize; 4],
+    opts: SummaryOptions,
+    device: &Device,
+) -> Result<Summary> {
+    if input.contains(&0) {
+        return Err(Error::invalid("input", format!("every dimension must be at least 1, got {input:?}")));
+    }
+    if opts.depth == 0 {
+        return Err(Error::invalid("--depth", "must be at least 1"));
+    }
+    let [b, c, h, w] = input;
+    model.check_input(name, [c, h, w], device)?;
+    let mut probe = ShapeProbe::default();
+    let before = macs_counter();
+    let mut run = || model.try_forward_with(name, Tensor::zeros(input, device), &mut probe);
+    let _ = if opts.shape_only { shape_only(run)? } else { run()? };
+    let total_macs = (macs_counter() - before) / b as u64;
+    let bytes = |shape: &[usize]| shape.iter().product::<usize>() as u64 * 4;
+    let leaf_bytes = {
+        let rows = probe.rows(usize::MAX);
+        rows.iter().map(|t| bytes(&t.shape)).sum()
+    };
+    let rows = probe
+        .rows(opts.depth)
+        .into_iter()
+        .map(|t| Row {
+            name: t.path.clone(),
+            kind: t.kind.clone(),
+            output: t.shape.clone(),
+            params: t.params,
+            macs: t.macs / b as u64,
+            activation_bytes: bytes(&t.shape),
+        })
+        .collect();
+    let params = crate::layers::num_params(model);
+    Ok(Summary {
+        model: name.to_string(),
+        input,
+        depth: opts.depth,
+        rows,
+        params,
+        macs: total_macs,
+        activation_bytes: leaf_bytes,
+        param_bytes: params as u64 * 4,
+    })
+}
+
+/// `1234567` → `"1,234,567"`.
+pub fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, ch) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+/// `123456789` → `"123.5M"`.
+pub fn si(n: u64) -> String {
+    let n = n as f64;
+    match n {
+        n if n >= 1e9 => format!("{:.2}G", n / 1e9),
+        n if n >= 1e6 => format!("{:.1}M", n / 1e6),
+        n if n >= 1e3 => format!("{:.1}K", n / 1e3),
+        n => format!("{n}"),
+    }
+}
+
+/// Bytes as `KiB`/`MiB`/`GiB`.
+pub fn bytes(n: u64) -> String {
+    let n = n as f64;
+    match n {
+        n if n >= 1024f64.powi(3) => format!("{:.2} GiB", n / 1024f64.powi(3)),
+        n if n >= 1024f64.powi(2) => format!("{:.1} MiB", n / 1024f64.powi(2)),
+        n if n >= 1024.0 => format!("{:.1} KiB", n / 1024.0),
+        n => format!("{n} B"),
+    }
+}
+
+impl Summary {
+    /// The table as text, one row per stage, totals at the bottom.
+    pub fn to_table(&self) -> String {
+        let shape =
+            |s: &[usize]| format!("[{}]", s.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "));
+        let header = ["layer", "kind", "output", "params", "MACs/img", "act. mem"];
+        let mut cells: Vec<[String; 6]> = self
+            .rows
+            .iter()
+            .map(|r| {
+                [
+                    r.name.clone(),
+                    r.kind.clone(),
+                    shape(&r.output),
+                    thousands(r.params as u64),
+                    si(r.macs),
+                    bytes(r.activation_bytes),
+                ]
+            })
+            .collect();
+        let widths: Vec<usize> = (0..6)
+            .map(|i| cells.iter().map(|c| c[i].chars().count()).chain([header[i].len()]).max().unwrap_or(0))
+            .collect();
+        let line = |c: &[String; 6]| {
+            let mut s = String::new();
+            for (i, cell) in c.iter().enumerate() {
+                let pad = widths[i] - cell.chars().count();
+                if i < 3 {
+                    s.push_str(cell);
+                    s.push_str(&" ".repeat(pad + 2));
+                } else {
+                    s.push_str(&" ".repeat(pad));
+                    s.push_str(cell);
+                    s.push_str("  ");
+                }
+            }
+            s.trim_end().to_string()
+        };
+        let mut out = String::new();
+        out.push_str(&format!("{}  input {}\n", self.model, shape(&self.input)));
+        let head: [String; 6] = header.map(String::from);
+        out.push_str(&line(&head));
+        out.push('\n');
+        let rule = "-".repeat(widths.iter().sum::<usize>() + 10);
+        out.push_str(&rule);
+        out.push('\n');
+        for c in cells.drain(..) {
+            out.push_str(&line(&c));
+            out.push('\n');
+        }
+        out.push_str(&rule);
+        out.push('\n');
+        out.push_str(&format!(
+            "total params {} ({}), MACs/img {} ({}), activations {} for batch {}\n",
+            thousands(self.params as u64),
+            bytes(self.param_bytes),
+            thousands(self.macs),
+            si(self.macs),
+            bytes(self.activation_bytes),
+            self.input[0],
+        ));
+        out
+    }
+}

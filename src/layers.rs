@@ -1,0 +1,725 @@
+//! The project's own layer types: every family is built from these and nothing else.
+//!
+//! They are thin wrappers over Burn's tensor-level ops (`burn::tensor::module::*`) that keep
+//! burn-nn's parameter names (`weight`, `bias`, `gamma`, `beta`, `running_mean`,
+//! `running_var`), so that a faster kernel can replace the computation of a layer here, under all
+//! seven families at once, without touching a model file or a weight key.
+//!
+//! Besides computing, each layer
+//! - counts its multiply-accumulates into a per-thread counter (conv and linear only, the
+//!   convention of torchvision's `_ops` and d2l's tables), read by [`crate::inspect`];
+//! - checks its input shape and, instead of letting Burn panic, records a [`ShapeFault`] and
+//!   returns a placeholder, which [`crate::Model::try_forward`] turns into an error;
+//! - in *shape-only* mode ([`shape_only`]) skips the arithmetic and returns zeros of the right
+//!   shape, which makes shape inference (the minimum input size, `cnnzoo list`) nearly free.
+
+use std::cell::{Cell, RefCell};
+
+use burn::module::{Initializer, Module, ModuleVisitor, Param, RunningState};
+use burn::tensor::module::{
+    adaptive_avg_pool2d, avg_pool2d, batch_norm, batch_norm_train, conv2d, max_pool2d,
+};
+use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions};
+use burn::tensor::{Device, Distribution, Tensor, activation};
+
+thread_local! {
+    static MACS: Cell<u64> = const { Cell::new(0) };
+    static SHAPE_ONLY: Cell<bool> = const { Cell::new(false) };
+    static FAULT: RefCell<Option<ShapeFault>> = const { RefCell::new(None) };
+}
+
+/// Multiply-accumulates counted on this thread since it started (conv + linear layers).
+pub fn macs_counter() -> u64 {
+    MACS.with(Cell::get)
+}
+
+fn count_macs(n: usize) {
+    MACS.with(|m| m.set(m.get() + n as u64));
+}
+
+/// Runs `f` with shape-only layers on this thread: outputs are zeros of the right shape.
+pub fn shape_only<T>(f: impl FnOnce() -> T) -> T {
+    let before = SHAPE_ONLY.with(|s| s.replace(true));
+    let out = f();
+    SHAPE_ONLY.with(|s| s.set(before));
+    out
+}
+
+fn is_shape_only() -> bool {
+    SHAPE_ONLY.with(Cell::get)
+}
+
+/// The first layer whose input did not fit, as recorded during a forward pass.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShapeFault {
+    /// What the layer expected and what it got.
+    pub reason: String,
+}
+
+fn fault(reason: String) {
+    FAULT.with(|f| {
+        let mut f = f.borrow_mut();
+        if f.is_none() {
+            *f = Some(ShapeFault { reason });
+        }
+    });
+}
+
+/// Clears and returns the fault recorded on this thread, if any.
+pub fn take_fault() -> Option<ShapeFault> {
+    FAULT.with(|f| f.borrow_mut().take())
+}
+
+/// Trainable parameters of a module, as PyTorch counts them: batch-norm running statistics
+/// are buffers, not parameters (Burn's `Module::num_params` counts them too).
+pub fn num_params<M: Module>(module: &M) -> usize {
+    struct Counter {
+        path: Vec<String>,
+        total: usize,
+    }
+    impl ModuleVisitor for Counter {
+        fn enter_module(&mut self, name: &str, _container: &str) {
+            self.path.push(name.to_string());
+        }
+        fn exit_module(&mut self, _name: &str, _container: &str) {
+            self.path.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let buffer = matches!(self.path.last().map(String::as_str), Some("running_mean" | "running_var"));
+            if !buffer {
+                self.total += param.lazy_shape().num_elements();
+            }
+        }
+    }
+    let mut counter = Counter { path: Vec::new(), total: 0 };
+    module.visit(&mut counter);
+    counter.total
+}
+
+/// PyTorch's default for a layer's bias: U(−1/√fan_in, 1/√fan_in).
+fn pytorch_bias_init(fan_in: usize) -> Initializer {
+    let bound = 1.0 / (fan_in.max(1) as f64).sqrt();
+    Initializer::Uniform { min: -bound, max: bound }
+}
+
+/// PyTorch's default for conv/linear weights: kaiming_uniform(a=√5) = U(−1/√fan_in, 1/√fan_in).
+pub fn pytorch_weight_init() -> Initializer {
+    Initializer::KaimingUniform { gain: 1.0 / 3f64.sqrt(), fan_out_only: false }
+}
+
+/// Output length of a conv/pool window along one axis (PyTorch's formula); `None` if empty.
+fn window_out(len: usize, kernel: usize, stride: usize, pad: usize, dil: usize, ceil: bool) -> Option<usize> {
+    let span = dil * (kernel - 1) + 1;
+    let padded = len + 2 * pad;
+    if padded < span {
+        return None;
+    }
+    let steps = padded - span;
+    let mut out = if ceil { steps.div_ceil(stride) } else { steps / stride } + 1;
+    // PyTorch: in ceil mode the last window must start inside the input or the left padding.
+    if ceil && (out - 1) * stride >= len + pad {
+        out -= 1;
+    }
+    Some(out)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Convolution
+// ---------------------------------------------------------------------------------------------
+
+/// How to build a [`Conv2d`].
+#[derive(Debug, Clone)]
+pub struct Conv2dConfig {
+    /// `[in, out]` channels.
+    pub channels: [usize; 2],
+    /// Square kernel size.
+    pub kernel: usize,
+    /// Stride.
+    pub stride: usize,
+    /// Symmetric zero padding.
+    pub padding: usize,
+    /// Groups.
+    pub groups: usize,
+    /// Whether the layer has a bias.
+    pub bias: bool,
+    /// Weight initializer (fan-in and fan-out are computed like PyTorch's).
+    pub weight_init: Initializer,
+    /// Bias initializer; `None` = PyTorch's default U(±1/√fan_in).
+    pub bias_init: Option<Initializer>,
+}
+
+impl Conv2dConfig {
+    /// A `k×k` convolution, stride 1, no padding, with bias and PyTorch's default init.
+    pub fn new(c_in: usize, c_out: usize, kernel: usize) -> Self {
+        Self {
+            channels: [c_in, c_out],
+            kernel,
+            stride: 1,
+            padding: 0,
+            groups: 1,
+            bias: true,
+            weight_init: pytorch_weight_init(),
+            bias_init: None,
+        }
+    }
+    /// Sets the stride.
+    pub fn stride(mut self, stride: usize) -> Self {
+        self.stride = stride;
+        self
+    }
+    /// Sets the padding.
+    pub fn padding(mut self, padding: usize) -> Self {
+        self.padding = padding;
+        self
+    }
+    /// Sets whether the layer has a bias.
+    pub fn bias(mut self, bias: bool) -> Self {
+        self.bias = bias;
+        self
+    }
+    /// Sets the weight and bias initializers.
+    pub fn init_with(mut self, weight: Initializer, bias: Option<Initializer>) -> Self {
+        self.weight_init = weight;
+        self.bias_init = bias;
+        self
+    }
+
+    /// Builds the layer.
+    pub fn init(&self, device: &Device) -> Conv2d {
+        let [c_in, c_out] = self.channels;
+        let k2 = self.kernel * self.kernel;
+        let fan_in = c_in / self.groups * k2;
+        let fan_out = c_out / self.groups * k2;
+        let shape = [c_out, c_in / self.groups, self.kernel, self.kernel];
+        let weight = self.weight_init.init_with(shape, Some(fan_in), Some(fan_out), device);
+        let bias = self.bias.then(|| {
+            let init = self.bias_init.clone().unwrap_or_else(|| pytorch_bias_init(fan_in));
+            init.init_with([c_out], Some(fan_in), Some(fan_out), device)
+        });
+        Conv2d {
+            weight,
+            bias,
+            channels: self.channels,
+            kernel: self.kernel,
+            stride: self.stride,
+            padding: self.padding,
+            groups: self.groups,
+        }
+    }
+}
+
+/// 2-D convolution, NCHW, weight `[out, in/groups, k, k]` as in PyTorch.
+#[derive(Module, Debug)]
+pub struct Conv2d {
+    /// `[out, in/groups, k, k]`.
+    pub weight: Param<Tensor<4>>,
+    /// `[out]`.
+    pub bias: Option<Param<Tensor<1>>>,
+    /// `[in, out]` channels.
+    pub channels: [usize; 2],
+    /// Square kernel size.
+    pub kernel: usize,
+    /// Stride.
+    pub stride: usize,
+    /// Symmetric zero padding.
+    pub padding: usize,
+    /// Groups.
+    pub groups: usize,
+}
+
+impl Conv2d {
+    /// `[b, in, h, w]` → `[b, out, h', w']`.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let [b, c, h, w] = x.dims();
+        let [c_in, c_out] = self.channels;
+        let out = |len| window_out(len, self.kernel, self.stride, self.padding, 1, false);
+        let (ho, wo) = match (out(h), out(w)) {
+            _ if c != c_in => {
+                fault(format!("a convolution expects {c_in} input channels, got {c}"));
+                return Tensor::zeros([b, c_out, 1, 1], &x.device());
+            }
+            (Some(ho), Some(wo)) => (ho, wo),
+            _ => {
+                let k = self.kernel;
+                let p = self.padding;
+                fault(format!("a {k}×{k} convolution (padding {p}) got a {h}×{w} feature map"));
+                return Tensor::zeros([b, c_out, 1, 1], &x.device());
+            }
+        };
+        count_macs(b * c_out * ho * wo * (c_in / self.groups) * self.kernel * self.kernel);
+        if is_shape_only() {
+            return Tensor::zeros([b, c_out, ho, wo], &x.device());
+        }
+        let options = ConvOptions::new([self.stride; 2], [self.padding; 2], [1, 1], self.groups);
+        conv2d(x, self.weight.val(), self.bias.as_ref().map(Param::val), options)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Batch normalization
+// ---------------------------------------------------------------------------------------------
+
+/// How to build a [`BatchNorm`].
+#[derive(Debug, Clone)]
+pub struct BatchNormConfig {
+    /// Channels (features).
+    pub num_features: usize,
+    /// Added to the variance (PyTorch default 1e-5; torchvision's GoogLeNet uses 1e-3).
+    pub epsilon: f64,
+    /// Running-statistics momentum in PyTorch's sense: `new = (1 − m)·old + m·batch`.
+    pub momentum: f64,
+}
+
+impl BatchNormConfig {
+    /// PyTorch's defaults: eps 1e-5, momentum 0.1.
+    pub fn new(num_features: usize) -> Self {
+        Self { num_features, epsilon: 1e-5, momentum: 0.1 }
+    }
+    /// Sets epsilon.
+    pub fn epsilon(mut self, epsilon: f64) -> Self {
+        self.epsilon = epsilon;
+        self
+    }
+    /// Builds the layer: γ = 1, β = 0, running mean 0, running var 1.
+    pub fn init(&self, device: &Device) -> BatchNorm {
+        let n = self.num_features;
+        BatchNorm {
+            gamma: Initializer::Ones.init([n], device),
+            beta: Initializer::Zeros.init([n], device),
+            running_mean: RunningState::new(Tensor::zeros([n], device)),
+            running_var: RunningState::new(Tensor::ones([n], device)),
+            num_features: n,
+            momentum: self.momentum,
+            epsilon: self.epsilon,
+        }
+    }
+}
+
+/// Batch normalization over dim 1 of a rank-2 (`BatchNorm1d`) or rank-4 (`BatchNorm2d`) input.
+///
+/// On an autodiff device it normalizes with the batch statistics and updates the running ones
+/// the way PyTorch does (the running variance gets the *unbiased* batch variance); elsewhere it
+/// uses the running statistics.
+#[derive(Module, Debug)]
+pub struct BatchNorm {
+    /// Scale γ.
+    pub gamma: Param<Tensor<1>>,
+    /// Shift β.
+    pub beta: Param<Tensor<1>>,
+    /// Running mean.
+    pub running_mean: RunningState<Tensor<1>>,
+    /// Running variance.
+    pub running_var: RunningState<Tensor<1>>,
+    /// Channels.
+    pub num_features: usize,
+    /// Momentum (PyTorch sense).
+    pub momentum: f64,
+    /// Epsilon.
+    pub epsilon: f64,
+}
+
+impl BatchNorm {
+    /// Normalizes `x` (`[b, c]` or `[b, c, h, w]`).
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        let dims = x.dims();
+        if dims[1] != self.num_features {
+            fault(format!("a batch norm expects {} channels, got {}", self.num_features, dims[1]));
+            return x;
+        }
+        if is_shape_only() {
+            return x;
+        }
+        let device = x.device();
+        if !device.is_autodiff() {
+            let mean = self.running_mean.value().to_device(&device);
+            let var = self.running_var.value().to_device(&device);
+            return batch_norm(x, self.gamma.val(), self.beta.val(), mean, var, self.epsilon);
+        }
+        let n = dims.iter().product::<usize>() / self.num_features;
+        let out = batch_norm_train(x, self.gamma.val(), self.beta.val(), self.epsilon);
+        let unbias = if n > 1 { n as f64 / (n - 1) as f64 } else { 1.0 };
+        let m = self.momentum;
+        let mean = self.running_mean.value_sync().to_device(&device);
+        let var = self.running_var.value_sync().to_device(&device);
+        let mean = mean.mul_scalar(1.0 - m).add(out.mean.detach().mul_scalar(m));
+        let var = var.mul_scalar(1.0 - m).add(out.variance.detach().mul_scalar(m * unbias));
+        self.running_mean.update(mean.detach());
+        self.running_var.update(var.detach());
+        out.output
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pooling
+// ---------------------------------------------------------------------------------------------
+
+/// Max pooling with a square window (PyTorch's `MaxPool2d`).
+#[derive(Module, Debug)]
+pub struct MaxPool2d {
+    /// Window.
+    pub kernel: usize,
+    /// Stride.
+    pub stride: usize,
+    /// Padding (implicit −∞).
+    pub padding: usize,
+    /// Round the output size up (PyTorch `ceil_mode`).
+    pub ceil_mode: bool,
+}
+
+impl MaxPool2d {
+    /// `MaxPool2d(kernel, stride, padding)`, floor mode.
+    pub fn new(kernel: usize, stride: usize, padding: usize) -> Self {
+        Self { kernel, stride, padding, ceil_mode: false }
+    }
+    /// The same window in ceil mode.
+    pub fn ceil(mut self) -> Self {
+        self.ceil_mode = true;
+        self
+    }
+
+    /// `[b, c, h, w]` → `[b, c, h', w']`.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let Some((b, c, ho, wo)) =
+            pool_out(&x, "max", self.kernel, self.stride, self.padding, self.ceil_mode)
+        else {
+            return x;
+        };
+        if is_shape_only() {
+            return Tensor::zeros([b, c, ho, wo], &x.device());
+        }
+        let options = MaxPoolOptions::new([self.kernel; 2])
+            .with_stride([self.stride; 2])
+            .with_padding([self.padding; 2])
+            .with_ceil_mode(self.ceil_mode);
+        max_pool2d(x, options)
+    }
+}
+
+/// Average pooling with a square window (PyTorch's `AvgPool2d`, `count_include_pad=True`).
+#[derive(Module, Debug)]
+pub struct AvgPool2d {
+    /// Window.
+    pub kernel: usize,
+    /// Stride.
+    pub stride: usize,
+    /// Zero padding (counted in the average, as PyTorch's default).
+    pub padding: usize,
+}
+
+impl AvgPool2d {
+    /// `AvgPool2d(kernel, stride)`, no padding.
+    pub fn new(kernel: usize, stride: usize) -> Self {
+        Self { kernel, stride, padding: 0 }
+    }
+
+    /// `[b, c, h, w]` → `[b, c, h', w']`.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let Some((b, c, ho, wo)) = pool_out(&x, "average", self.kernel, self.stride, self.padding, false)
+        else {
+            return x;
+        };
+        if is_shape_only() {
+            return Tensor::zeros([b, c, ho, wo], &x.device());
+        }
+        let options = AvgPoolOptions::new([self.kernel; 2])
+            .with_stride([self.stride; 2])
+            .with_padding([self.padding; 2]);
+        avg_pool2d(x, options)
+    }
+}
+
+fn pool_out(
+    x: &Tensor<4>,
+    kind: &str,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+    ceil: bool,
+) -> Option<(usize, usize, usize, usize)> {
+    let [b, c, h, w] = x.dims();
+    let out = |len| window_out(len, kernel, stride, padding, 1, ceil);
+    match (out(h), out(w)) {
+        (Some(ho), Some(wo)) => Some((b, c, ho, wo)),
+        _ => {
+            fault(format!("a {kernel}×{kernel} {kind} pool (padding {padding}) got a {h}×{w} feature map"));
+            None
+        }
+    }
+}
+
+/// Adaptive average pooling to a fixed output size (PyTorch's `AdaptiveAvgPool2d`).
+#[derive(Module, Debug)]
+pub struct AdaptiveAvgPool2d {
+    /// `[h, w]` of the output.
+    pub output_size: [usize; 2],
+}
+
+impl AdaptiveAvgPool2d {
+    /// Pools to `h×w`.
+    pub fn new(h: usize, w: usize) -> Self {
+        Self { output_size: [h, w] }
+    }
+
+    /// `[b, c, h, w]` → `[b, c, oh, ow]`.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        if is_shape_only() {
+            let [b, c, _, _] = x.dims();
+            let [oh, ow] = self.output_size;
+            return Tensor::zeros([b, c, oh, ow], &x.device());
+        }
+        adaptive_avg_pool2d(x, self.output_size)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Linear, activations, dropout
+// ---------------------------------------------------------------------------------------------
+
+/// How to build a [`Linear`].
+#[derive(Debug, Clone)]
+pub struct LinearConfig {
+    /// Input features.
+    pub d_in: usize,
+    /// Output features.
+    pub d_out: usize,
+    /// Weight initializer (fan-in / fan-out as PyTorch).
+    pub weight_init: Initializer,
+    /// Bias initializer; `None` = PyTorch's default U(±1/√fan_in).
+    pub bias_init: Option<Initializer>,
+}
+
+impl LinearConfig {
+    /// A fully connected layer with PyTorch's default init.
+    pub fn new(d_in: usize, d_out: usize) -> Self {
+        Self { d_in, d_out, weight_init: pytorch_weight_init(), bias_init: None }
+    }
+    /// Sets the weight and bias initializers.
+    pub fn init_with(mut self, weight: Initializer, bias: Option<Initializer>) -> Self {
+        self.weight_init = weight;
+        self.bias_init = bias;
+        self
+    }
+    /// Builds the layer.
+    pub fn init(&self, device: &Device) -> Linear {
+        let (i, o) = (self.d_in, self.d_out);
+        let bias = self.bias_init.clone().unwrap_or_else(|| pytorch_bias_init(i));
+        Linear {
+            weight: self.weight_init.init_with([i, o], Some(i), Some(o), device),
+            bias: Some(bias.init_with([o], Some(i), Some(o), device)),
+            d_in: i,
+            d_out: o,
+        }
+    }
+}
+
+/// Fully connected layer. The weight is stored `[in, out]` (Burn's layout; burn-store transposes
+/// PyTorch's `[out, in]` on import and export).
+#[derive(Module, Debug)]
+pub struct Linear {
+    /// `[in, out]`.
+    pub weight: Param<Tensor<2>>,
+    /// `[out]`.
+    pub bias: Option<Param<Tensor<1>>>,
+    /// Input features.
+    pub d_in: usize,
+    /// Output features.
+    pub d_out: usize,
+}
+
+impl Linear {
+    /// `[b, in]` → `[b, out]`.
+    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        let [b, d] = x.dims();
+        if d != self.d_in {
+            fault(format!("a linear layer expects {} input features, got {d}", self.d_in));
+            return Tensor::zeros([b, self.d_out], &x.device());
+        }
+        count_macs(b * self.d_in * self.d_out);
+        if is_shape_only() {
+            return Tensor::zeros([b, self.d_out], &x.device());
+        }
+        let y = x.matmul(self.weight.val());
+        match &self.bias {
+            Some(bias) => y + bias.val().unsqueeze(),
+            None => y,
+        }
+    }
+}
+
+/// ReLU.
+#[derive(Module, Debug, Default)]
+pub struct Relu;
+
+impl Relu {
+    /// Elementwise max(x, 0).
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        if is_shape_only() { x } else { activation::relu(x) }
+    }
+}
+
+/// Logistic sigmoid (LeNet's activation).
+#[derive(Module, Debug, Default)]
+pub struct Sigmoid;
+
+impl Sigmoid {
+    /// Elementwise 1 / (1 + e^−x).
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        if is_shape_only() { x } else { activation::sigmoid(x) }
+    }
+}
+
+/// Flattens `[b, c, h, w]` to `[b, c·h·w]`.
+#[derive(Module, Debug, Default)]
+pub struct Flatten;
+
+impl Flatten {
+    /// `[b, c, h, w]` → `[b, c·h·w]`.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        x.flatten(1, 3)
+    }
+}
+
+/// Inverted dropout, active only on an autodiff (training) device.
+#[derive(Module, Debug)]
+pub struct Dropout {
+    /// Probability of zeroing an element.
+    pub prob: f64,
+}
+
+impl Dropout {
+    /// Dropout with probability `prob`.
+    pub fn new(prob: f64) -> Self {
+        Self { prob }
+    }
+
+    /// Identity in eval mode; zeroes and rescales in training mode.
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        if self.prob == 0.0 || is_shape_only() || !x.device().is_autodiff() {
+            return x;
+        }
+        let keep = 1.0 - self.prob;
+        let mask = x.random_like(Distribution::Bernoulli(keep));
+        x * mask * (1.0 / keep)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sequential building block
+// ---------------------------------------------------------------------------------------------
+
+/// One element of a sequential chain (`nn.Sequential` in PyTorch). Parameter-free elements
+/// keep their index, so Burn paths equal PyTorch's `state_dict` keys (`features.3.weight`).
+#[derive(Module, Debug)]
+pub enum Layer {
+    /// Convolution.
+    Conv(Conv2d),
+    /// Batch norm (1d or 2d).
+    Norm(BatchNorm),
+    /// ReLU.
+    Relu(Relu),
+    /// Sigmoid.
+    Sigmoid(Sigmoid),
+    /// Max pool.
+    MaxPool(MaxPool2d),
+    /// Average pool.
+    AvgPool(AvgPool2d),
+    /// Adaptive average pool.
+    AdaptiveAvgPool(AdaptiveAvgPool2d),
+    /// Dropout.
+    Dropout(Dropout),
+    /// Linear.
+    Linear(Linear),
+    /// A nested chain (a d2l block such as NiN's `nin_block`).
+    Seq(Vec<Layer>),
+}
+
+impl Layer {
+    /// Forward on a feature map. Linear layers belong after a flatten: a preset that puts one
+    /// here is a bug.
+    pub fn forward4<P: crate::probe::Probe>(&self, x: Tensor<4>, probe: &mut P) -> Tensor<4> {
+        match self {
+            Layer::Conv(m) => m.forward(x),
+            Layer::Norm(m) => m.forward(x),
+            Layer::Relu(m) => m.forward(x),
+            Layer::Sigmoid(m) => m.forward(x),
+            Layer::MaxPool(m) => m.forward(x),
+            Layer::AvgPool(m) => m.forward(x),
+            Layer::AdaptiveAvgPool(m) => m.forward(x),
+            Layer::Dropout(m) => m.forward(x),
+            Layer::Seq(layers) => forward_seq4(layers, x, probe),
+            Layer::Linear(_) => unreachable!("a Linear layer inside a feature extractor"),
+        }
+    }
+
+    /// Forward on a flat `[b, n]` input (classifier heads).
+    pub fn forward2<P: crate::probe::Probe>(&self, x: Tensor<2>, probe: &mut P) -> Tensor<2> {
+        match self {
+            Layer::Linear(m) => m.forward(x),
+            Layer::Norm(m) => m.forward(x),
+            Layer::Relu(m) => m.forward(x),
+            Layer::Sigmoid(m) => m.forward(x),
+            Layer::Dropout(m) => m.forward(x),
+            Layer::Seq(layers) => forward_seq2(layers, x, probe),
+            other => unreachable!("{other:?} inside a classifier head"),
+        }
+    }
+}
+
+/// Runs a chain on a feature map, tapping each element by its index.
+pub fn forward_seq4<P: crate::probe::Probe>(layers: &[Layer], mut x: Tensor<4>, probe: &mut P) -> Tensor<4> {
+    for (i, layer) in layers.iter().enumerate() {
+        x = probe.stage(i, layer, |p| layer.forward4(x, p));
+    }
+    x
+}
+
+/// Runs a chain on flat features, tapping each element by its index.
+pub fn forward_seq2<P: crate::probe::Probe>(layers: &[Layer], mut x: Tensor<2>, probe: &mut P) -> Tensor<2> {
+    for (i, layer) in layers.iter().enumerate() {
+        x = probe.stage(i, layer, |p| layer.forward2(x, p));
+    }
+    x
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_out_matches_pytorch() {
+        // AlexNet d2l conv1: 224, k11, s4, p1 → 54; pool 3/2 → 26.
+        assert_eq!(window_out(224, 11, 4, 1, 1, false), Some(54));
+        assert_eq!(window_out(54, 3, 2, 0, 1, false), Some(26));
+        // torchvision GoogLeNet: 112 → maxpool(3,2,ceil) → 56; 14 → maxpool(2,2,ceil) → 7.
+        assert_eq!(window_out(112, 3, 2, 0, 1, true), Some(56));
+        assert_eq!(window_out(14, 2, 2, 0, 1, true), Some(7));
+        // Ceil mode drops a window that would start in the right padding: 5, k3, s2, p1.
+        assert_eq!(window_out(5, 3, 2, 1, 1, true), Some(3));
+        assert_eq!(window_out(2, 3, 1, 0, 1, false), None);
+    }
+
+    #[test]
+    fn shape_fault_instead_of_panic() {
+        let dev = Device::flex();
+        let conv = Conv2dConfig::new(1, 4, 5).init(&dev);
+        take_fault();
+        let y = conv.forward(Tensor::zeros([2, 1, 3, 3], &dev));
+        assert_eq!(y.dims()[..2], [2, 4]);
+        let fault = take_fault().expect("fault recorded");
+        assert!(fault.reason.contains("5×5"), "{}", fault.reason);
+        assert!(take_fault().is_none());
+    }
+
+    #[test]
+    fn batch_norm_running_stats_follow_pytorch() {
+        let dev = Device::flex().autodiff();
+        let bn = BatchNormConfig::new(1).init(&dev);
+        // One channel, values 1..4: mean 2.5, biased var 1.25, unbiased var 5/3.
+        let x = Tensor::<1>::from_floats([1.0, 2.0, 3.0, 4.0], &dev).reshape([4, 1]);
+        let _ = bn.forward(x);
+        let mean: Vec<f32> = bn.running_mean.value_sync().into_data().try_to_vec::<f32>().unwrap();
+        let var: Vec<f32> = bn.running_var.value_sync().into_data().try_to_vec::<f32>().unwrap();
+        assert!((mean[0] - 0.25).abs() < 1e-6, "{mean:?}");
+        assert!((var[0] - (0.9 + 0.1 * 5.0 / 3.0)).abs() < 1e-5, "{var:?}");
+    }
+}

@@ -1,0 +1,23 @@
+//! cnnzoo: the classic convolutional networks — LeNet, AlexNet, VGG, NiN, GoogLeNet, ResNet,
+//! DenseNet — in the d2l.ai Fashion-MNIST flavour and the torchvision ImageNet flavour, on Burn.
+//!
+//! ```
+//! use burn::tensor::{Device, Tensor};
+//!
+//! let device = Device::flex();
+//! let entry = cnnzoo::registry::find("d2l_lenet").unwrap();
+//! let model = entry.config().init(&device);
+//! let logits = model.try_forward(entry.name, Tensor::zeros([2, 1, 28, 28], &device)).unwrap();
+//! assert_eq!(logits.dims(), [2, 10]);
+//! ```
+
+pub mod error;
+pub mod inspect;
+pub mod layers;
+pub mod model;
+pub mod models;
+pub mod probe;
+pub mod registry;
+
+pub use error::{Error, Result};
+pub use model::{Model, ModelConfig};

@@ -1,0 +1,172 @@
+//! Taps on the real forward pass.
+//!
+//! Every model's `forward_with(x, probe)` wraps each named stage in [`Probe::stage`]; the plain
+//! `forward(x)` passes `&mut ()`, for which all bookkeeping compiles away. A probe sees the stage's
+//! dotted path (`layer2.0.conv1`, matching the weight keys), the module that ran and its output,
+//! which is how `cnnzoo summary` builds its table and how parity tests compare per-stage
+//! activations — from the one module tree that also computes, never from a second description.
+
+use std::fmt::Display;
+
+use burn::module::Module;
+use burn::tensor::Tensor;
+
+/// A short, human name for a module kind ("Conv3x3", "BasicBlock"), shown by `cnnzoo summary`.
+pub trait Describe {
+    /// The kind of this module.
+    fn describe(&self) -> String {
+        let full = std::any::type_name::<Self>();
+        full.rsplit("::").next().unwrap_or(full).to_string()
+    }
+}
+
+/// Observer of a forward pass.
+pub trait Probe: Sized {
+    /// `false` for the no-op probe: [`Probe::stage`] then just runs the stage.
+    fn active(&self) -> bool;
+
+    /// A stage named `name` starts (names nest: the probe keeps the path).
+    fn enter(&mut self, name: String);
+
+    /// The stage entered last finished: its module's kind and parameter count, and its output.
+    fn leave<const D: usize>(&mut self, kind: String, params: usize, out: &Tensor<D>);
+
+    /// Runs `f` as the stage `name` of `module`, reporting it to the probe.
+    fn stage<M, const D: usize>(
+        &mut self,
+        name: impl Display,
+        module: &M,
+        f: impl FnOnce(&mut Self) -> Tensor<D>,
+    ) -> Tensor<D>
+    where
+        M: Module + Describe,
+    {
+        if !self.active() {
+            return f(self);
+        }
+        self.enter(name.to_string());
+        let out = f(self);
+        self.leave(module.describe(), crate::layers::num_params(module), &out);
+        out
+    }
+}
+
+/// The no-op probe used by plain forwards.
+impl Probe for () {
+    fn active(&self) -> bool {
+        false
+    }
+    fn enter(&mut self, _name: String) {}
+    fn leave<const D: usize>(&mut self, _kind: String, _params: usize, _out: &Tensor<D>) {}
+}
+
+/// One stage as recorded by [`ShapeProbe`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tap {
+    /// Dotted path, e.g. `layer2.0.conv1`.
+    pub path: String,
+    /// Module kind.
+    pub kind: String,
+    /// Output dims.
+    pub shape: Vec<usize>,
+    /// Parameters of the module.
+    pub params: usize,
+    /// Multiply-accumulates spent inside the stage (whole batch).
+    pub macs: u64,
+}
+
+impl Tap {
+    /// Nesting depth: 1 for a top-level stage.
+    pub fn depth(&self) -> usize {
+        self.path.split('.').count()
+    }
+}
+
+/// Records every stage's path, output shape, parameters and MACs, in the order stages finish.
+#[derive(Debug, Default)]
+pub struct ShapeProbe {
+    stack: Vec<(String, u64)>,
+    /// Finished stages (post-order: children before their parent).
+    pub taps: Vec<Tap>,
+}
+
+impl Probe for ShapeProbe {
+    fn active(&self) -> bool {
+        true
+    }
+
+    fn enter(&mut self, name: String) {
+        let path = match self.stack.last() {
+            Some((parent, _)) => format!("{parent}.{name}"),
+            None => name,
+        };
+        self.stack.push((path, crate::layers::macs_counter()));
+    }
+
+    fn leave<const D: usize>(&mut self, kind: String, params: usize, out: &Tensor<D>) {
+        let (path, macs_before) = self.stack.pop().expect("leave without enter");
+        self.taps.push(Tap {
+            path,
+            kind,
+            shape: out.dims().to_vec(),
+            params,
+            macs: crate::layers::macs_counter() - macs_before,
+        });
+    }
+}
+
+impl ShapeProbe {
+    /// The rows to show at `depth`: stages at that depth, plus shallower stages that have no
+    /// recorded children. They do not nest, so in finishing order they follow the computation.
+    pub fn rows(&self, depth: usize) -> Vec<&Tap> {
+        let has_children = |t: &Tap| {
+            let prefix = format!("{}.", t.path);
+            self.taps.iter().any(|c| c.path.starts_with(&prefix))
+        };
+        self.taps.iter().filter(|t| t.depth() == depth || (t.depth() < depth && !has_children(t))).collect()
+    }
+}
+
+macro_rules! describe_as_type {
+    ($($t:ty),* $(,)?) => { $(impl Describe for $t {})* };
+}
+
+use crate::layers::*;
+describe_as_type!(BatchNorm, Relu, Sigmoid, Flatten, Dropout, AdaptiveAvgPool2d, Linear);
+
+impl Describe for Conv2d {
+    fn describe(&self) -> String {
+        format!("Conv{k}x{k}", k = self.kernel)
+    }
+}
+impl Describe for MaxPool2d {
+    fn describe(&self) -> String {
+        format!("MaxPool{k}x{k}", k = self.kernel)
+    }
+}
+impl Describe for AvgPool2d {
+    fn describe(&self) -> String {
+        format!("AvgPool{k}x{k}", k = self.kernel)
+    }
+}
+impl Describe for Layer {
+    fn describe(&self) -> String {
+        match self {
+            Layer::Conv(m) => m.describe(),
+            Layer::Norm(m) => m.describe(),
+            Layer::Relu(m) => m.describe(),
+            Layer::Sigmoid(m) => m.describe(),
+            Layer::MaxPool(m) => m.describe(),
+            Layer::AvgPool(m) => m.describe(),
+            Layer::AdaptiveAvgPool(m) => m.describe(),
+            Layer::Dropout(m) => m.describe(),
+            Layer::Linear(m) => m.describe(),
+            Layer::Seq(_) => "Sequential".into(),
+        }
+    }
+}
+impl Describe for Vec<Layer> {
+    fn describe(&self) -> String {
+        "Sequential".into()
+    }
+}
