@@ -36,6 +36,23 @@ pub enum Error {
         /// What was expected and what was got.
         message: String,
     },
+    /// Training produced a non-finite loss.
+    #[error(
+        "the loss became {loss} at epoch {epoch}, batch {batch} (learning rate {lr}): the run diverged; \
+         try a lower learning rate, e.g. --lr {suggestion}"
+    )]
+    Diverged {
+        /// 1-based epoch.
+        epoch: usize,
+        /// 1-based batch within the epoch.
+        batch: usize,
+        /// The loss value (NaN or ±inf).
+        loss: f64,
+        /// Learning rate at that step, formatted.
+        lr: String,
+        /// A tenth of the configured rate, formatted.
+        suggestion: String,
+    },
     /// A file that could not be read or written.
     #[error("cannot {action} `{}`: {source}", path.display())]
     Io {

@@ -11,13 +11,17 @@
 //! assert_eq!(logits.dims(), [2, 10]);
 //! ```
 
+pub mod data;
 pub mod error;
+pub mod fsutil;
 pub mod inspect;
 pub mod layers;
 pub mod model;
 pub mod models;
+pub mod plot;
 pub mod probe;
 pub mod registry;
+pub mod train;
 
 pub use error::{Error, Result};
 pub use model::{Model, ModelConfig};

@@ -1,7 +1,6 @@
 //! Registry-wide model tests: published parameter counts, a forward on every preset, shape
 //! walks against d2l's printed shapes, and clear errors for inputs that do not fit.
 
-use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use cnnzoo::inspect::{SummaryOptions, summarize};
 use cnnzoo::model::ModelConfig;

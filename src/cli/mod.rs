@@ -1,7 +1,10 @@
 //! Argument structs and dispatch; one file per subcommand.
 
+mod eval;
 mod list;
+mod predict;
 mod summary;
+mod train;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -19,6 +22,12 @@ enum Command {
     List(list::Args),
     /// Layer-by-layer table of a model: output shape, parameters, MACs, activation memory.
     Summary(summary::Args),
+    /// Train a model on Fashion-MNIST (or MNIST) with d2l's recipe; writes a run directory.
+    Train(train::Args),
+    /// Evaluate a run on the test set: top-1, top-5, per-class accuracy, confusion matrix.
+    Eval(eval::Args),
+    /// Classify image files with a trained run.
+    Predict(predict::Args),
 }
 
 /// Output format of a report command.
@@ -36,6 +45,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::List(args) => list::run(args),
         Command::Summary(args) => summary::run(args),
+        Command::Train(args) => train::run(args),
+        Command::Eval(args) => eval::run(args),
+        Command::Predict(args) => predict::run(args),
     }
 }
 
@@ -46,4 +58,14 @@ pub fn print(text: &str) -> anyhow::Result<()> {
     out.write_all(text.as_bytes())?;
     out.flush()?;
     Ok(())
+}
+
+/// The compute device: CUDA when built with `--features cuda` (and `CNNZOO_DEVICE` is not
+/// `cpu`), else Burn's pure-Rust CPU backend.
+pub fn device() -> burn::tensor::Device {
+    #[cfg(feature = "cuda")]
+    if std::env::var("CNNZOO_DEVICE").map_or(true, |d| d != "cpu") {
+        return burn::tensor::Device::cuda(0);
+    }
+    burn::tensor::Device::flex()
 }

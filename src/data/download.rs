@@ -1,0 +1,145 @@
+//! Downloads the official files into the user cache, verified by checksum, written atomically.
+//!
+//! Both hosts serve plain HTTP, so a minimal HTTP/1.1 client over `std::net` suffices and keeps
+//! the build free of a TLS stack. Nothing in the test suite depends on the network.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::time::Duration;
+
+use md5::Md5;
+use sha2::Digest;
+
+use super::{DatasetKind, FILES, idx};
+use crate::error::{Error, Result};
+
+/// Official Fashion-MNIST host (zalandoresearch/fashion-mnist README).
+pub const FASHION_MNIST_URL: &str = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/";
+/// LeCun's MNIST host.
+pub const MNIST_URL: &str = "http://yann.lecun.com/exdb/mnist/";
+
+/// SHA-256 of each *uncompressed* official Fashion-MNIST file, in [`FILES`] order. (Debian
+/// re-compresses the files, so the `.gz` digests differ while the content is the same.)
+pub const FASHION_MNIST_SHA256: [&str; 4] = [
+    "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+    "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+    "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+    "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+];
+
+/// MD5 of each official MNIST `.gz` file, in [`FILES`] order (as torchvision checks them).
+pub const MNIST_GZ_MD5: [&str; 4] = [
+    "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+    "d53e105ee54ea40749a09fcbcd1e9432",
+    "9fb629c4189551a2d022fa330f9573f3",
+    "ec29112dd5afa0611ce80d1b7f02629c",
+];
+
+/// Checks a downloaded or local official file against the known digest for `FILES[i]`.
+pub fn verify(kind: DatasetKind, i: usize, gz: &[u8], path: &Path) -> Result<()> {
+    match kind {
+        DatasetKind::FashionMnist => {
+            let mut out = Vec::new();
+            flate2::read::MultiGzDecoder::new(gz)
+                .read_to_end(&mut out)
+                .map_err(|e| Error::bad_file(path, format!("is not a valid gzip stream: {e}")))?;
+            let got = idx::hex(&sha2::Sha256::digest(&out));
+            expect(path, "SHA-256 of the content", &got, FASHION_MNIST_SHA256[i])
+        }
+        DatasetKind::Mnist => {
+            let got = idx::hex(&Md5::digest(gz));
+            expect(path, "MD5", &got, MNIST_GZ_MD5[i])
+        }
+    }
+}
+
+fn expect(path: &Path, what: &str, got: &str, want: &str) -> Result<()> {
+    if got == want {
+        Ok(())
+    } else {
+        Err(Error::bad_file(path, format!("{what} is {got}, expected the official {want}")))
+    }
+}
+
+/// Downloads the four files of `kind` into `dir` (each verified, then renamed into place).
+pub fn fetch_all(kind: DatasetKind, dir: &Path) -> Result<()> {
+    let base = match kind {
+        DatasetKind::FashionMnist => FASHION_MNIST_URL,
+        DatasetKind::Mnist => MNIST_URL,
+    };
+    std::fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
+    for (i, name) in FILES.iter().enumerate() {
+        let target = dir.join(format!("{name}.gz"));
+        if target.is_file() {
+            continue;
+        }
+        let url = format!("{base}{name}.gz");
+        eprintln!("downloading {url}");
+        let body = http_get(&url)?;
+        verify(kind, i, &body, Path::new(&url))?;
+        crate::fsutil::write_atomic(&target, &body)?;
+    }
+    Ok(())
+}
+
+/// A plain-HTTP GET returning the body of a 200 response (follows no redirects).
+pub fn http_get(url: &str) -> Result<Vec<u8>> {
+    let fail = |m: String| Error::invalid("download", format!("{url}: {m}"));
+    let rest = url.strip_prefix("http://").ok_or_else(|| fail("only http:// URLs are supported".into()))?;
+    let (host, path) = rest.split_once('/').map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
+    let addr = if host.contains(':') { host.to_string() } else { format!("{host}:80") };
+    let addrs: Vec<_> = std::net::ToSocketAddrs::to_socket_addrs(&addr)
+        .map_err(|e| fail(format!("cannot resolve {host}: {e}")))?
+        .collect();
+    let first = addrs.first().ok_or_else(|| fail(format!("no address for {host}")))?;
+    let mut stream = TcpStream::connect_timeout(first, Duration::from_secs(10))
+        .map_err(|e| fail(format!("cannot connect: {e}")))?;
+    stream.set_read_timeout(Some(Duration::from_secs(60))).map_err(|e| fail(e.to_string()))?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: cnnzoo\r\nConnection: close\r\n\r\n")
+        .map_err(|e| fail(e.to_string()))?;
+    let mut reader = BufReader::new(stream);
+    let mut status = String::new();
+    reader.read_line(&mut status).map_err(|e| fail(e.to_string()))?;
+    if !status.split_whitespace().nth(1).is_some_and(|code| code == "200") {
+        return Err(fail(format!("server answered `{}`", status.trim())));
+    }
+    let mut length = None;
+    let mut chunked = false;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).map_err(|e| fail(e.to_string()))?;
+        let line = line.trim();
+        if line.is_empty() {
+            break;
+        }
+        let lower = line.to_ascii_lowercase();
+        if let Some(v) = lower.strip_prefix("content-length:") {
+            length = v.trim().parse::<usize>().ok();
+        }
+        if lower.starts_with("transfer-encoding:") && lower.contains("chunked") {
+            chunked = true;
+        }
+    }
+    let mut body = Vec::new();
+    if chunked {
+        loop {
+            let mut size = String::new();
+            reader.read_line(&mut size).map_err(|e| fail(e.to_string()))?;
+            let n = usize::from_str_radix(size.trim().split(';').next().unwrap_or(""), 16)
+                .map_err(|_| fail("bad chunk header".into()))?;
+            if n == 0 {
+                break;
+            }
+            let mut chunk = vec![0; n + 2];
+            reader.read_exact(&mut chunk).map_err(|e| fail(e.to_string()))?;
+            body.extend_from_slice(&chunk[..n]);
+        }
+    } else {
+        reader.read_to_end(&mut body).map_err(|e| fail(e.to_string()))?;
+        if let Some(n) = length.filter(|&n| n != body.len()) {
+            return Err(fail(format!("got {} of {n} bytes", body.len())));
+        }
+    }
+    Ok(body)
+}
