@@ -36,6 +36,16 @@ pub enum Error {
         /// What was expected and what was got.
         message: String,
     },
+    /// A checkpoint whose tensors do not fit the model.
+    #[error("`{}` does not fit `{model}`: {message}", path.display())]
+    WeightMismatch {
+        /// The checkpoint.
+        path: PathBuf,
+        /// Registry name of the model.
+        model: String,
+        /// Which keys or shapes do not fit.
+        message: String,
+    },
     /// Training produced a non-finite loss.
     #[error(
         "the loss became {loss} at epoch {epoch}, batch {batch} (learning rate {lr}): the run diverged; \

@@ -15,6 +15,7 @@ pub mod data;
 pub mod error;
 pub mod fsutil;
 pub mod inspect;
+pub mod interop;
 pub mod layers;
 pub mod model;
 pub mod models;

@@ -170,3 +170,42 @@ impl Describe for Vec<Layer> {
         "Sequential".into()
     }
 }
+
+/// Records the values of every stage up to `max_depth` (for parity tests against PyTorch).
+#[derive(Debug, Default)]
+pub struct CaptureProbe {
+    /// Deepest stage recorded (1 = top-level stages).
+    pub max_depth: usize,
+    stack: Vec<String>,
+    /// `(path, shape, values)` in finishing order.
+    pub outputs: Vec<(String, Vec<usize>, Vec<f32>)>,
+}
+
+impl CaptureProbe {
+    /// Captures stages down to `max_depth`.
+    pub fn new(max_depth: usize) -> Self {
+        Self { max_depth, ..Self::default() }
+    }
+}
+
+impl Probe for CaptureProbe {
+    fn active(&self) -> bool {
+        true
+    }
+
+    fn enter(&mut self, name: String) {
+        let path = match self.stack.last() {
+            Some(parent) => format!("{parent}.{name}"),
+            None => name,
+        };
+        self.stack.push(path);
+    }
+
+    fn leave<const D: usize>(&mut self, _kind: String, _params: usize, out: &Tensor<D>) {
+        let path = self.stack.pop().expect("leave without enter");
+        if self.stack.len() < self.max_depth {
+            let values = out.clone().into_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default();
+            self.outputs.push((path, out.dims().to_vec(), values));
+        }
+    }
+}

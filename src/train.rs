@@ -86,6 +86,25 @@ pub struct TrainConfig {
     pub train_subset: Option<usize>,
     /// Evaluate on the first N test images only.
     pub test_subset: Option<usize>,
+    /// How `predict` prepares an image (runs trained here: grey; imported ImageNet models:
+    /// torchvision's eval transform).
+    #[serde(default)]
+    pub preprocess: Preprocess,
+    /// Checkpoint this run was imported from, if any.
+    #[serde(default)]
+    pub imported_from: Option<String>,
+}
+
+/// Image preprocessing for `predict`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Preprocess {
+    /// d2l's: grey levels in [0, 1], bilinear resize to the input (Fashion-MNIST / MNIST).
+    #[default]
+    Grey,
+    /// torchvision's `ImageClassification`: RGB, resize the shorter side to 256 (bilinear,
+    /// antialiased), center-crop 224, normalize with ImageNet mean/std.
+    Imagenet,
 }
 
 /// d2l's own recipe for a preset (reference.md §1.2, the v0.17 column): `(lr, batch size)`.
@@ -130,6 +149,8 @@ impl TrainConfig {
             seed: 42,
             train_subset: None,
             test_subset: None,
+            preprocess: Preprocess::Grey,
+            imported_from: None,
         })
     }
 
@@ -322,6 +343,13 @@ fn save_model(model: &Model, path: &Path) -> Result<()> {
     fsutil::with_atomic(path, |tmp| {
         model.clone().save_file(tmp).map_err(|e| Error::bad_file(path, format!("cannot save weights: {e}")))
     })
+}
+
+/// Creates a run directory holding `config` and the final weights of `model` (used by `import`).
+pub fn save_run(dir: &Path, config: &TrainConfig, model: &Model) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
+    save_model(model, &dir.join(files::MODEL))?;
+    write_json(&dir.join(files::CONFIG), config)
 }
 
 /// Loads weights saved by cnnzoo into a freshly built `config`.

@@ -63,6 +63,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let device = super::device();
     let (config, model) =
         load_run(&args.run, &device).with_context(|| format!("loading {}", args.run.display()))?;
+    if config.input[0] != 1 || config.model_config.num_classes() != 10 {
+        return Err(cnnzoo::Error::invalid(
+            "run",
+            format!(
+                "`{}` is a {}-channel, {}-class model; eval measures Fashion-MNIST/MNIST models \
+                 (1 channel, 10 classes) — use `cnnzoo predict` for ImageNet models",
+                config.model,
+                config.input[0],
+                config.model_config.num_classes()
+            ),
+        )
+        .into());
+    }
     let dir = data::locate(config.dataset, args.data.as_deref())?;
     let dataset = data::load(config.dataset, &dir)?;
     let test = match args.test_subset {

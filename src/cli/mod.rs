@@ -1,6 +1,8 @@
 //! Argument structs and dispatch; one file per subcommand.
 
 mod eval;
+mod export;
+mod import;
 mod list;
 mod predict;
 mod summary;
@@ -28,6 +30,10 @@ enum Command {
     Eval(eval::Args),
     /// Classify image files with a trained run.
     Predict(predict::Args),
+    /// Import a torchvision state_dict (.pth or .safetensors) into a run directory.
+    Import(import::Args),
+    /// Export a run's weights as a PyTorch state_dict (safetensors).
+    Export(export::Args),
 }
 
 /// Output format of a report command.
@@ -48,6 +54,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(args) => train::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Predict(args) => predict::run(args),
+        Command::Import(args) => import::run(args),
+        Command::Export(args) => export::run(args),
     }
 }
 

@@ -247,8 +247,9 @@ impl DenseNet {
             let x = p.stage("denseblock3", &f.denseblock3, |p| f.denseblock3.forward_with(x, p));
             let x = p.stage("transition3", &f.transition3, |_| f.transition3.forward(x));
             let x = p.stage("denseblock4", &f.denseblock4, |p| f.denseblock4.forward_with(x, p));
-            p.stage("norm5", &f.norm5, |_| Relu.forward(f.norm5.forward(x)))
+            p.stage("norm5", &f.norm5, |_| f.norm5.forward(x))
         });
+        let x = Relu.forward(x);
         let x =
             p.stage("avgpool", &AdaptiveAvgPool2d::new(1, 1), |_| AdaptiveAvgPool2d::new(1, 1).forward(x));
         let x = p.stage("flatten", &Flatten, |_| Flatten.forward(x));
