@@ -121,15 +121,15 @@ fn read_tensors(path: &Path) -> Result<Vec<PackTensor>> {
                 store = store.with_key_remapping(from, to);
             }
             let all = store.get_all_tensors().map_err(|e| bad(e.to_string()))?.clone();
-            if all.is_empty() || all.keys().all(|k| k.starts_with("state_dict.")) {
-                // A training checkpoint `{"state_dict": …, "epoch": …}`.
+            if all.is_empty() {
+                // Maybe a training checkpoint `{"state_dict": …, "epoch": …}`.
                 let mut store = PytorchStore::from_file(path)
                     .map_indices_contiguous(false)
                     .with_top_level_key("state_dict");
                 for (from, to) in &remaps {
                     store = store.with_key_remapping(from, to);
                 }
-                store.get_all_tensors().map_err(|e| bad(e.to_string()))?.clone()
+                store.get_all_tensors().map(|t| t.clone()).unwrap_or_default()
             } else {
                 all
             }
@@ -143,7 +143,11 @@ fn read_tensors(path: &Path) -> Result<Vec<PackTensor>> {
         }
     };
     if tensors.is_empty() {
-        return Err(Error::bad_file(path, "holds no tensors"));
+        return Err(Error::bad_file(
+            path,
+            "holds no tensors: a checkpoint must be a state_dict of tensors (other pickled objects \
+             are refused, never executed)",
+        ));
     }
     Ok(tensors.into_values().collect())
 }
@@ -179,8 +183,8 @@ pub fn apply_checked(
             ApplyError::ShapeMismatch { path: key, expected, found } => format!(
                 "`{}` has shape {:?} in the file but {:?} in the model{}",
                 pytorch_key(key),
-                found.as_slice(),
-                expected.as_slice(),
+                torch_layout(found.as_slice()),
+                torch_layout(expected.as_slice()),
                 more(result.errors.len())
             ),
             other => format!("{other}{}", more(result.errors.len())),
@@ -204,6 +208,14 @@ pub fn apply_checked(
     }
     let report = ImportReport { applied: result.applied.len(), expected_unused: expected };
     Ok((model, report))
+}
+
+/// Shapes as PyTorch shows them: our only 2-D parameters are linear weights, stored `[in, out]`.
+fn torch_layout(shape: &[usize]) -> Vec<usize> {
+    match shape {
+        [i, o] => vec![*o, *i],
+        other => other.to_vec(),
+    }
 }
 
 fn more(n: usize) -> String {

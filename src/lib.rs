@@ -11,6 +11,7 @@
 //! assert_eq!(logits.dims(), [2, 10]);
 //! ```
 
+pub mod bench;
 pub mod data;
 pub mod error;
 pub mod fsutil;

@@ -281,3 +281,94 @@ pub fn write_curves(dir: &Path, model: &str, history: &[EpochMetrics]) -> Result
     fsutil::write_atomic(&dir.join(files::CURVES_SVG), svg(model, &series).as_bytes())?;
     fsutil::write_atomic(&dir.join(files::CURVES_PNG), &png(model, &series))
 }
+
+/// A palette for several series (matplotlib's tab10).
+pub const PALETTE: [[u8; 3]; 10] = [
+    [31, 119, 180],
+    [255, 127, 14],
+    [44, 160, 44],
+    [214, 39, 40],
+    [148, 103, 189],
+    [140, 86, 75],
+    [227, 119, 194],
+    [127, 127, 127],
+    [188, 189, 34],
+    [23, 190, 207],
+];
+
+/// Several curves on one chart (e.g. every model's test accuracy), as SVG and PNG bytes.
+pub fn curves(title: &str, series: &[Series]) -> (String, Vec<u8>) {
+    (svg(title, series), png(title, series))
+}
+
+fn compact(v: f64) -> String {
+    match v.abs() {
+        a if a >= 1e9 => format!("{:.2}G", v / 1e9),
+        a if a >= 1e6 => format!("{:.1}M", v / 1e6),
+        a if a >= 1e4 => format!("{:.1}K", v / 1e3),
+        a if a >= 100.0 => format!("{v:.0}"),
+        a if a >= 1.0 => format!("{v:.2}"),
+        _ => format!("{v:.3}"),
+    }
+}
+
+/// A horizontal bar chart (one bar per label) as SVG.
+pub fn bars_svg(title: &str, labels: &[String], values: &[f64]) -> String {
+    let max = values.iter().cloned().fold(f64::MIN_POSITIVE, f64::max);
+    let row = 26.0;
+    let h = TOP + row * labels.len() as f64 + 20.0;
+    let (x0, x1) = (130.0, W as f64 - 90.0);
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
+         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
+         <text x=\"{}\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">{}</text>\n",
+        W / 2,
+        escape(title)
+    );
+    for (i, (label, v)) in labels.iter().zip(values).enumerate() {
+        let y = TOP + i as f64 * row;
+        let [r, g, b] = PALETTE[i % PALETTE.len()];
+        let len = (v / max).max(0.0) * (x1 - x0);
+        s += &format!(
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>\
+             <rect x=\"{x0}\" y=\"{y:.1}\" width=\"{len:.1}\" height=\"{:.1}\" fill=\"rgb({r},{g},{b})\"/>\
+             <text x=\"{:.1}\" y=\"{:.1}\">{}</text>\n",
+            x0 - 6.0,
+            y + 15.0,
+            escape(label),
+            row - 6.0,
+            x0 + len + 6.0,
+            y + 15.0,
+            compact(*v)
+        );
+    }
+    s + "</svg>\n"
+}
+
+/// The same bar chart as PNG bytes.
+pub fn bars_png(title: &str, labels: &[String], values: &[f64]) -> Vec<u8> {
+    let max = values.iter().cloned().fold(f64::MIN_POSITIVE, f64::max);
+    let row = 26.0;
+    let h = (TOP + row * labels.len() as f64 + 20.0) as u32;
+    let (x0, x1) = (130.0, W as f64 - 90.0);
+    let mut img = image::RgbImage::from_pixel(W, h, image::Rgb([255, 255, 255]));
+    text(&mut img, title, W as f64 / 2.0, 12.0, Align::Center, [0, 0, 0]);
+    for (i, (label, v)) in labels.iter().zip(values).enumerate() {
+        let y = TOP + i as f64 * row;
+        let len = (v / max).max(0.0) * (x1 - x0);
+        for py in y as u32..(y + row - 6.0) as u32 {
+            for px in x0 as u32..(x0 + len) as u32 {
+                if px < W && py < h {
+                    img.put_pixel(px, py, image::Rgb(PALETTE[i % PALETTE.len()]));
+                }
+            }
+        }
+        text(&mut img, label, x0 - 6.0, y + 6.0, Align::Right, [0, 0, 0]);
+        text(&mut img, &compact(*v), x0 + len + 6.0, y + 6.0, Align::Left, [0, 0, 0]);
+    }
+    let mut out = Vec::new();
+    let encoder = image::codecs::png::PngEncoder::new(&mut out);
+    image::ImageEncoder::write_image(encoder, img.as_raw(), W, h, image::ExtendedColorType::Rgb8)
+        .expect("encoding a PNG into memory cannot fail");
+    out
+}

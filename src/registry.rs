@@ -261,6 +261,10 @@ pub const MODELS: &[Entry] =
         )),
     ];
 
+/// The seven models of d2l's "Modern CNNs" comparison, as d2l trains them (VGG at ratio 4).
+pub const D2L_SEVEN: [&str; 7] =
+    ["d2l_lenet", "d2l_alexnet", "d2l_vgg11_r4", "d2l_nin", "d2l_googlenet", "d2l_resnet18", "d2l_densenet"];
+
 /// Short names for d2l presets that no torchvision model shares (`cnnzoo train lenet`).
 pub const ALIASES: &[(&str, &str)] =
     &[("lenet", "d2l_lenet"), ("lenet_bn", "d2l_lenet_bn"), ("bn_lenet", "d2l_lenet_bn"), ("nin", "d2l_nin")];

@@ -1,5 +1,7 @@
 //! Argument structs and dispatch; one file per subcommand.
 
+mod bench;
+mod compare;
 mod eval;
 mod export;
 mod import;
@@ -34,6 +36,10 @@ enum Command {
     Import(import::Args),
     /// Export a run's weights as a PyTorch state_dict (safetensors).
     Export(export::Args),
+    /// Images/s, GFLOP/s and peak memory of training steps and inference.
+    Bench(bench::Args),
+    /// The seven d2l models side by side: size, compute, speed, accuracy, and the chapter's claims.
+    Compare(compare::Args),
 }
 
 /// Output format of a report command.
@@ -56,6 +62,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Predict(args) => predict::run(args),
         Command::Import(args) => import::run(args),
         Command::Export(args) => export::run(args),
+        Command::Bench(args) => bench::run(args),
+        Command::Compare(args) => compare::run(args),
     }
 }
 

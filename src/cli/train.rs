@@ -73,9 +73,26 @@ pub struct Args {
     json: bool,
 }
 
-struct Console {
+/// Progress bar per epoch on stderr, one line per epoch on stdout (or JSON lines).
+pub(super) struct Console {
     bar: Option<ProgressBar>,
     json: bool,
+}
+
+impl Console {
+    /// A console reporter; no bar when `quiet` or `json`.
+    pub(super) fn new(quiet: bool, json: bool) -> Self {
+        let bar = (!quiet && !json).then(|| {
+            let bar = ProgressBar::new(1);
+            bar.set_style(
+                ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ETA {eta}")
+                    .expect("valid template")
+                    .progress_chars("=> "),
+            );
+            bar
+        });
+        Self { bar, json }
+    }
 }
 
 impl Reporter for Console {
@@ -156,32 +173,26 @@ fn config_from(args: &Args) -> anyhow::Result<(TrainConfig, PathBuf, bool)> {
     Ok((c, out, false))
 }
 
+/// A flag set by Ctrl-C (a second Ctrl-C exits at once).
+pub(super) fn interrupt_flag() -> Arc<AtomicBool> {
+    let interrupt = Arc::new(AtomicBool::new(false));
+    let flag = interrupt.clone();
+    let _ = ctrlc::set_handler(move || {
+        if flag.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("\nstopping after this batch (Ctrl-C again to abort without saving)");
+    });
+    interrupt
+}
+
 pub fn run(args: Args) -> anyhow::Result<()> {
     let (config, dir, resume) = config_from(&args)?;
     config.validate()?;
     let data_dir = data::locate(config.dataset, args.data.as_deref())?;
     eprintln!("loading {} from {}", config.dataset.dir_name(), data_dir.display());
     let dataset = data::load(config.dataset, &data_dir)?;
-    let interrupt = Arc::new(AtomicBool::new(false));
-    {
-        let flag = interrupt.clone();
-        // A second Ctrl-C while the checkpoint is written kills the process as usual.
-        let _ = ctrlc::set_handler(move || {
-            if flag.swap(true, std::sync::atomic::Ordering::SeqCst) {
-                std::process::exit(130);
-            }
-            eprintln!("\nstopping after this batch (Ctrl-C again to abort without saving)");
-        });
-    }
-    let bar = (!args.quiet && !args.json).then(|| {
-        let bar = ProgressBar::new(1);
-        bar.set_style(
-            ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ETA {eta}")
-                .expect("valid template")
-                .progress_chars("=> "),
-        );
-        bar
-    });
+    let interrupt = interrupt_flag();
     if !args.json {
         eprintln!(
             "training {} on {} ({} train / {} test images) at {}x{}x{}: {} epochs, lr {}, batch {}, {:?}, run dir {}",
@@ -199,7 +210,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             dir.display()
         );
     }
-    let mut console = Console { bar, json: args.json };
+    let mut console = Console::new(args.quiet, args.json);
     let opts = TrainOptions {
         device: super::device(),
         interrupt,
