@@ -49,7 +49,7 @@ impl Stat {
             return Self::default();
         }
         let mid = s.len() / 2;
-        let median = if s.len() % 2 == 0 { (s[mid - 1] + s[mid]) / 2.0 } else { s[mid] };
+        let median = if s.len().is_multiple_of(2) { (s[mid - 1] + s[mid]) / 2.0 } else { s[mid] };
         Self { median, min: s[0], max: s[s.len() - 1] }
     }
 }

@@ -129,7 +129,7 @@ fn read_tensors(path: &Path) -> Result<Vec<PackTensor>> {
                 for (from, to) in &remaps {
                     store = store.with_key_remapping(from, to);
                 }
-                store.get_all_tensors().map(|t| t.clone()).unwrap_or_default()
+                store.get_all_tensors().cloned().unwrap_or_default()
             } else {
                 all
             }

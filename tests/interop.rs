@@ -104,7 +104,7 @@ fn bad_checkpoints_are_refused_with_clear_errors() {
     let lenet = registry::find("d2l_lenet").unwrap();
     let err = |path: &Path, name: &str| {
         let e = registry::find(name).unwrap();
-        interop::import(path, name, &e.config(), &device).err().expect("import should fail").to_string()
+        interop::import(path, name, &e.config(), &device).expect_err("import should fail").to_string()
     };
 
     // Not a checkpoint at all.

@@ -101,7 +101,7 @@ pub fn http_get(url: &str) -> Result<Vec<u8>> {
     let mut reader = BufReader::new(stream);
     let mut status = String::new();
     reader.read_line(&mut status).map_err(|e| fail(e.to_string()))?;
-    if !status.split_whitespace().nth(1).is_some_and(|code| code == "200") {
+    if status.split_whitespace().nth(1) != Some("200") {
         return Err(fail(format!("server answered `{}`", status.trim())));
     }
     let mut length = None;
