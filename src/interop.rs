@@ -358,3 +358,36 @@ pub fn synthetic_state_dict(model: &Model) -> Result<Vec<StateTensor>> {
         })
         .collect())
 }
+
+/// How an ONNX export came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct OnnxExport {
+    /// The batch axis is symbolic (`batch`); otherwise the graph is fixed at batch 1.
+    pub dynamic_batch: bool,
+}
+
+/// Exports `model` as ONNX (opset 18) through burn-onnx's experimental tracing exporter, with
+/// a symbolic batch axis when the trace allows it and a fixed batch of 1 otherwise. Operations the
+/// exporter cannot lower are an error naming the operation.
+pub fn export_onnx(model: &Model, input: [usize; 3], path: &Path) -> Result<OnnxExport> {
+    use burn_onnx::export::{AxisSpec, InputSpec, OnnxExporter};
+    let [c, h, w] = input;
+    let device = Device::flex();
+    let sample = burn::tensor::Tensor::<4>::zeros([1, c, h, w], &device);
+    let validation = burn::tensor::Tensor::<4>::zeros([2, c, h, w], &device);
+    let specs =
+        [InputSpec::new([AxisSpec::dynamic("batch"), AxisSpec::Static, AxisSpec::Static, AxisSpec::Static])];
+    let exporter = OnnxExporter::new();
+    let (onnx, dynamic_batch) =
+        match exporter.export_dynamic(model, sample.clone(), validation, &specs, Model::forward) {
+            Ok(onnx) => (onnx, true),
+            Err(_) => {
+                let onnx = exporter.export(model, sample, Model::forward).map_err(|e| {
+                    Error::invalid("onnx export", format!("the exporter cannot lower this model: {e}"))
+                })?;
+                (onnx, false)
+            }
+        };
+    fsutil::write_atomic(path, onnx.as_bytes())?;
+    Ok(OnnxExport { dynamic_batch })
+}

@@ -227,3 +227,24 @@ fn cli_import_then_predict_and_export() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("does not fit `resnet18`"));
     assert!(!run2.exists());
 }
+
+#[test]
+fn onnx_export_embeds_weights_with_a_symbolic_batch() {
+    let device = Device::flex();
+    let entry = registry::find("d2l_lenet").unwrap();
+    let (model, _) =
+        interop::import(&fixtures().join("d2l_lenet.pth"), entry.name, &entry.config(), &device).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lenet.onnx");
+    let info = interop::export_onnx(&model, entry.input, &path).unwrap();
+    assert!(info.dynamic_batch);
+    let bytes = std::fs::read(&path).unwrap();
+    // 61,706 f32 weights are embedded; the graph names its symbolic batch axis.
+    assert!(bytes.len() > 61_706 * 4, "{} bytes", bytes.len());
+    assert!(bytes.windows(5).any(|w| w == b"batch"));
+    for op in [&b"Conv"[..], b"Sigmoid", b"AveragePool", b"Gemm"] {
+        let found = bytes.windows(op.len()).any(|w| w == op)
+            || (op == b"Gemm" && bytes.windows(6).any(|w| w == b"MatMul"));
+        assert!(found, "no {} node", String::from_utf8_lossy(op));
+    }
+}

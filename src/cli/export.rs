@@ -9,6 +9,8 @@ use cnnzoo::interop;
 enum ExportFormat {
     /// A PyTorch `state_dict` that `torchvision.models.NAME().load_state_dict(..., strict=True)` accepts.
     Safetensors,
+    /// An ONNX graph (opset 18) with the weights embedded, via burn-onnx's exporter.
+    Onnx,
 }
 
 #[derive(Debug, clap::Args)]
@@ -32,6 +34,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             let n = interop::export_safetensors(&model, &args.out)
                 .with_context(|| format!("writing {}", args.out.display()))?;
             eprintln!("wrote {} tensors of {} to {}", n, config.model, args.out.display());
+        }
+        ExportFormat::Onnx => {
+            let info = interop::export_onnx(&model, config.input, &args.out)
+                .with_context(|| format!("exporting {} to ONNX", config.model))?;
+            let [c, h, w] = config.input;
+            let batch = if info.dynamic_batch { "batch" } else { "1" };
+            eprintln!(
+                "wrote {} as ONNX to {} (input [{batch}, {c}, {h}, {w}])",
+                config.model,
+                args.out.display()
+            );
         }
     }
     Ok(())
