@@ -467,6 +467,17 @@ impl AdaptiveAvgPool2d {
             let [oh, ow] = self.output_size;
             return Tensor::zeros([b, c, oh, ow], &x.device());
         }
+        let [_, _, h, w] = x.dims();
+        let [oh, ow] = self.output_size;
+        if (h, w) == (oh, ow) {
+            return x;
+        }
+        if h % oh == 0 && w % ow == 0 {
+            // Evenly divisible (7×7 → 1×1, 14×14 → 7×7): a plain average pool computes the same
+            // windows, and ONNX exporters lower it where they cannot lower the adaptive op.
+            let k = [h / oh, w / ow];
+            return avg_pool2d(x, AvgPoolOptions::new(k).with_stride(k));
+        }
         adaptive_avg_pool2d(x, self.output_size)
     }
 }
