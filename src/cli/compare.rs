@@ -156,6 +156,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 && train::read_metrics(&dir).is_ok_and(|m| m.len() == args.epochs);
             if done {
                 rows[i].history = train::read_metrics(&dir)?;
+                rows[i].wall_seconds = cached.iter().find(|r| r.model == name).and_then(|r| r.wall_seconds);
                 eprintln!("[{}/{}] {name}: already trained in {}", i + 1, rows.len(), dir.display());
                 continue;
             }
@@ -331,7 +332,7 @@ fn claims(rows: &[ModelRow]) -> Vec<(String, String)> {
 
 fn markdown(rows: &[ModelRow]) -> String {
     let mut s = String::from(
-        "| model | input | params | MACs/img | act. mem/img | classifier share | train img/s | infer img/s | epochs | train loss | train acc | test acc | wall time |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| model | input | params | MACs/img | act. mem/img | classifier share | train img/s | infer img/s | epochs | train loss | train acc | test acc | train time |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
         let last = r.history.last();
@@ -351,9 +352,12 @@ fn markdown(rows: &[ModelRow]) -> String {
             f(last.map(|m| m.train_loss)),
             f(last.map(|m| m.train_acc)),
             f(last.map(|m| m.test_acc)),
-            r.wall_seconds
-                .or_else(|| (!r.history.is_empty()).then(|| r.history.iter().map(|m| m.train_seconds).sum()))
-                .map_or("–".into(), |s| format!("{:.0} s", s)),
+            // d2l's timer: training steps only (evaluation and data preparation excluded).
+            if r.history.is_empty() {
+                "–".to_string()
+            } else {
+                format!("{:.0} s", r.history.iter().map(|m| m.train_seconds).sum::<f64>())
+            },
         ));
     }
     s.push_str("\nThe chapter's claims, measured:\n\n");
