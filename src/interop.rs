@@ -114,31 +114,26 @@ fn read_tensors(path: &Path) -> Result<Vec<PackTensor>> {
     let format = sniff(path)?;
     let bad = |e: String| Error::bad_file(path, format!("cannot be read as a checkpoint: {e}"));
     let remaps = remaps();
+    let pth = |top_level: Option<&str>| {
+        let mut store = PytorchStore::from_file(path).map_indices_contiguous(false);
+        if let Some(key) = top_level {
+            store = store.with_top_level_key(key);
+        }
+        remaps.iter().fold(store, |store, (from, to)| store.with_key_remapping(from, to))
+    };
     let tensors: BTreeMap<String, PackTensor> = match format {
         Format::PthZip | Format::PthLegacy => {
-            let mut store = PytorchStore::from_file(path).map_indices_contiguous(false);
-            for (from, to) in &remaps {
-                store = store.with_key_remapping(from, to);
-            }
-            let all = store.get_all_tensors().map_err(|e| bad(e.to_string()))?.clone();
+            let all = pth(None).get_all_tensors().map_err(|e| bad(e.to_string()))?.clone();
             if all.is_empty() {
                 // Maybe a training checkpoint `{"state_dict": …, "epoch": …}`.
-                let mut store = PytorchStore::from_file(path)
-                    .map_indices_contiguous(false)
-                    .with_top_level_key("state_dict");
-                for (from, to) in &remaps {
-                    store = store.with_key_remapping(from, to);
-                }
-                store.get_all_tensors().cloned().unwrap_or_default()
+                pth(Some("state_dict")).get_all_tensors().cloned().unwrap_or_default()
             } else {
                 all
             }
         }
         Format::Safetensors => {
-            let mut store = SafetensorsStore::from_file(path).map_indices_contiguous(false);
-            for (from, to) in &remaps {
-                store = store.with_key_remapping(from, to);
-            }
+            let store = SafetensorsStore::from_file(path).map_indices_contiguous(false);
+            let mut store = remaps.iter().fold(store, |store, (from, to)| store.with_key_remapping(from, to));
             store.get_all_tensors().map_err(|e| bad(e.to_string()))?.clone()
         }
     };

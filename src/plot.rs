@@ -59,13 +59,7 @@ fn label(v: f64, integer: bool) -> String {
 /// The curves of a run as an SVG document.
 pub fn svg(title: &str, series: &[Series]) -> String {
     let f = frame(series);
-    let mut s = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{H}\" font-family=\"sans-serif\" font-size=\"12\">\n\
-         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
-         <text x=\"{}\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">{}</text>\n",
-        W / 2,
-        escape(title)
-    );
+    let mut s = svg_header(title, H as f64);
     for x in ticks(f.x_max, true) {
         let px = f.px(x);
         s += &format!(
@@ -115,6 +109,31 @@ pub fn svg(title: &str, series: &[Series]) -> String {
     s + "</svg>\n"
 }
 
+/// The opening of a chart: size, white background, centred title.
+fn svg_header(title: &str, height: f64) -> String {
+    format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"12\">\n\
+         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
+         <text x=\"{}\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">{}</text>\n",
+        W / 2,
+        escape(title)
+    )
+}
+
+fn encode_png(img: &image::RgbImage) -> Vec<u8> {
+    let mut out = Vec::new();
+    let encoder = image::codecs::png::PngEncoder::new(&mut out);
+    image::ImageEncoder::write_image(
+        encoder,
+        img.as_raw(),
+        img.width(),
+        img.height(),
+        image::ExtendedColorType::Rgb8,
+    )
+    .expect("encoding a PNG into memory cannot fail");
+    out
+}
+
 fn escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
@@ -158,11 +177,7 @@ pub fn png(title: &str, series: &[Series]) -> Vec<u8> {
         line(&mut img, (lx, ly), (lx + 24.0, ly), ser.color, 2.0, ser.dashed);
         text(&mut img, ser.label, lx + 30.0, ly - 3.0, Align::Left, black);
     }
-    let mut out = Vec::new();
-    let encoder = image::codecs::png::PngEncoder::new(&mut out);
-    image::ImageEncoder::write_image(encoder, img.as_raw(), W, H, image::ExtendedColorType::Rgb8)
-        .expect("encoding a PNG into memory cannot fail");
-    out
+    encode_png(&img)
 }
 
 fn line(img: &mut image::RgbImage, a: (f64, f64), b: (f64, f64), color: [u8; 3], width: f64, dashed: bool) {
@@ -318,13 +333,7 @@ pub fn bars_svg(title: &str, labels: &[String], values: &[f64]) -> String {
     let row = 26.0;
     let h = TOP + row * labels.len() as f64 + 20.0;
     let (x0, x1) = (130.0, W as f64 - 90.0);
-    let mut s = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
-         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
-         <text x=\"{}\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">{}</text>\n",
-        W / 2,
-        escape(title)
-    );
+    let mut s = svg_header(title, h);
     for (i, (label, v)) in labels.iter().zip(values).enumerate() {
         let y = TOP + i as f64 * row;
         let [r, g, b] = PALETTE[i % PALETTE.len()];
@@ -366,9 +375,5 @@ pub fn bars_png(title: &str, labels: &[String], values: &[f64]) -> Vec<u8> {
         text(&mut img, label, x0 - 6.0, y + 6.0, Align::Right, [0, 0, 0]);
         text(&mut img, &compact(*v), x0 + len + 6.0, y + 6.0, Align::Left, [0, 0, 0]);
     }
-    let mut out = Vec::new();
-    let encoder = image::codecs::png::PngEncoder::new(&mut out);
-    image::ImageEncoder::write_image(encoder, img.as_raw(), W, h, image::ExtendedColorType::Rgb8)
-        .expect("encoding a PNG into memory cannot fail");
-    out
+    encode_png(&img)
 }

@@ -296,19 +296,16 @@ fn claims(rows: &[ModelRow]) -> Vec<(String, String)> {
         ));
     }
     let acc = |name: &str| row(rows, name).and_then(|r| r.history.last()).map(|m| m.test_acc);
-    if let (Some(plain), Some(bn)) = (row(rows, "d2l_lenet"), row(rows, "d2l_lenet_bn")) {
-        if let (Some(p1), Some(b1)) = (plain.history.first(), bn.history.first()) {
-            out.push((
-                "Batch normalization makes LeNet train much faster (d2l 8.5).".to_string(),
-                format!(
-                    "test accuracy after epoch 1: {:.3} with BN vs {:.3} without; after the last epoch {:.3} vs {:.3}",
-                    b1.test_acc,
-                    p1.test_acc,
-                    acc("d2l_lenet_bn").unwrap_or(0.0),
-                    acc("d2l_lenet").unwrap_or(0.0)
-                ),
-            ));
-        }
+    let first = |name: &str| row(rows, name).and_then(|r| r.history.first()).map(|m| m.test_acc);
+    if let (Some(p1), Some(b1)) = (first("d2l_lenet"), first("d2l_lenet_bn")) {
+        out.push((
+            "Batch normalization makes LeNet train much faster (d2l 8.5).".to_string(),
+            format!(
+                "test accuracy after epoch 1: {b1:.3} with BN vs {p1:.3} without; after the last epoch {:.3} vs {:.3}",
+                acc("d2l_lenet_bn").unwrap_or(0.0),
+                acc("d2l_lenet").unwrap_or(0.0)
+            ),
+        ));
     }
     let modern = ["d2l_vgg11_r4", "d2l_googlenet", "d2l_resnet18", "d2l_densenet"];
     let early = ["d2l_lenet", "d2l_alexnet", "d2l_nin"];
