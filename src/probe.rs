@@ -60,6 +60,14 @@ impl Probe for () {
     fn leave<const D: usize>(&mut self, _kind: String, _params: usize, _out: &Tensor<D>) {}
 }
 
+/// `parent.name`, or `name` at the top level.
+fn join_path(parent: Option<&str>, name: String) -> String {
+    match parent {
+        Some(parent) => format!("{parent}.{name}"),
+        None => name,
+    }
+}
+
 /// One stage as recorded by [`ShapeProbe`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tap {
@@ -96,10 +104,7 @@ impl Probe for ShapeProbe {
     }
 
     fn enter(&mut self, name: String) {
-        let path = match self.stack.last() {
-            Some((parent, _)) => format!("{parent}.{name}"),
-            None => name,
-        };
+        let path = join_path(self.stack.last().map(|(p, _)| p.as_str()), name);
         self.stack.push((path, crate::layers::macs_counter()));
     }
 
@@ -194,10 +199,7 @@ impl Probe for CaptureProbe {
     }
 
     fn enter(&mut self, name: String) {
-        let path = match self.stack.last() {
-            Some(parent) => format!("{parent}.{name}"),
-            None => name,
-        };
+        let path = join_path(self.stack.last().map(String::as_str), name);
         self.stack.push(path);
     }
 

@@ -300,6 +300,19 @@ struct CheckpointPointer {
     state: RunState,
 }
 
+/// The run's latest checkpoint directory and the progress saved with it, or `None` before the
+/// first checkpoint.
+pub fn latest_checkpoint(dir: &Path) -> Result<Option<(PathBuf, RunState)>> {
+    let pointer_path = dir.join(files::CHECKPOINT);
+    if !pointer_path.is_file() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&pointer_path).map_err(|e| Error::io("read", &pointer_path, e))?;
+    let pointer: CheckpointPointer = serde_json::from_str(&text)
+        .map_err(|e| Error::bad_file(&pointer_path, format!("is not a cnnzoo checkpoint pointer: {e}")))?;
+    Ok(Some((dir.join(pointer.dir), pointer.state)))
+}
+
 /// Why [`train`] returned.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
@@ -391,20 +404,13 @@ pub fn train(
                 format!("describes another run (model `{}`); resume with the same settings", saved.model),
             ));
         }
-        let pointer_path = dir.join(files::CHECKPOINT);
-        if pointer_path.is_file() {
-            let text =
-                std::fs::read_to_string(&pointer_path).map_err(|e| Error::io("read", &pointer_path, e))?;
-            let pointer: CheckpointPointer = serde_json::from_str(&text).map_err(|e| {
-                Error::bad_file(&pointer_path, format!("is not a cnnzoo checkpoint pointer: {e}"))
-            })?;
-            let ckpt = dir.join(&pointer.dir);
+        if let Some((ckpt, saved_state)) = latest_checkpoint(dir)? {
             model = load_model(&config.model_config, &ckpt.join(files::CKPT_MODEL), &ad)?;
             let optim_path = ckpt.join(files::CKPT_OPTIM);
             optim = optim
                 .load(&optim_path)
                 .map_err(|e| Error::bad_file(&optim_path, format!("cannot load optimizer state: {e}")))?;
-            state = pointer.state;
+            state = saved_state;
             opts.reporter.note(&format!(
                 "resuming {} from {} (epoch {}, batch {})",
                 config.model,

@@ -32,11 +32,7 @@ pub fn load_run(run: &Path, device: &burn::tensor::Device) -> anyhow::Result<(Tr
     let config = train::read_config(run)?;
     let mut weights = run.join(files::MODEL);
     if !weights.is_file() {
-        let pointer = run.join(files::CHECKPOINT);
-        let ckpt: Option<PathBuf> = std::fs::read_to_string(&pointer)
-            .ok()
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-            .and_then(|v| v["dir"].as_str().map(|d| run.join(d).join(files::CKPT_MODEL)));
+        let ckpt = train::latest_checkpoint(run)?.map(|(dir, _)| dir.join(files::CKPT_MODEL));
         match ckpt.filter(|p| p.is_file()) {
             Some(p) => {
                 eprintln!(
