@@ -1,6 +1,7 @@
 //! The project's own layer types: every family is built from these and nothing else.
 //!
-//! They are thin wrappers over Burn's tensor-level ops (`burn::tensor::module::*`) that keep
+//! They are thin wrappers over tensor-level ops — our own CPU kernels on the flex device
+//! (the `cnnzoo-kernels` crate, Burn's ops on other devices) — that keep
 //! burn-nn's parameter names (`weight`, `bias`, `gamma`, `beta`, `running_mean`,
 //! `running_var`), so that a faster kernel can replace the computation of a layer here, under all
 //! seven families at once, without touching a model file or a weight key.
@@ -16,11 +17,13 @@
 use std::cell::{Cell, RefCell};
 
 use burn::module::{Initializer, Module, ModuleVisitor, Param, RunningState};
-use burn::tensor::module::{
-    adaptive_avg_pool2d, avg_pool2d, batch_norm, batch_norm_train, conv2d, max_pool2d,
-};
+use burn::tensor::module::adaptive_avg_pool2d;
 use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions};
-use burn::tensor::{Device, Distribution, Tensor, activation};
+use burn::tensor::{Device, Distribution, Tensor};
+// Our own CPU kernels on the flex device, Burn's ops everywhere else (see the kernels crate).
+use cnnzoo_kernels::{
+    avg_pool2d, batch_norm_eval as batch_norm, batch_norm_train, conv2d, max_pool2d, relu, sigmoid,
+};
 
 thread_local! {
     static MACS: Cell<u64> = const { Cell::new(0) };
@@ -564,7 +567,7 @@ pub struct Relu;
 impl Relu {
     /// Elementwise max(x, 0).
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        if is_shape_only() { x } else { activation::relu(x) }
+        if is_shape_only() { x } else { relu(x) }
     }
 }
 
@@ -575,7 +578,7 @@ pub struct Sigmoid;
 impl Sigmoid {
     /// Elementwise 1 / (1 + e^−x).
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        if is_shape_only() { x } else { activation::sigmoid(x) }
+        if is_shape_only() { x } else { sigmoid(x) }
     }
 }
 

@@ -29,5 +29,7 @@ pub mod probe;
 pub mod registry;
 pub mod train;
 
+/// The CPU kernels under [`layers`] (re-exported: the reference switch, the allocator setting).
+pub use cnnzoo_kernels as kernels;
 pub use error::{Error, Result};
 pub use model::{Model, ModelConfig};

@@ -18,6 +18,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Run Burn's own CPU ops instead of cnnzoo's kernels (comparison and debugging; the same
+    /// as CNNZOO_REFERENCE_KERNELS=1).
+    #[arg(long, global = true)]
+    reference_kernels: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -54,6 +58,9 @@ pub enum Format {
 
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    if cli.reference_kernels {
+        cnnzoo::kernels::set_reference_kernels(true);
+    }
     match cli.command {
         Command::List(args) => list::run(args),
         Command::Summary(args) => summary::run(args),

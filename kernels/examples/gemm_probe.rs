@@ -1,0 +1,27 @@
+//! Measures `gemm` GFLOP/s on a few shapes (1 and all threads): `cargo run --release -p cnnzoo-kernels --example gemm_probe`.
+use cnnzoo_kernels::buf::{self, Mat};
+use std::time::Instant;
+
+fn main() {
+    for &(m, n, k) in &[
+        (1024, 1024, 1024),
+        (64, 576, 576),
+        (64, 1152, 576),
+        (128, 1024, 1152),
+        (512, 144, 4608),
+        (64, 576, 2304),
+    ] {
+        let a = vec![1.0f32; m * k];
+        let b = vec![1.0f32; k * n];
+        let mut c = vec![0.0f32; m * n];
+        for threads in [1usize, 2] {
+            let mut best = f64::MAX;
+            for _ in 0..10 {
+                let t = Instant::now();
+                buf::gemm(m, n, k, &mut c, n, Mat::rows(&a, k), Mat::rows(&b, n), false, threads);
+                best = best.min(t.elapsed().as_secs_f64());
+            }
+            println!("{m}x{n}x{k} threads {threads}: {:.1} GFLOP/s", 2.0 * (m * n * k) as f64 / best / 1e9);
+        }
+    }
+}

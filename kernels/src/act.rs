@@ -1,0 +1,154 @@
+//! Elementwise activations: ReLU and the logistic sigmoid, forward and backward.
+//!
+//! **Algorithm.** Branch-free loops over contiguous `f32` in blocks of [`BLOCK`] elements,
+//! blocks in parallel. The sigmoid uses a vectorizable `exp` (Cephes-style range reduction
+//! `x = n·ln2 + r`, a degree-6 polynomial for `eʳ`, `2ⁿ` built in the exponent bits; relative
+//! error < 2e-7) instead of the scalar libm call. Both backward steps keep only the output:
+//! ReLU `dx = dy·[y > 0]`, sigmoid `dx = dy·y·(1 − y)`.
+//!
+//! **Where the time goes.** Memory bandwidth once vectorized; on x86-64 the loops are compiled
+//! twice and the AVX2+FMA copy is picked at run time.
+
+use burn::backend::Flex;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::FlexTensor;
+use burn::tensor::{Tensor, activation};
+use rayon::prelude::*;
+
+use crate::AD;
+use crate::buf::{self, contiguous, slice};
+
+/// Elements per parallel block.
+pub const BLOCK: usize = 1 << 15;
+
+/// `eˣ` for `f32`, branch-free so that loops over it vectorize.
+#[inline(always)]
+pub fn exp(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    const ROUND: f32 = 12_582_912.0; // 1.5·2²³: adding and subtracting it rounds to nearest
+    let x = x.clamp(-87.3, 88.0);
+    let n = (x * LOG2E + ROUND) - ROUND;
+    let r = x - n * LN2_HI - n * LN2_LO;
+    let p = 1.987_569_1e-4;
+    let p = p * r + 1.398_199_9e-3;
+    let p = p * r + 8.333_452e-3;
+    let p = p * r + 4.166_579_6e-2;
+    let p = p * r + 1.666_666_5e-1;
+    let p = p * r + 5.000_000_1e-1;
+    let er = p * r * r + r + 1.0;
+    er * f32::from_bits(((n as i32 + 127) << 23) as u32)
+}
+
+#[inline(always)]
+fn sigmoid1(x: f32) -> f32 {
+    1.0 / (1.0 + exp(-x))
+}
+
+/// Defines `$name(out, a, b)` applying `$f` elementwise, with an AVX2+FMA copy picked at run
+/// time on x86-64.
+macro_rules! kernel2 {
+    ($name:ident, |$o:ident, $a:ident, $b:ident| $body:expr) => {
+        fn $name(out: &mut [f32], a: &[f32], b: &[f32]) {
+            #[inline(always)]
+            fn body(out: &mut [f32], a: &[f32], b: &[f32]) {
+                for (($o, &$a), &$b) in out.iter_mut().zip(a).zip(b) {
+                    *$o = $body;
+                }
+            }
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2,fma")]
+                fn avx2(out: &mut [f32], a: &[f32], b: &[f32]) {
+                    body(out, a, b)
+                }
+                if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                    // SAFETY: the CPU supports the features `avx2` was compiled for.
+                    return unsafe { avx2(out, a, b) };
+                }
+            }
+            body(out, a, b)
+        }
+    };
+}
+
+kernel2!(relu_fwd, |o, x, _u| if x > 0.0 { x } else { 0.0 });
+kernel2!(relu_bwd, |o, g, y| if y > 0.0 { g } else { 0.0 });
+kernel2!(sigmoid_fwd, |o, x, _u| sigmoid1(x));
+kernel2!(sigmoid_bwd, |o, g, y| g * y * (1.0 - y));
+
+/// Runs `f(out, a, b)` over blocks in parallel (`b` may be empty: then `a` is passed again).
+fn map2(a: &[f32], b: &[f32], f: fn(&mut [f32], &[f32], &[f32])) -> Vec<f32> {
+    let mut out = buf::zeros(a.len());
+    let b = if b.is_empty() { a } else { b };
+    out.par_chunks_mut(BLOCK)
+        .zip(a.par_chunks(BLOCK).zip(b.par_chunks(BLOCK)))
+        .for_each(|(o, (a, b))| f(o, a, b));
+    out
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Relu,
+    Sigmoid,
+}
+
+#[derive(Debug)]
+struct ActBackward(Kind);
+
+impl Backward<Flex, 1> for ActBackward {
+    type State = FlexTensor;
+
+    fn backward(self, ops: Ops<FlexTensor, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [Some(node)] = ops.parents else { return };
+        let dy = contiguous(grads.consume::<Flex>(&ops.node));
+        let y = ops.state;
+        let f = match self.0 {
+            Kind::Relu => relu_bwd,
+            Kind::Sigmoid => sigmoid_bwd,
+        };
+        let dx = map2(slice(&dy), slice(&y), f);
+        grads.register::<Flex>(node.id, buf::tensor(dx, &buf::dims(&y)));
+    }
+}
+
+fn apply<const D: usize>(x: Tensor<D>, kind: Kind) -> Tensor<D> {
+    let Some(r) = crate::route(&x) else {
+        return match kind {
+            Kind::Relu => activation::relu(x),
+            Kind::Sigmoid => activation::sigmoid(x),
+        };
+    };
+    crate::count_call();
+    let (xp, guard) = r.into_parts();
+    let xp = contiguous(xp);
+    let f = match kind {
+        Kind::Relu => relu_fwd,
+        Kind::Sigmoid => sigmoid_fwd,
+    };
+    let y = buf::tensor(map2(slice(&xp), &[], f), &buf::dims(&xp));
+    match guard {
+        Some(g) => {
+            let out = match ActBackward(kind).prepare::<NoCheckpointing>([g]).compute_bound().stateful() {
+                OpsKind::Tracked(prep) => prep.finish(y.clone(), y),
+                OpsKind::UnTracked(prep) => prep.finish(y),
+            };
+            Tensor::from_primitive::<AD>(out)
+        }
+        None => Tensor::from_primitive::<Flex>(y),
+    }
+}
+
+/// ReLU, `max(x, 0)`.
+pub fn relu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    apply(x, Kind::Relu)
+}
+
+/// Logistic sigmoid, `1 / (1 + e⁻ˣ)`.
+pub fn sigmoid<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    apply(x, Kind::Sigmoid)
+}

@@ -1,0 +1,466 @@
+//! 2-D convolution: forward, input gradient, weight gradient, bias gradient.
+//!
+//! **Algorithm.** im2col + GEMM on NCHW, batch-chunked. The batch is cut into chunks of `nb`
+//! images so that one chunk has about [`TARGET_COLS`] output pixels (the late ResNet stages
+//! have 3×3 maps: one image alone would give GEMMs with N = 9), and into at least as many
+//! chunks as threads when the batch allows. Per chunk and group:
+//! - forward: `col[K, nb·P] = im2col(x)`, `y[Co, nb·P] = W[Co, K] · col` (+ bias folded into
+//!   the GEMM's destination);
+//! - backward, in one pass over the same chunks: `dW[Co, K] += dy[Co, nb·P] · colᵀ` into a
+//!   per-thread accumulator (a plain GEMM with K = nb·P, never the N = 9 "swapped conv" that
+//!   Burn's default weight gradient becomes), `db += Σ dy`, and `dcol = Wᵀ · dy` followed by
+//!   a col2im scatter-add into the chunk's own images of `dx` (chunks own disjoint images, so
+//!   no locks).
+//!
+//! K = Cin/groups·kh·kw, P = Ho·Wo. A 1×1 stride-1 unpadded conv with one image per chunk
+//! skips im2col/col2im entirely (the image *is* the column matrix); strided or padded 1×1
+//! convs (ResNet's shortcuts) go through a cheap im2col with K = Cin.
+//!
+//! **Threads.** Chunks run on rayon's pool with single-threaded GEMMs; when there are fewer
+//! chunks than threads (batch 1) the GEMM itself is split instead.
+//!
+//! **Where the time goes.** GEMM is 80–90 % on ResNet-sized layers; im2col is one pass over
+//! K·nb·P floats per chunk (≈ 1/(2·Co) of the GEMM's work), col2im the same in backward, and
+//! the dy gather plus output scatter are one pass each over the output.
+
+use burn::backend::Flex;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::FlexTensor;
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{Tensor, module};
+use rayon::prelude::*;
+
+use crate::buf::{self, Mat, contiguous, slice};
+use crate::{AD, Route, route_all};
+
+/// Output pixels one chunk aims for (columns of the chunk's GEMM).
+pub const TARGET_COLS: usize = 1024;
+
+/// Shapes and hyper-parameters of one convolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Geom {
+    pub n: usize,
+    pub ci: usize,
+    pub h: usize,
+    pub w: usize,
+    pub co: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub stride: [usize; 2],
+    pub pad: [usize; 2],
+    pub dil: [usize; 2],
+    pub groups: usize,
+    pub ho: usize,
+    pub wo: usize,
+}
+
+impl Geom {
+    /// The geometry of `x [n, ci, h, w] ⋆ w [co, ci/groups, kh, kw]`, or `None` if the shapes do
+    /// not fit (the caller then leaves the error to Burn's op).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        x: [usize; 4],
+        w: [usize; 4],
+        stride: [usize; 2],
+        pad: [usize; 2],
+        dil: [usize; 2],
+        groups: usize,
+    ) -> Option<Self> {
+        let [n, ci, h, wd] = x;
+        let [co, cig, kh, kw] = w;
+        if groups == 0 || ci != cig * groups || co % groups != 0 || stride.contains(&0) || dil.contains(&0) {
+            return None;
+        }
+        let out = |len: usize, k: usize, s: usize, p: usize, d: usize| {
+            let span = d * (k - 1) + 1;
+            (len + 2 * p >= span && k > 0).then(|| (len + 2 * p - span) / s + 1)
+        };
+        let ho = out(h, kh, stride[0], pad[0], dil[0])?;
+        let wo = out(wd, kw, stride[1], pad[1], dil[1])?;
+        Some(Self { n, ci, h, w: wd, co, kh, kw, stride, pad, dil, groups, ho, wo })
+    }
+
+    fn cig(&self) -> usize {
+        self.ci / self.groups
+    }
+    fn cog(&self) -> usize {
+        self.co / self.groups
+    }
+    /// Rows of the column matrix (reduction length of the forward GEMM).
+    fn k(&self) -> usize {
+        self.cig() * self.kh * self.kw
+    }
+    fn hw(&self) -> usize {
+        self.h * self.w
+    }
+    /// Output pixels per image.
+    fn pix(&self) -> usize {
+        self.ho * self.wo
+    }
+    /// 1×1, stride 1, no padding: the image is its own column matrix.
+    fn pointwise(&self) -> bool {
+        self.kh == 1 && self.kw == 1 && self.stride == [1, 1] && self.pad == [0, 0]
+    }
+    /// Output shape.
+    pub fn out_dims(&self) -> [usize; 4] {
+        [self.n, self.co, self.ho, self.wo]
+    }
+    /// Images per chunk.
+    fn chunk(&self) -> usize {
+        let mut nb = TARGET_COLS.div_ceil(self.pix().max(1)).max(1);
+        let t = buf::threads();
+        if self.n >= t {
+            nb = nb.min(self.n.div_ceil(t));
+        }
+        nb.clamp(1, self.n.max(1))
+    }
+    /// Threads each GEMM may use when `parts` work items run side by side.
+    fn inner_threads(&self, parts: usize) -> usize {
+        if parts < buf::threads() { buf::threads() } else { 1 }
+    }
+
+    /// The valid output columns `lo..hi` of kernel column `kj`, and the input offset `off`
+    /// such that output column `ow` reads input column `ow·s + off`.
+    fn col_range(&self, kj: usize) -> (usize, usize, isize) {
+        let s = self.stride[1];
+        let off = (kj * self.dil[1]) as isize - self.pad[1] as isize;
+        let lo = if off >= 0 { 0 } else { ((-off) as usize).div_ceil(s) };
+        let room = self.w as isize - off;
+        let hi = if room <= 0 { 0 } else { ((room as usize - 1) / s + 1).min(self.wo) };
+        (lo.min(hi), hi, off)
+    }
+
+    /// Input row read by output row `oh` for kernel row `ki`, if inside the image.
+    fn in_row(&self, oh: usize, ki: usize) -> Option<usize> {
+        let ih = (oh * self.stride[0] + ki * self.dil[0]) as isize - self.pad[0] as isize;
+        (ih >= 0 && (ih as usize) < self.h).then_some(ih as usize)
+    }
+}
+
+/// Fills `col[K, nb·P]` (leading dim `nb·P`) with the patches of images `n0..n0+nb`, group `g`.
+fn im2col(geo: &Geom, x: &[f32], g: usize, n0: usize, nb: usize, col: &mut [f32]) {
+    let (pix, hw, cig) = (geo.pix(), geo.hw(), geo.cig());
+    let ld = nb * pix;
+    for c in 0..cig {
+        for ki in 0..geo.kh {
+            for kj in 0..geo.kw {
+                let row = (c * geo.kh + ki) * geo.kw + kj;
+                let dst_row = &mut col[row * ld..(row + 1) * ld];
+                let (lo, hi, off) = geo.col_range(kj);
+                for j in 0..nb {
+                    let img = &x[((n0 + j) * geo.ci + g * cig + c) * hw..][..hw];
+                    let dst = &mut dst_row[j * pix..(j + 1) * pix];
+                    if geo.pointwise() {
+                        dst.copy_from_slice(img);
+                        continue;
+                    }
+                    for oh in 0..geo.ho {
+                        let seg = &mut dst[oh * geo.wo..(oh + 1) * geo.wo];
+                        let Some(ih) = geo.in_row(oh, ki) else {
+                            seg.fill(0.0);
+                            continue;
+                        };
+                        let src = &img[ih * geo.w..(ih + 1) * geo.w];
+                        seg[..lo].fill(0.0);
+                        seg[hi..].fill(0.0);
+                        let s = geo.stride[1];
+                        let start = (lo as isize * s as isize + off) as usize;
+                        if s == 1 {
+                            seg[lo..hi].copy_from_slice(&src[start..start + (hi - lo)]);
+                        } else {
+                            for (d, v) in seg[lo..hi].iter_mut().zip(src[start..].iter().step_by(s)) {
+                                *d = *v;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of [`im2col`]: adds `col[K, nb·P]` into images `0..nb` of `dx` (which starts at
+/// the chunk's first image), group `g`.
+fn col2im(geo: &Geom, col: &[f32], g: usize, nb: usize, dx: &mut [f32]) {
+    let (pix, hw, cig) = (geo.pix(), geo.hw(), geo.cig());
+    let ld = nb * pix;
+    for c in 0..cig {
+        for ki in 0..geo.kh {
+            for kj in 0..geo.kw {
+                let row = (c * geo.kh + ki) * geo.kw + kj;
+                let src_row = &col[row * ld..(row + 1) * ld];
+                let (lo, hi, off) = geo.col_range(kj);
+                for j in 0..nb {
+                    let img = &mut dx[(j * geo.ci + g * cig + c) * hw..][..hw];
+                    let src = &src_row[j * pix..(j + 1) * pix];
+                    if geo.pointwise() {
+                        img.iter_mut().zip(src).for_each(|(d, v)| *d += v);
+                        continue;
+                    }
+                    for oh in 0..geo.ho {
+                        let Some(ih) = geo.in_row(oh, ki) else { continue };
+                        let seg = &src[oh * geo.wo + lo..oh * geo.wo + hi];
+                        let s = geo.stride[1];
+                        let start = (lo as isize * s as isize + off) as usize;
+                        let dst = &mut img[ih * geo.w..(ih + 1) * geo.w];
+                        if s == 1 {
+                            dst[start..start + seg.len()].iter_mut().zip(seg).for_each(|(d, v)| *d += v);
+                        } else {
+                            for (d, v) in dst[start..].iter_mut().step_by(s).zip(seg) {
+                                *d += v;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Forward: `y [n, co, ho, wo]`.
+pub fn forward(geo: &Geom, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+    let (pix, co, k, cog) = (geo.pix(), geo.co, geo.k(), geo.cog());
+    let mut y = buf::zeros(geo.n * co * pix);
+    if y.is_empty() {
+        return y;
+    }
+    let nb = geo.chunk();
+    let inner = geo.inner_threads(geo.n.div_ceil(nb));
+    let body = |(idx, ychunk): (usize, &mut [f32])| {
+        let n0 = idx * nb;
+        let nbc = ychunk.len() / (co * pix);
+        let cols = nbc * pix;
+        let direct = geo.pointwise() && nbc == 1;
+        let mut col = if direct { Vec::new() } else { buf::zeros(k * cols) };
+        let mut tmp = if nbc > 1 { buf::zeros(cog * cols) } else { Vec::new() };
+        for g in 0..geo.groups {
+            let b = if direct {
+                Mat::rows(&x[(n0 * geo.ci + g * geo.cig()) * geo.hw()..], pix)
+            } else {
+                im2col(geo, x, g, n0, nbc, &mut col);
+                Mat::rows(&col, cols)
+            };
+            let a = Mat::rows(&w[g * cog * k..], k);
+            if nbc == 1 {
+                let dst = &mut ychunk[g * cog * pix..(g + 1) * cog * pix];
+                if let Some(bias) = bias {
+                    for (o, row) in dst.chunks_mut(pix).enumerate() {
+                        row.fill(bias[g * cog + o]);
+                    }
+                }
+                buf::gemm(cog, pix, k, dst, pix, a, b, bias.is_some(), inner);
+            } else {
+                buf::gemm(cog, cols, k, &mut tmp, cols, a, b, false, inner);
+                for j in 0..nbc {
+                    for o in 0..cog {
+                        let dst = &mut ychunk[(j * co + g * cog + o) * pix..][..pix];
+                        let src = &tmp[o * cols + j * pix..][..pix];
+                        match bias {
+                            Some(bias) => {
+                                let bv = bias[g * cog + o];
+                                dst.iter_mut().zip(src).for_each(|(d, s)| *d = s + bv);
+                            }
+                            None => dst.copy_from_slice(src),
+                        }
+                    }
+                }
+            }
+        }
+    };
+    if inner > 1 {
+        y.chunks_mut(nb * co * pix).enumerate().for_each(body);
+    } else {
+        y.par_chunks_mut(nb * co * pix).enumerate().for_each(body);
+    }
+    y
+}
+
+/// Gradients of one convolution.
+pub struct Grads {
+    pub x: Option<Vec<f32>>,
+    pub w: Option<Vec<f32>>,
+    pub b: Option<Vec<f32>>,
+}
+
+/// Backward: the gradients asked for, from the saved input and weight and the output gradient.
+pub fn backward(geo: &Geom, x: &[f32], w: &[f32], dy: &[f32], need: [bool; 3]) -> Grads {
+    let [need_x, need_w, need_b] = need;
+    let (pix, co, k, cog, ci, hw) = (geo.pix(), geo.co, geo.k(), geo.cog(), geo.ci, geo.hw());
+    let nb = geo.chunk();
+    let parts = buf::ranges(geo.n, buf::threads(), nb);
+    let inner = geo.inner_threads(parts.len());
+    let mut dx = if need_x { buf::zeros(geo.n * ci * hw) } else { Vec::new() };
+    let dx_parts: Vec<Option<&mut [f32]>> = if need_x {
+        buf::split_mut(&mut dx, parts.iter().map(|r| r.len() * ci * hw)).into_iter().map(Some).collect()
+    } else {
+        parts.iter().map(|_| None).collect()
+    };
+    let work = |(range, mut dxp): (std::ops::Range<usize>, Option<&mut [f32]>)| {
+        let mut dw = if need_w { buf::zeros(co * k) } else { Vec::new() };
+        let mut db = if need_b { vec![0f64; co] } else { Vec::new() };
+        let mut col = Vec::new();
+        let mut dcol = Vec::new();
+        let mut dyc = Vec::new();
+        let mut n0 = range.start;
+        while n0 < range.end {
+            let nbc = nb.min(range.end - n0);
+            let cols = nbc * pix;
+            let dys: &[f32] = if nbc == 1 {
+                &dy[n0 * co * pix..(n0 + 1) * co * pix]
+            } else {
+                dyc.resize(co * cols, 0.0);
+                for j in 0..nbc {
+                    for o in 0..co {
+                        dyc[o * cols + j * pix..][..pix]
+                            .copy_from_slice(&dy[((n0 + j) * co + o) * pix..][..pix]);
+                    }
+                }
+                &dyc
+            };
+            if need_b {
+                for (o, acc) in db.iter_mut().enumerate() {
+                    *acc += dys[o * cols..(o + 1) * cols].iter().map(|&v| v as f64).sum::<f64>();
+                }
+            }
+            let direct = geo.pointwise() && nbc == 1;
+            for g in 0..geo.groups {
+                let dyg = Mat::rows(&dys[g * cog * cols..], cols);
+                if need_w {
+                    let colm = if direct {
+                        Mat::cols(&x[(n0 * ci + g * geo.cig()) * hw..], pix)
+                    } else {
+                        col.resize(k * cols, 0.0);
+                        im2col(geo, x, g, n0, nbc, &mut col);
+                        Mat::cols(&col, cols)
+                    };
+                    buf::gemm(cog, k, cols, &mut dw[g * cog * k..], k, dyg, colm, true, inner);
+                }
+                if let Some(dxp) = dxp.as_deref_mut() {
+                    let wt = Mat::cols(&w[g * cog * k..], k);
+                    let local = &mut dxp[(n0 - range.start) * ci * hw..];
+                    if direct {
+                        let dst = &mut local[g * geo.cig() * hw..(g + 1) * geo.cig() * hw];
+                        buf::gemm(k, cols, cog, dst, hw, wt, dyg, false, inner);
+                    } else {
+                        dcol.resize(k * cols, 0.0);
+                        buf::gemm(k, cols, cog, &mut dcol, cols, wt, dyg, false, inner);
+                        col2im(geo, &dcol, g, nbc, local);
+                    }
+                }
+            }
+            n0 += nbc;
+        }
+        (dw, db)
+    };
+    let partial: Vec<(Vec<f32>, Vec<f64>)> = if inner > 1 {
+        parts.into_iter().zip(dx_parts).map(work).collect()
+    } else {
+        parts.into_par_iter().zip(dx_parts).map(work).collect()
+    };
+    let mut partial = partial.into_iter();
+    let (mut dw, mut db) = partial.next().unwrap_or_default();
+    for (pw, pb) in partial {
+        dw.iter_mut().zip(&pw).for_each(|(a, b)| *a += b);
+        db.iter_mut().zip(&pb).for_each(|(a, b)| *a += b);
+    }
+    Grads {
+        x: need_x.then_some(dx),
+        w: need_w.then_some(dw),
+        b: need_b.then(|| db.into_iter().map(|v| v as f32).collect()),
+    }
+}
+
+#[derive(Debug, Clone)]
+struct ConvState {
+    x: FlexTensor,
+    w: FlexTensor,
+    geo: Geom,
+}
+
+#[derive(Debug)]
+struct ConvBackward;
+
+impl Backward<Flex, 3> for ConvBackward {
+    type State = ConvState;
+
+    fn backward(self, ops: Ops<ConvState, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [nx, nw, nb] = ops.parents;
+        let dy = contiguous(grads.consume::<Flex>(&ops.node));
+        let ConvState { x, w, geo } = ops.state;
+        let need = [nx.is_some(), nw.is_some(), nb.is_some()];
+        let g = backward(&geo, slice(&x), slice(&w), slice(&dy), need);
+        if let (Some(node), Some(v)) = (nx, g.x) {
+            grads.register::<Flex>(node.id, buf::tensor(v, &[geo.n, geo.ci, geo.h, geo.w]));
+        }
+        if let (Some(node), Some(v)) = (nw, g.w) {
+            grads.register::<Flex>(node.id, buf::tensor(v, &[geo.co, geo.cig(), geo.kh, geo.kw]));
+        }
+        if let (Some(node), Some(v)) = (nb, g.b) {
+            grads.register::<Flex>(node.id, buf::tensor(v, &[geo.co]));
+        }
+    }
+}
+
+/// `conv2d` with Burn's signature: our kernel on flex/f32 with symmetric padding, Burn's op
+/// elsewhere.
+pub fn conv2d(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    options: ConvOptions<2>,
+) -> Tensor<4> {
+    let symmetric = options.padding.iter().all(|(a, b)| a == b);
+    let geo = Geom::new(
+        x.dims(),
+        weight.dims(),
+        options.stride,
+        options.padding.map(|p| p.0),
+        options.dilation,
+        options.groups,
+    );
+    let (Some(geo), true) = (geo, symmetric) else {
+        return module::conv2d(x, weight, bias, options);
+    };
+    let Some(routes) = route_all(&x, &[&weight]) else {
+        return module::conv2d(x, weight, bias, options);
+    };
+    let autodiff = matches!(routes[0], Route::Ad(..));
+    // A bias-free conv gets an untracked zero bias on the autodiff path (fixed arity 3), whose
+    // values are never read.
+    let bias_t = match (&bias, autodiff) {
+        (Some(b), _) => Some(b.clone()),
+        (None, true) => Some(Tensor::zeros([geo.co], &x.device())),
+        (None, false) => None,
+    };
+    let bias_route = match &bias_t {
+        Some(b) => match crate::route(b) {
+            Some(r) if matches!(r, Route::Ad(..)) == autodiff => Some(r),
+            _ => return module::conv2d(x, weight, bias, options),
+        },
+        None => None,
+    };
+    crate::count_call();
+    let mut routes = routes.into_iter();
+    let (xp, xg) = routes.next().expect("x").into_parts();
+    let (wp, wg) = routes.next().expect("w").into_parts();
+    let (xp, wp) = (contiguous(xp), contiguous(wp));
+    let (bp, bg) = match bias_route.map(Route::into_parts) {
+        Some((p, g)) => (Some(contiguous(p)), g),
+        None => (None, None),
+    };
+    let bias_vals = if bias.is_some() { bp.as_ref().map(slice) } else { None };
+    let y = buf::tensor(forward(&geo, slice(&xp), slice(&wp), bias_vals), &geo.out_dims());
+    match (xg, wg, bg) {
+        (Some(xg), Some(wg), Some(bg)) => {
+            let out = match ConvBackward.prepare::<NoCheckpointing>([xg, wg, bg]).compute_bound().stateful() {
+                OpsKind::Tracked(prep) => prep.finish(ConvState { x: xp, w: wp, geo }, y),
+                OpsKind::UnTracked(prep) => prep.finish(y),
+            };
+            Tensor::from_primitive::<AD>(out)
+        }
+        _ => Tensor::from_primitive::<Flex>(y),
+    }
+}

@@ -1,0 +1,120 @@
+//! cnnzoo's own CPU kernels for Burn's `flex` device.
+//!
+//! Each public function here has the signature of the Burn op it replaces (`conv2d`,
+//! `batch_norm`, `max_pool2d`, `relu`, …) and takes the same [`Tensor`]s. On the flex device
+//! with `f32` data it runs our kernel — forward, and on an autodiff device a backward step
+//! registered in Burn's graph, so `loss.backward()` and the stock optimizers see an ordinary
+//! op. On any other device (CUDA, wgpu), for other dtypes, or when the reference switch is on
+//! ([`set_reference_kernels`] or `CNNZOO_REFERENCE_KERNELS=1`), it calls Burn's own op.
+//!
+//! Modules, one kernel family each, with a header that says the algorithm, the layout and
+//! where the time goes: [`conv`], [`norm`], [`pool`], [`act`]; [`alloc`] has the process-wide allocator setting and [`buf`]
+//! holds the raw-slice
+//! helpers they share (splitting work across threads, wrapping vectors as flex tensors).
+
+pub mod act;
+pub mod alloc;
+pub mod buf;
+pub mod conv;
+pub mod norm;
+pub mod pool;
+pub mod sgemm;
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+
+use burn::backend::autodiff::ops::NodeGuard;
+use burn::backend::flex::FlexTensor;
+use burn::backend::{Autodiff, Flex};
+use burn::tensor::{DType, Tensor};
+
+pub use act::{relu, sigmoid};
+pub use alloc::tune_allocator;
+pub use conv::conv2d;
+pub use norm::{BatchNormTrainOutput, batch_norm_eval, batch_norm_train};
+pub use pool::{avg_pool2d, max_pool2d};
+
+/// The autodiff flex backend our backward steps are written for (no gradient checkpointing).
+pub(crate) type AD = Autodiff<Flex>;
+
+/// 0 = not decided yet, 1 = our kernels, 2 = Burn's reference ops.
+static MODE: AtomicU8 = AtomicU8::new(0);
+static ENV: OnceLock<bool> = OnceLock::new();
+
+/// Switches every op in this crate to Burn's own implementation (`true`) or back to ours.
+/// Overrides the `CNNZOO_REFERENCE_KERNELS` environment variable.
+pub fn set_reference_kernels(reference: bool) {
+    MODE.store(if reference { 2 } else { 1 }, Ordering::Relaxed);
+}
+
+/// Whether Burn's reference ops are in use instead of ours.
+pub fn reference_kernels() -> bool {
+    match MODE.load(Ordering::Relaxed) {
+        1 => false,
+        2 => true,
+        _ => *ENV.get_or_init(|| {
+            std::env::var("CNNZOO_REFERENCE_KERNELS").is_ok_and(|v| !v.is_empty() && v != "0")
+        }),
+    }
+}
+
+static CALLS: AtomicU64 = AtomicU64::new(0);
+
+/// How many ops have run on our kernels in this process (forward calls; a diagnostic, and how
+/// the tests know which path ran).
+pub fn kernel_calls() -> u64 {
+    CALLS.load(Ordering::Relaxed)
+}
+
+/// Records one op committed to our kernels.
+pub(crate) fn count_call() {
+    CALLS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Where a tensor lives, as far as the kernels care.
+pub(crate) enum Route {
+    /// Autodiff flex, f32: primitive plus the node guard that ties our step into the graph.
+    Ad(FlexTensor, NodeGuard),
+    /// Plain flex, f32 (inference).
+    Plain(FlexTensor),
+}
+
+/// Classifies a tensor; `None` means "use Burn's op" (other device or dtype, or the switch).
+pub(crate) fn route<const D: usize>(t: &Tensor<D>) -> Option<Route> {
+    if reference_kernels() || t.dtype() != DType::F32 {
+        return None;
+    }
+    if t.device().is_autodiff() {
+        let (p, guard) = t.clone().try_into_primitive::<AD>().ok()?.into_parts();
+        return Some(Route::Ad(p, guard));
+    }
+    t.clone().try_into_primitive::<Flex>().ok().map(Route::Plain)
+}
+
+/// Routes every tensor of one op the same way, or none of them.
+pub(crate) fn route_all<const D: usize, const E: usize>(
+    x: &Tensor<D>,
+    params: &[&Tensor<E>],
+) -> Option<Vec<Route>> {
+    let first = route(x)?;
+    let autodiff = matches!(first, Route::Ad(..));
+    let mut out = vec![first];
+    for p in params {
+        let r = route(p)?;
+        if matches!(r, Route::Ad(..)) != autodiff {
+            return None;
+        }
+        out.push(r);
+    }
+    Some(out)
+}
+
+impl Route {
+    /// The flex primitive, whichever route.
+    pub(crate) fn into_parts(self) -> (FlexTensor, Option<NodeGuard>) {
+        match self {
+            Route::Ad(p, g) => (p, Some(g)),
+            Route::Plain(p) => (p, None),
+        }
+    }
+}

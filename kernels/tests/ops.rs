@@ -1,0 +1,262 @@
+//! Every kernel against Burn's own op on the same inputs: forward values and the gradients of
+//! every input, within 1e-4 (relative to the largest reference value, or absolute below 1).
+//! Shapes cover odd sizes, strides, padding, dilation, groups, batch 1, large channel counts,
+//! and chunks holding several images.
+
+use burn::tensor::module as reference;
+use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions};
+use burn::tensor::{Device, Tensor, TensorData, activation};
+use cnnzoo_kernels as k;
+
+const TOL: f32 = 1e-4;
+
+/// Deterministic values in [-1, 1) (splitmix64), distinct with probability ~1.
+fn values(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(1);
+    (0..n)
+        .map(|_| {
+            s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = s;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^= z >> 31;
+            ((z >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+fn tensor<const D: usize>(shape: [usize; D], seed: u64, dev: &Device) -> Tensor<D> {
+    Tensor::from_data(TensorData::new(values(shape.iter().product(), seed), shape), dev)
+}
+
+fn vec_of<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
+}
+
+#[track_caller]
+fn assert_close<const D: usize>(got: Tensor<D>, want: Tensor<D>, what: &str) {
+    assert_eq!(got.dims(), want.dims(), "{what}: shape");
+    let (g, w) = (vec_of(got), vec_of(want));
+    let scale = w.iter().fold(1f32, |m, v| m.max(v.abs()));
+    let err = g.iter().zip(&w).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(err <= TOL * scale, "{what}: max |Δ| {err} > {TOL} × {scale}");
+    assert!(g.iter().all(|v| v.is_finite()), "{what}: non-finite values");
+}
+
+fn ad() -> Device {
+    Device::flex().autodiff()
+}
+
+/// Runs `f` on fresh leaves `inputs` (tracked), backpropagates `Σ f(..)·r` for a fixed random
+/// `r`, and returns the output and each input's gradient.
+fn run_with_grads<const D: usize, const O: usize>(
+    inputs: &[Tensor<D>],
+    f: impl Fn(&[Tensor<D>]) -> Tensor<O>,
+) -> (Tensor<O>, Vec<Tensor<D>>) {
+    let leaves: Vec<Tensor<D>> = inputs.iter().map(|t| t.clone().require_grad()).collect();
+    let y = f(&leaves);
+    let r = tensor(y.dims(), 991, &y.device());
+    let grads = (y.clone() * r).sum().backward();
+    // An input the output does not depend on (a conv's unused bias) gets zeros.
+    let g = leaves.iter().map(|l| l.grad(&grads).unwrap_or_else(|| l.zeros_like().inner())).collect();
+    (y.inner(), g)
+}
+
+#[derive(Debug, Clone, Copy)]
+struct ConvCase {
+    n: usize,
+    ci: usize,
+    hw: [usize; 2],
+    co: usize,
+    k: [usize; 2],
+    stride: usize,
+    pad: usize,
+    dil: usize,
+    groups: usize,
+    bias: bool,
+}
+
+const fn conv(n: usize, ci: usize, hw: usize, co: usize, k: usize, stride: usize, pad: usize) -> ConvCase {
+    ConvCase { n, ci, hw: [hw, hw], co, k: [k, k], stride, pad, dil: 1, groups: 1, bias: true }
+}
+
+type ConvFn = fn(Tensor<4>, Tensor<4>, Option<Tensor<1>>, ConvOptions<2>) -> Tensor<4>;
+
+fn conv_with(f: ConvFn, c: ConvCase, opts: ConvOptions<2>) -> impl Fn(&[Tensor<4>]) -> Tensor<4> {
+    move |t| f(t[0].clone(), t[1].clone(), c.bias.then(|| t[2].clone().reshape([c.co])), opts.clone())
+}
+
+fn check_conv(c: ConvCase) {
+    let dev = ad();
+    let opts = ConvOptions::new([c.stride; 2], [c.pad; 2], [c.dil; 2], c.groups);
+    let x = tensor([c.n, c.ci, c.hw[0], c.hw[1]], 1, &dev);
+    let w = tensor([c.co, c.ci / c.groups, c.k[0], c.k[1]], 2, &dev);
+    let b = tensor([c.co], 3, &dev);
+    // Bias rides along as a 4-d leaf so that one helper handles all three gradients.
+    let b4 = b.clone().reshape([1, 1, 1, c.co]);
+    let inputs = [x.clone(), w.clone(), b4];
+    let before = k::kernel_calls();
+    let (y, g) = run_with_grads(&inputs, conv_with(k::conv2d, c, opts.clone()));
+    assert!(k::kernel_calls() > before, "the conv ran on our kernel");
+    let (y_ref, g_ref) = run_with_grads(&inputs, conv_with(reference::conv2d, c, opts.clone()));
+    let what = format!("{c:?}");
+    assert_close(y, y_ref, &format!("conv forward {what}"));
+    assert_close(g[0].clone(), g_ref[0].clone(), &format!("conv dx {what}"));
+    assert_close(g[1].clone(), g_ref[1].clone(), &format!("conv dw {what}"));
+    if c.bias {
+        assert_close(g[2].clone(), g_ref[2].clone(), &format!("conv db {what}"));
+    }
+    // Inference (plain flex) gives the same values as the autodiff path.
+    let plain = Device::flex();
+    let xp = Tensor::<4>::from_data(x.into_data(), &plain);
+    let wp = Tensor::<4>::from_data(w.into_data(), &plain);
+    let bp = c.bias.then(|| Tensor::<1>::from_data(b.into_data(), &plain));
+    let yp = k::conv2d(xp.clone(), wp.clone(), bp.clone(), opts.clone());
+    assert_close(yp, reference::conv2d(xp, wp, bp, opts), &format!("conv inference {what}"));
+}
+
+#[test]
+fn conv2d_matches_burn_values_and_gradients() {
+    let cases = [
+        conv(2, 3, 9, 4, 3, 1, 1),                             // odd size, padded 3×3
+        conv(1, 5, 11, 7, 3, 2, 1),                            // batch 1, stride 2
+        conv(3, 4, 10, 6, 5, 1, 2),                            // 5×5, pad 2
+        conv(2, 1, 28, 6, 5, 1, 2),                            // LeNet's first layer
+        conv(2, 3, 23, 8, 11, 4, 1),                           // AlexNet-style stem
+        conv(4, 8, 8, 16, 1, 1, 0),                            // 1×1 stride 1 (image is the column matrix)
+        conv(3, 8, 9, 16, 1, 2, 0),                            // 1×1 stride 2 (ResNet shortcut)
+        conv(9, 6, 3, 5, 3, 1, 1),                             // 3×3 maps: several images per chunk
+        conv(17, 4, 1, 3, 1, 1, 0), // 1×1 maps, many images per chunk, uneven split
+        conv(1, 96, 6, 160, 3, 1, 1), // large channel counts
+        conv(2, 40, 5, 70, 3, 1, 0), // no padding, K not a multiple of any tile
+        ConvCase { k: [3, 1], ..conv(2, 3, 7, 5, 3, 1, 0) }, // non-square kernel
+        ConvCase { hw: [7, 12], ..conv(2, 3, 7, 5, 3, 2, 1) }, // non-square input
+        ConvCase { dil: 2, ..conv(2, 3, 11, 4, 3, 1, 2) }, // dilation
+        ConvCase { groups: 2, ..conv(2, 4, 8, 6, 3, 1, 1) }, // groups
+        ConvCase { bias: false, ..conv(3, 4, 6, 5, 3, 1, 1) }, // no bias
+        ConvCase { bias: false, ..conv(3, 8, 6, 4, 1, 1, 0) }, // no bias, pointwise
+    ];
+    for c in cases {
+        check_conv(c);
+    }
+}
+
+#[test]
+fn batch_norm_train_matches_burn() {
+    let dev = ad();
+    for (shape, eps) in
+        [([4, 3, 5, 7], 1e-5), ([1, 6, 4, 4], 1e-3), ([16, 8, 1, 1], 1e-5), ([3, 64, 9, 9], 1e-5)]
+    {
+        let c = shape[1];
+        let x = tensor(shape, 5, &dev).mul_scalar(3.0).add_scalar(0.7);
+        let gamma = tensor([1, c, 1, 1], 6, &dev);
+        let beta = tensor([1, c, 1, 1], 7, &dev);
+        let inputs = [x, gamma, beta];
+        let run =
+            |f: fn(Tensor<4>, Tensor<1>, Tensor<1>, f64) -> burn::tensor::module::BatchNormTrainOutput<4>| {
+                run_with_grads(&inputs, move |t| {
+                    f(t[0].clone(), t[1].clone().reshape([c]), t[2].clone().reshape([c]), eps).output
+                })
+            };
+        let (y, g) = run(k::batch_norm_train);
+        let (y_ref, g_ref) = run(reference::batch_norm_train);
+        assert_close(y, y_ref, &format!("bn forward {shape:?}"));
+        for (i, name) in ["dx", "dgamma", "dbeta"].iter().enumerate() {
+            assert_close(g[i].clone(), g_ref[i].clone(), &format!("bn {name} {shape:?}"));
+        }
+        // The batch statistics used for the running averages.
+        let x = inputs[0].clone();
+        let (gm, bt) = (inputs[1].clone().reshape([c]), inputs[2].clone().reshape([c]));
+        let ours = k::batch_norm_train(x.clone(), gm.clone(), bt.clone(), eps);
+        let theirs = reference::batch_norm_train(x, gm, bt, eps);
+        assert_close(ours.mean, theirs.mean, "bn mean");
+        assert_close(ours.variance, theirs.variance, "bn variance");
+    }
+    // Rank 2 (BatchNorm1d).
+    let x = tensor([6, 5], 8, &dev);
+    let g2 = tensor([5], 9, &dev);
+    let b2 = tensor([5], 10, &dev);
+    let ours = k::batch_norm_train(x.clone(), g2.clone(), b2.clone(), 1e-5).output;
+    assert_close(ours, reference::batch_norm_train(x, g2, b2, 1e-5).output, "bn1d forward");
+}
+
+#[test]
+fn batch_norm_eval_matches_burn() {
+    let dev = Device::flex();
+    let x = tensor([3, 4, 5, 6], 11, &dev);
+    let p = |s| tensor([4], s, &dev);
+    let var = p(15).abs().add_scalar(0.1);
+    let ours = k::batch_norm_eval(x.clone(), p(12), p(13), p(14), var.clone(), 1e-5);
+    assert_close(ours, reference::batch_norm(x, p(12), p(13), p(14), var, 1e-5), "bn eval");
+}
+
+#[test]
+fn pools_match_burn() {
+    let dev = ad();
+    let max_cases = [
+        ([2, 3, 9, 9], 3, 2, 0, false),
+        ([2, 3, 9, 9], 3, 2, 1, false),
+        ([1, 4, 14, 14], 2, 2, 0, true),
+        ([2, 2, 10, 10], 3, 2, 0, true), // GoogLeNet's ceil-mode pool
+        ([2, 2, 7, 7], 3, 1, 1, true),
+        ([3, 2, 24, 24], 3, 2, 1, false), // ResNet stem pool
+    ];
+    for (shape, kk, s, p, ceil) in max_cases {
+        let opts = MaxPoolOptions::new([kk; 2]).with_stride([s; 2]).with_padding([p; 2]).with_ceil_mode(ceil);
+        let inputs = [tensor(shape, 20, &dev)];
+        let (y, g) = run_with_grads(&inputs, |t| k::max_pool2d(t[0].clone(), opts.clone()));
+        let (yr, gr) = run_with_grads(&inputs, |t| reference::max_pool2d(t[0].clone(), opts.clone()));
+        assert_close(y, yr, &format!("max pool {shape:?} k{kk} s{s} p{p} ceil {ceil}"));
+        assert_close(g[0].clone(), gr[0].clone(), &format!("max pool grad {shape:?} k{kk} s{s} p{p}"));
+    }
+    let avg_cases = [
+        ([2, 6, 28, 28], 2, 2, 0, true, false), // LeNet
+        ([2, 3, 9, 9], 3, 2, 1, true, false),
+        ([2, 3, 9, 9], 3, 2, 1, false, false),
+        ([1, 2, 7, 7], 7, 7, 0, true, false), // global average
+        ([2, 2, 10, 10], 3, 2, 1, true, true),
+    ];
+    for (shape, kk, s, p, include_pad, ceil) in avg_cases {
+        let opts = AvgPoolOptions::new([kk; 2])
+            .with_stride([s; 2])
+            .with_padding([p; 2])
+            .with_count_include_pad(include_pad)
+            .with_ceil_mode(ceil);
+        let inputs = [tensor(shape, 21, &dev)];
+        let (y, g) = run_with_grads(&inputs, |t| k::avg_pool2d(t[0].clone(), opts.clone()));
+        let (yr, gr) = run_with_grads(&inputs, |t| reference::avg_pool2d(t[0].clone(), opts.clone()));
+        let what = format!("avg pool {shape:?} k{kk} s{s} p{p} pad {include_pad} ceil {ceil}");
+        assert_close(y, yr, &what);
+        assert_close(g[0].clone(), gr[0].clone(), &format!("{what} grad"));
+    }
+}
+
+#[test]
+fn activations_match_burn() {
+    let dev = ad();
+    // Spread over [-24, 24]: the sigmoid's saturated tails included.
+    let inputs = [tensor([3, 5, 7, 11], 30, &dev).mul_scalar(24.0)];
+    let (y, g) = run_with_grads(&inputs, |t| k::sigmoid(t[0].clone()));
+    let (yr, gr) = run_with_grads(&inputs, |t| activation::sigmoid(t[0].clone()));
+    assert_close(y, yr, "sigmoid");
+    assert_close(g[0].clone(), gr[0].clone(), "sigmoid grad");
+    let (y, g) = run_with_grads(&inputs, |t| k::relu(t[0].clone()));
+    let (yr, gr) = run_with_grads(&inputs, |t| activation::relu(t[0].clone()));
+    assert_close(y, yr, "relu");
+    assert_close(g[0].clone(), gr[0].clone(), "relu grad");
+    // Large tensors run in parallel blocks.
+    let big = [tensor([70_001], 31, &dev).mul_scalar(8.0)];
+    let (y, g) = run_with_grads(&big, |t| k::sigmoid(t[0].clone()));
+    let (yr, gr) = run_with_grads(&big, |t| activation::sigmoid(t[0].clone()));
+    assert_close(y, yr, "sigmoid, large");
+    assert_close(g[0].clone(), gr[0].clone(), "sigmoid grad, large");
+}
+
+#[test]
+fn exp_is_accurate() {
+    for i in -8700..8800 {
+        let x = i as f32 / 100.0;
+        let (got, want) = (k::act::exp(x), x.exp());
+        assert!((got - want).abs() <= 3e-7 * want, "exp({x}) = {got}, libm {want}");
+    }
+}
