@@ -32,7 +32,10 @@ pub fn exp(x: f32) -> f32 {
     const LN2_LO: f32 = -2.121_944_4e-4;
     const ROUND: f32 = 12_582_912.0; // 1.5·2²³: adding and subtracting it rounds to nearest
     let x = x.clamp(-87.3, 88.0);
-    let n = (x * LOG2E + ROUND) - ROUND;
+    // Adding 1.5·2²³ rounds to an integer n that then sits in the low mantissa bits.
+    let t = x * LOG2E + ROUND;
+    let n = t - ROUND;
+    let n_bits = t.to_bits().wrapping_sub(ROUND.to_bits()) as i32;
     let r = x - n * LN2_HI - n * LN2_LO;
     let p = 1.987_569_1e-4;
     let p = p * r + 1.398_199_9e-3;
@@ -41,7 +44,7 @@ pub fn exp(x: f32) -> f32 {
     let p = p * r + 1.666_666_5e-1;
     let p = p * r + 5.000_000_1e-1;
     let er = p * r * r + r + 1.0;
-    er * f32::from_bits(((n as i32 + 127) << 23) as u32)
+    er * f32::from_bits(((n_bits + 127) << 23) as u32)
 }
 
 #[inline(always)]
@@ -83,7 +86,7 @@ kernel2!(sigmoid_bwd, |o, g, y| g * y * (1.0 - y));
 
 /// Runs `f(out, a, b)` over blocks in parallel (`b` may be empty: then `a` is passed again).
 fn map2(a: &[f32], b: &[f32], f: fn(&mut [f32], &[f32], &[f32])) -> Vec<f32> {
-    let mut out = buf::zeros(a.len());
+    let mut out = buf::uninit(a.len());
     let b = if b.is_empty() { a } else { b };
     out.par_chunks_mut(BLOCK)
         .zip(a.par_chunks(BLOCK).zip(b.par_chunks(BLOCK)))

@@ -32,6 +32,25 @@ pub fn zeros(n: usize) -> Vec<f32> {
     vec![0.0; n]
 }
 
+/// An output buffer of `n` floats that the caller overwrites completely before anything reads
+/// it (skips the zeroing pass `zeros` costs once the allocator recycles memory).
+pub fn uninit(n: usize) -> Vec<f32> {
+    let mut v = Vec::with_capacity(n);
+    // SAFETY: `f32` has no invalid bit patterns, and every caller writes all `n` elements
+    // before reading any (conv/pool/activation outputs, batch-norm outputs).
+    unsafe { v.set_len(n) };
+    v
+}
+
+/// The first `n` floats of a reusable scratch vector (grown with zeros when too short; the
+/// contents are whatever the last user left: callers overwrite before reading).
+pub fn scratch(v: &mut Vec<f32>, n: usize) -> &mut [f32] {
+    if v.len() < n {
+        v.resize(n, 0.0);
+    }
+    &mut v[..n]
+}
+
 /// Threads in rayon's pool.
 pub fn threads() -> usize {
     rayon::current_num_threads().max(1)
@@ -91,6 +110,24 @@ impl Mat {
     }
 }
 
+/// The left operand of [`gemm`]: a matrix, optionally packed once up front for reuse.
+pub struct Lhs {
+    pub raw: Mat,
+    packed: Option<Vec<f32>>,
+}
+
+impl Lhs {
+    /// An operand packed by each GEMM that uses it.
+    pub fn new(raw: Mat) -> Self {
+        Self { raw, packed: None }
+    }
+    /// An `m×k` operand packed now, for many GEMMs (when the AVX-512 kernel runs).
+    pub fn prepacked(raw: Mat, m: usize, k: usize) -> Self {
+        let packed = crate::sgemm::available().then(|| crate::sgemm::pack_a_full(raw, m, k));
+        Self { raw, packed }
+    }
+}
+
 /// `dst[m×n] (row-major, leading dim ldd) = (accumulate ? dst : 0) + a[m×k] · b[k×n]`.
 ///
 /// `threads > 1` lets `gemm` split the product itself (used when there are fewer independent
@@ -102,11 +139,13 @@ pub fn gemm(
     k: usize,
     dst: &mut [f32],
     ldd: usize,
-    a: Mat,
+    a: &Lhs,
     b: Mat,
     accumulate: bool,
     threads: usize,
 ) {
+    let packed = a.packed.as_deref();
+    let a = a.raw;
     if m == 0 || n == 0 {
         return;
     }
@@ -127,7 +166,7 @@ pub fn gemm(
             let b = b.skip_cols(r.start);
             // SAFETY: `dst` is checked above; each part writes its own columns `r`; the
             // operands are valid for the shapes given (the caller's contract).
-            unsafe { crate::sgemm::sgemm(m, r.len(), k, dst_ptr.get().add(r.start), ldd, a, b, accumulate) }
+            unsafe { crate::sgemm::sgemm(m, r.len(), k, dst_ptr.get().add(r.start), ldd, a, packed, b, accumulate) }
         };
         if parts.len() > 1 {
             parts.par_iter().for_each(run);
@@ -164,6 +203,36 @@ pub fn gemm(
     }
 }
 
+/// `dst[m×n] (leading dim ldd) (+)= A·Bᵀ` with A `m×k` and B `n×k` both row-major (strides
+/// `lda`, `ldb`): the reduction runs along contiguous memory. Single-threaded.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_nt(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    ldd: usize,
+    a: &[f32],
+    lda: usize,
+    b: &[f32],
+    ldb: usize,
+    accumulate: bool,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(dst.len() >= (m - 1) * ldd + n, "gemm destination too small");
+    assert!(a.len() >= (m - 1) * lda + k && b.len() >= (n - 1) * ldb + k, "gemm operand too small");
+    if crate::sgemm::available() {
+        // SAFETY: shapes checked above; `dst` is a distinct mutable slice.
+        unsafe {
+            crate::sgemm::sgemm_nt(m, n, k, dst.as_mut_ptr(), ldd, a.as_ptr(), lda, b.as_ptr(), ldb, accumulate)
+        };
+    } else {
+        gemm(m, n, k, dst, ldd, &Lhs::new(Mat::rows(a, lda)), Mat::cols(b, ldb), accumulate, 1);
+    }
+}
+
 /// A raw pointer handed to worker threads that write disjoint parts of one buffer.
 #[derive(Clone, Copy)]
 struct SendPtr(*mut f32);
@@ -173,6 +242,25 @@ unsafe impl Sync for SendPtr {}
 impl SendPtr {
     fn get(self) -> *mut f32 {
         self.0
+    }
+}
+
+/// `dst.copy_from_slice(src)` for the short runs of im2col and friends, without a `memcpy`
+/// call per run (which costs more than the copy for a 3- or 12-float row).
+#[inline]
+pub fn copy_short(dst: &mut [f32], src: &[f32]) {
+    if dst.len() >= 64 {
+        dst.copy_from_slice(src);
+        return;
+    }
+    let mut d = dst.chunks_exact_mut(8);
+    let mut s = src.chunks_exact(8);
+    for (d, s) in (&mut d).zip(&mut s) {
+        let v: [f32; 8] = s.try_into().expect("chunk of 8");
+        d.copy_from_slice(&v);
+    }
+    for (d, s) in d.into_remainder().iter_mut().zip(s.remainder()) {
+        *d = *s;
     }
 }
 

@@ -7,7 +7,8 @@
 //! - forward: `col[K, nb·P] = im2col(x)`, `y[Co, nb·P] = W[Co, K] · col` (+ bias folded into
 //!   the GEMM's destination);
 //! - backward, in one pass over the same chunks: `dW[Co, K] += dy[Co, nb·P] · colᵀ` into a
-//!   per-thread accumulator (a plain GEMM with K = nb·P, never the N = 9 "swapped conv" that
+//!   per-thread accumulator (a dot-product GEMM: both operands run along the pixels, so
+//!   nothing is transposed or packed) (a plain GEMM with K = nb·P, never the N = 9 "swapped conv" that
 //!   Burn's default weight gradient becomes), `db += Σ dy`, and `dcol = Wᵀ · dy` followed by
 //!   a col2im scatter-add into the chunk's own images of `dx` (chunks own disjoint images, so
 //!   no locks).
@@ -33,7 +34,7 @@ use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Tensor, module};
 use rayon::prelude::*;
 
-use crate::buf::{self, Mat, contiguous, slice};
+use crate::buf::{self, Lhs, Mat, contiguous, slice};
 use crate::{AD, Route, route_all};
 
 /// Output pixels one chunk aims for (columns of the chunk's GEMM).
@@ -154,7 +155,7 @@ fn im2col(geo: &Geom, x: &[f32], g: usize, n0: usize, nb: usize, col: &mut [f32]
                     let img = &x[((n0 + j) * geo.ci + g * cig + c) * hw..][..hw];
                     let dst = &mut dst_row[j * pix..(j + 1) * pix];
                     if geo.pointwise() {
-                        dst.copy_from_slice(img);
+                        buf::copy_short(dst, img);
                         continue;
                     }
                     for oh in 0..geo.ho {
@@ -169,7 +170,7 @@ fn im2col(geo: &Geom, x: &[f32], g: usize, n0: usize, nb: usize, col: &mut [f32]
                         let s = geo.stride[1];
                         let start = (lo as isize * s as isize + off) as usize;
                         if s == 1 {
-                            seg[lo..hi].copy_from_slice(&src[start..start + (hi - lo)]);
+                            buf::copy_short(&mut seg[lo..hi], &src[start..start + (hi - lo)]);
                         } else {
                             for (d, v) in seg[lo..hi].iter_mut().zip(src[start..].iter().step_by(s)) {
                                 *d = *v;
@@ -222,53 +223,24 @@ fn col2im(geo: &Geom, col: &[f32], g: usize, nb: usize, dx: &mut [f32]) {
 
 /// Forward: `y [n, co, ho, wo]`.
 pub fn forward(geo: &Geom, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
-    let (pix, co, k, cog) = (geo.pix(), geo.co, geo.k(), geo.cog());
-    let mut y = buf::zeros(geo.n * co * pix);
+    let (pix, co) = (geo.pix(), geo.co);
+    let mut y = buf::uninit(geo.n * co * pix);
     if y.is_empty() {
         return y;
     }
     let nb = geo.chunk();
     let inner = geo.inner_threads(geo.n.div_ceil(nb));
+    let (k, cog) = (geo.k(), geo.cog());
+    // The weights are packed once and shared by every chunk.
+    let wg: Vec<Lhs> = (0..geo.groups).map(|g| Lhs::prepacked(Mat::rows(&w[g * cog * k..], k), cog, k)).collect();
     let body = |(idx, ychunk): (usize, &mut [f32])| {
         let n0 = idx * nb;
         let nbc = ychunk.len() / (co * pix);
-        let cols = nbc * pix;
         let direct = geo.pointwise() && nbc == 1;
-        let mut col = if direct { Vec::new() } else { buf::zeros(k * cols) };
-        let mut tmp = if nbc > 1 { buf::zeros(cog * cols) } else { Vec::new() };
-        for g in 0..geo.groups {
-            let b = if direct {
-                Mat::rows(&x[(n0 * geo.ci + g * geo.cig()) * geo.hw()..], pix)
-            } else {
-                im2col(geo, x, g, n0, nbc, &mut col);
-                Mat::rows(&col, cols)
-            };
-            let a = Mat::rows(&w[g * cog * k..], k);
-            if nbc == 1 {
-                let dst = &mut ychunk[g * cog * pix..(g + 1) * cog * pix];
-                if let Some(bias) = bias {
-                    for (o, row) in dst.chunks_mut(pix).enumerate() {
-                        row.fill(bias[g * cog + o]);
-                    }
-                }
-                buf::gemm(cog, pix, k, dst, pix, a, b, bias.is_some(), inner);
-            } else {
-                buf::gemm(cog, cols, k, &mut tmp, cols, a, b, false, inner);
-                for j in 0..nbc {
-                    for o in 0..cog {
-                        let dst = &mut ychunk[(j * co + g * cog + o) * pix..][..pix];
-                        let src = &tmp[o * cols + j * pix..][..pix];
-                        match bias {
-                            Some(bias) => {
-                                let bv = bias[g * cog + o];
-                                dst.iter_mut().zip(src).for_each(|(d, s)| *d = s + bv);
-                            }
-                            None => dst.copy_from_slice(src),
-                        }
-                    }
-                }
-            }
-        }
+        SCRATCH.with(|s| {
+            let (col, tmp) = &mut *s.borrow_mut();
+            forward_chunk(geo, x, &wg, bias, n0, nbc, direct, ychunk, col, tmp, inner)
+        })
     };
     if inner > 1 {
         y.chunks_mut(nb * co * pix).enumerate().for_each(body);
@@ -276,6 +248,65 @@ pub fn forward(geo: &Geom, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f3
         y.par_chunks_mut(nb * co * pix).enumerate().for_each(body);
     }
     y
+}
+
+thread_local! {
+    /// Per-thread im2col and GEMM-output scratch, reused across chunks and calls.
+    static SCRATCH: std::cell::RefCell<(Vec<f32>, Vec<f32>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// One chunk of the forward pass: images `n0..n0+nbc` into `ychunk`.
+#[allow(clippy::too_many_arguments)]
+fn forward_chunk(
+    geo: &Geom,
+    x: &[f32],
+    wg: &[Lhs],
+    bias: Option<&[f32]>,
+    n0: usize,
+    nbc: usize,
+    direct: bool,
+    ychunk: &mut [f32],
+    col: &mut Vec<f32>,
+    tmp: &mut Vec<f32>,
+    inner: usize,
+) {
+    let (pix, co, k, cog) = (geo.pix(), geo.co, geo.k(), geo.cog());
+    let cols = nbc * pix;
+    for g in 0..geo.groups {
+        let b = if direct {
+            Mat::rows(&x[(n0 * geo.ci + g * geo.cig()) * geo.hw()..], pix)
+        } else {
+            let col = buf::scratch(col, k * cols);
+            im2col(geo, x, g, n0, nbc, col);
+            Mat::rows(col, cols)
+        };
+        let a = &wg[g];
+        if nbc == 1 {
+            let dst = &mut ychunk[g * cog * pix..(g + 1) * cog * pix];
+            if let Some(bias) = bias {
+                for (o, row) in dst.chunks_mut(pix).enumerate() {
+                    row.fill(bias[g * cog + o]);
+                }
+            }
+            buf::gemm(cog, pix, k, dst, pix, a, b, bias.is_some(), inner);
+        } else {
+            let tmp = buf::scratch(tmp, cog * cols);
+            buf::gemm(cog, cols, k, tmp, cols, a, b, false, inner);
+            for j in 0..nbc {
+                for o in 0..cog {
+                    let dst = &mut ychunk[(j * co + g * cog + o) * pix..][..pix];
+                    let src = &tmp[o * cols + j * pix..][..pix];
+                    match bias {
+                        Some(bias) => {
+                            let bv = bias[g * cog + o];
+                            dst.iter_mut().zip(src).for_each(|(d, s)| *d = s + bv);
+                        }
+                        None => buf::copy_short(dst, src),
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Gradients of one convolution.
@@ -298,6 +329,12 @@ pub fn backward(geo: &Geom, x: &[f32], w: &[f32], dy: &[f32], need: [bool; 3]) -
     } else {
         parts.iter().map(|_| None).collect()
     };
+    // Wᵀ per group, packed once for every chunk's input gradient.
+    let wt: Vec<Lhs> = if need_x {
+        (0..geo.groups).map(|g| Lhs::prepacked(Mat::cols(&w[g * cog * k..], k), k, cog)).collect()
+    } else {
+        Vec::new()
+    };
     let work = |(range, mut dxp): (std::ops::Range<usize>, Option<&mut [f32]>)| {
         let mut dw = if need_w { buf::zeros(co * k) } else { Vec::new() };
         let mut db = if need_b { vec![0f64; co] } else { Vec::new() };
@@ -311,14 +348,13 @@ pub fn backward(geo: &Geom, x: &[f32], w: &[f32], dy: &[f32], need: [bool; 3]) -
             let dys: &[f32] = if nbc == 1 {
                 &dy[n0 * co * pix..(n0 + 1) * co * pix]
             } else {
-                dyc.resize(co * cols, 0.0);
+                let dyc = buf::scratch(&mut dyc, co * cols);
                 for j in 0..nbc {
                     for o in 0..co {
-                        dyc[o * cols + j * pix..][..pix]
-                            .copy_from_slice(&dy[((n0 + j) * co + o) * pix..][..pix]);
+                        buf::copy_short(&mut dyc[o * cols + j * pix..][..pix], &dy[((n0 + j) * co + o) * pix..][..pix]);
                     }
                 }
-                &dyc
+                dyc
             };
             if need_b {
                 for (o, acc) in db.iter_mut().enumerate() {
@@ -329,25 +365,27 @@ pub fn backward(geo: &Geom, x: &[f32], w: &[f32], dy: &[f32], need: [bool; 3]) -
             for g in 0..geo.groups {
                 let dyg = Mat::rows(&dys[g * cog * cols..], cols);
                 if need_w {
-                    let colm = if direct {
-                        Mat::cols(&x[(n0 * ci + g * geo.cig()) * hw..], pix)
+                    // dW[Co, K] += dy[Co, cols] · col[K, cols]ᵀ: both run along the pixels.
+                    let (colm, ld): (&[f32], usize) = if direct {
+                        (&x[(n0 * ci + g * geo.cig()) * hw..(n0 * ci + (g + 1) * geo.cig()) * hw], pix)
                     } else {
-                        col.resize(k * cols, 0.0);
-                        im2col(geo, x, g, n0, nbc, &mut col);
-                        Mat::cols(&col, cols)
+                        let col = buf::scratch(&mut col, k * cols);
+                        im2col(geo, x, g, n0, nbc, col);
+                        (col, cols)
                     };
-                    buf::gemm(cog, k, cols, &mut dw[g * cog * k..], k, dyg, colm, true, inner);
+                    let dyg = &dys[g * cog * cols..(g + 1) * cog * cols];
+                    buf::gemm_nt(cog, k, cols, &mut dw[g * cog * k..], k, dyg, cols, colm, ld, true);
                 }
                 if let Some(dxp) = dxp.as_deref_mut() {
-                    let wt = Mat::cols(&w[g * cog * k..], k);
+                    let wt = &wt[g];
                     let local = &mut dxp[(n0 - range.start) * ci * hw..];
                     if direct {
                         let dst = &mut local[g * geo.cig() * hw..(g + 1) * geo.cig() * hw];
                         buf::gemm(k, cols, cog, dst, hw, wt, dyg, false, inner);
                     } else {
-                        dcol.resize(k * cols, 0.0);
-                        buf::gemm(k, cols, cog, &mut dcol, cols, wt, dyg, false, inner);
-                        col2im(geo, &dcol, g, nbc, local);
+                        let dcol = buf::scratch(&mut dcol, k * cols);
+                        buf::gemm(k, cols, cog, dcol, cols, wt, dyg, false, inner);
+                        col2im(geo, dcol, g, nbc, local);
                     }
                 }
             }

@@ -65,7 +65,7 @@ fn stats(d: Dims, x: &[f32]) -> (Vec<f32>, Vec<f32>) {
 
 /// `y = x·scale[c] + shift[c]`, parallel over images.
 fn affine(d: Dims, x: &[f32], scale: &[f32], shift: &[f32]) -> Vec<f32> {
-    let mut y = buf::zeros(x.len());
+    let mut y = buf::uninit(x.len());
     let row = (d.c * d.s).max(1);
     y.par_chunks_mut(row).zip(x.par_chunks(row)).for_each(|(yr, xr)| {
         for ch in 0..d.c {
@@ -110,7 +110,7 @@ fn train_backward(
         b[ch] = (-g * iv * k) as f32;
         c[ch] = (g * iv * (k * mean[ch] as f64 - sdy[ch] / m)) as f32;
     }
-    let mut dx = buf::zeros(x.len());
+    let mut dx = buf::uninit(x.len());
     let row = (d.c * d.s).max(1);
     dx.par_chunks_mut(row).zip(x.par_chunks(row).zip(dy.par_chunks(row))).for_each(|(dr, (xr, gr))| {
         for ch in 0..d.c {

@@ -81,7 +81,7 @@ impl Window {
 
 fn max_forward(win: &Window, x: &[f32]) -> (Vec<f32>, Vec<u32>) {
     let (hw, ohw) = (win.h * win.w, win.ho * win.wo);
-    let mut y = buf::zeros(win.planes * ohw);
+    let mut y = buf::uninit(win.planes * ohw);
     let mut idx = vec![0u32; win.planes * ohw];
     let g = win.group();
     y.par_chunks_mut(g * ohw).zip(idx.par_chunks_mut(g * ohw)).zip(x.par_chunks(g * hw)).for_each(
@@ -143,7 +143,7 @@ fn avg_divisors(win: &Window, include_pad: bool) -> Vec<f32> {
 
 fn avg_forward(win: &Window, x: &[f32], inv: &[f32]) -> Vec<f32> {
     let (hw, ohw) = (win.h * win.w, win.ho * win.wo);
-    let mut y = buf::zeros(win.planes * ohw);
+    let mut y = buf::uninit(win.planes * ohw);
     let g = win.group();
     y.par_chunks_mut(g * ohw).zip(x.par_chunks(g * hw)).for_each(|(yp, xp)| {
         for (yp, xp) in yp.chunks_mut(ohw).zip(xp.chunks(hw)) {

@@ -45,39 +45,71 @@ pub fn available() -> bool {
 /// Packs rows `r0..r0+mc`, depth `p0..p0+kc` of A into MR-row micro-panels (k-major).
 fn pack_a(a: Mat, r0: usize, mc: usize, p0: usize, kc: usize, out: &mut Vec<f32>) {
     let panels = mc.div_ceil(MR);
-    out.clear();
-    out.resize(panels * MR * kc, 0.0);
+    let out = crate::buf::scratch(out, panels * MR * kc);
     for ip in 0..panels {
         let panel = &mut out[ip * MR * kc..(ip + 1) * MR * kc];
         let rows = MR.min(mc - ip * MR);
-        for i in 0..rows {
-            let r = (r0 + ip * MR + i) as isize;
-            // SAFETY: the caller's operand covers rows < m and columns < k.
-            let row = unsafe { a.ptr.offset(r * a.rs + p0 as isize * a.cs) };
+        if rows < MR {
+            panel.fill(0.0); // the padding rows of an edge panel
+        }
+        // SAFETY (all reads below): the caller's operand covers rows < m and columns < k.
+        let origin = unsafe { a.ptr.offset((r0 + ip * MR) as isize * a.rs + p0 as isize * a.cs) };
+        if a.rs == 1 {
+            // Column-major A (a transposed operand): each k step is `rows` contiguous values.
             for p in 0..kc {
-                panel[p * MR + i] = unsafe { *row.offset(p as isize * a.cs) };
+                let src = unsafe { std::slice::from_raw_parts(origin.offset(p as isize * a.cs), rows) };
+                panel[p * MR..p * MR + rows].copy_from_slice(src);
+            }
+        } else {
+            for i in 0..rows {
+                let row = unsafe { origin.offset(i as isize * a.rs) };
+                for p in 0..kc {
+                    panel[p * MR + i] = unsafe { *row.offset(p as isize * a.cs) };
+                }
             }
         }
     }
 }
 
+/// Packs all of A (`m×k`) once into MR-row panels spanning the whole depth, k-major, for
+/// operands reused across many GEMMs (a convolution's weights across batch chunks). Slab
+/// `p0..p0+kc` of panel `ip` is then `packed[ip·MR·k + p0·MR ..][.. kc·MR]`.
+pub fn pack_a_full(a: Mat, m: usize, k: usize) -> Vec<f32> {
+    let mut out = Vec::new();
+    pack_a(a, 0, m, 0, k, &mut out);
+    out.truncate(m.div_ceil(MR) * MR * k);
+    out
+}
+
 /// Packs depth `p0..p0+kc`, columns `0..n` of B into NR-column micro-panels (k-major).
 fn pack_b(b: Mat, n: usize, p0: usize, kc: usize, out: &mut Vec<f32>) {
     let panels = n.div_ceil(NR);
-    out.clear();
-    out.resize(panels * NR * kc, 0.0);
+    let out = crate::buf::scratch(out, panels * NR * kc);
     for jp in 0..panels {
         let panel = &mut out[jp * NR * kc..(jp + 1) * NR * kc];
         let cols = NR.min(n - jp * NR);
-        for p in 0..kc {
-            // SAFETY: as in `pack_a`.
-            let row = unsafe { b.ptr.offset((p0 + p) as isize * b.rs + (jp * NR) as isize * b.cs) };
-            let dst = &mut panel[p * NR..p * NR + cols];
-            if b.cs == 1 {
-                dst.copy_from_slice(unsafe { std::slice::from_raw_parts(row, cols) });
-            } else {
-                for (j, d) in dst.iter_mut().enumerate() {
-                    *d = unsafe { *row.offset(j as isize * b.cs) };
+        if cols < NR {
+            panel.fill(0.0); // the padding columns of an edge panel
+        }
+        // SAFETY (all reads below): as in `pack_a`.
+        let origin = unsafe { b.ptr.offset(p0 as isize * b.rs + (jp * NR) as isize * b.cs) };
+        if b.cs == 1 {
+            for p in 0..kc {
+                let src = unsafe { std::slice::from_raw_parts(origin.offset(p as isize * b.rs), cols) };
+                panel[p * NR..p * NR + cols].copy_from_slice(src);
+            }
+        } else if b.rs == 1 {
+            // Column-major B: read each column contiguously.
+            for j in 0..cols {
+                let src = unsafe { std::slice::from_raw_parts(origin.offset(j as isize * b.cs), kc) };
+                for (p, &v) in src.iter().enumerate() {
+                    panel[p * NR + j] = v;
+                }
+            }
+        } else {
+            for p in 0..kc {
+                for j in 0..cols {
+                    panel[p * NR + j] = unsafe { *origin.offset(p as isize * b.rs + j as isize * b.cs) };
                 }
             }
         }
@@ -151,6 +183,7 @@ thread_local! {
 /// # Safety
 /// [`available`] must be true; `a` and `b` must be valid for `m×k` and `k×n` reads with their
 /// strides, `dst` for `m` rows of `n` elements at stride `ldd`, not aliasing `a` or `b`.
+/// `packed`, if given, is A as [`pack_a_full`] made it (then `a` is not read).
 #[allow(clippy::too_many_arguments)]
 pub unsafe fn sgemm(
     m: usize,
@@ -159,6 +192,7 @@ pub unsafe fn sgemm(
     dst: *mut f32,
     ldd: usize,
     a: Mat,
+    packed: Option<&[f32]>,
     b: Mat,
     accumulate: bool,
 ) {
@@ -173,13 +207,18 @@ pub unsafe fn sgemm(
             let mut r0 = 0;
             while r0 < m {
                 let mc = MC.min(m - r0);
-                pack_a(a, r0, mc, p0, kc, &mut s.a);
+                if packed.is_none() {
+                    pack_a(a, r0, mc, p0, kc, &mut s.a);
+                }
                 for jp in 0..n.div_ceil(NR) {
                     let cols = NR.min(n - jp * NR);
                     let bp = s.b[jp * NR * kc..].as_ptr();
                     for ip in 0..mc.div_ceil(MR) {
                         let rows = MR.min(mc - ip * MR);
-                        let ap = s.a[ip * MR * kc..].as_ptr();
+                        let ap = match packed {
+                            Some(pa) => pa[((r0 / MR + ip) * k + p0) * MR..].as_ptr(),
+                            None => s.a[ip * MR * kc..].as_ptr(),
+                        };
                         // SAFETY: the tile lies inside `dst` (rows < m, cols < n); see above.
                         unsafe {
                             let c = dst.add((r0 + ip * MR) * ldd + jp * NR);
@@ -193,5 +232,113 @@ pub unsafe fn sgemm(
         }
     });
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = (m, n, k, dst, ldd, a, b, accumulate);
+    let _ = (m, n, k, dst, ldd, a, packed, b, accumulate);
+}
+
+/// Rows of A per tile of the dot-product kernel.
+const TM: usize = 4;
+/// Rows of B per tile of the dot-product kernel.
+const TN: usize = 4;
+
+/// `C[4×4] (+)= A[4 rows]·B[4 rows]ᵀ` over `k` contiguous elements, 16 lanes at a time.
+/// Written out by hand: 16 accumulators, 4 A vectors and 1 B vector stay in registers.
+///
+/// # Safety
+/// AVX-512F must be available; the 4 rows of `a` (stride `lda`) and of `b` (stride `ldb`)
+/// hold `k` floats each; `c` is valid for a 4×4 tile at stride `ldc`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn dot_tile(k: usize, a: *const f32, lda: usize, b: *const f32, ldb: usize, c: *mut f32, ldc: usize, accumulate: bool) {
+    unsafe {
+        let z = _mm512_setzero_ps();
+        let (mut c00, mut c01, mut c02, mut c03) = (z, z, z, z);
+        let (mut c10, mut c11, mut c12, mut c13) = (z, z, z, z);
+        let (mut c20, mut c21, mut c22, mut c23) = (z, z, z, z);
+        let (mut c30, mut c31, mut c32, mut c33) = (z, z, z, z);
+        let mut p = 0;
+        while p < k {
+            let mask: __mmask16 = if k - p >= 16 { 0xffff } else { ((1u32 << (k - p)) - 1) as u16 };
+            let a0 = _mm512_maskz_loadu_ps(mask, a.add(p));
+            let a1 = _mm512_maskz_loadu_ps(mask, a.add(lda + p));
+            let a2 = _mm512_maskz_loadu_ps(mask, a.add(2 * lda + p));
+            let a3 = _mm512_maskz_loadu_ps(mask, a.add(3 * lda + p));
+            let bv = _mm512_maskz_loadu_ps(mask, b.add(p));
+            c00 = _mm512_fmadd_ps(a0, bv, c00);
+            c10 = _mm512_fmadd_ps(a1, bv, c10);
+            c20 = _mm512_fmadd_ps(a2, bv, c20);
+            c30 = _mm512_fmadd_ps(a3, bv, c30);
+            let bv = _mm512_maskz_loadu_ps(mask, b.add(ldb + p));
+            c01 = _mm512_fmadd_ps(a0, bv, c01);
+            c11 = _mm512_fmadd_ps(a1, bv, c11);
+            c21 = _mm512_fmadd_ps(a2, bv, c21);
+            c31 = _mm512_fmadd_ps(a3, bv, c31);
+            let bv = _mm512_maskz_loadu_ps(mask, b.add(2 * ldb + p));
+            c02 = _mm512_fmadd_ps(a0, bv, c02);
+            c12 = _mm512_fmadd_ps(a1, bv, c12);
+            c22 = _mm512_fmadd_ps(a2, bv, c22);
+            c32 = _mm512_fmadd_ps(a3, bv, c32);
+            let bv = _mm512_maskz_loadu_ps(mask, b.add(3 * ldb + p));
+            c03 = _mm512_fmadd_ps(a0, bv, c03);
+            c13 = _mm512_fmadd_ps(a1, bv, c13);
+            c23 = _mm512_fmadd_ps(a2, bv, c23);
+            c33 = _mm512_fmadd_ps(a3, bv, c33);
+            p += 16;
+        }
+        let tile = [[c00, c01, c02, c03], [c10, c11, c12, c13], [c20, c21, c22, c23], [c30, c31, c32, c33]];
+        for (i, row) in tile.iter().enumerate() {
+            for (j, v) in row.iter().enumerate() {
+                let dst = c.add(i * ldc + j);
+                let sum = _mm512_reduce_add_ps(*v);
+                *dst = if accumulate { *dst + sum } else { sum };
+            }
+        }
+    }
+}
+
+/// `dst[m×n] (leading dim ldd) = (accumulate ? dst : 0) + A·Bᵀ` where A (`m×k`, stride `lda`) and
+/// B (`n×k`, stride `ldb`) are both row-major: the reduction runs along contiguous memory, so
+/// nothing is packed. This is the shape of a convolution's weight gradient
+/// (`dW = dy · colᵀ`, both with the pixels contiguous). Single-threaded.
+///
+/// # Safety
+/// [`available`] must be true; the operands must be valid for the given shapes and strides,
+/// and `dst` must not alias them.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn sgemm_nt(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: *mut f32,
+    ldd: usize,
+    a: *const f32,
+    lda: usize,
+    b: *const f32,
+    ldb: usize,
+    accumulate: bool,
+) {
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        let (mt, nt) = (m / TM * TM, n / TN * TN);
+        // Full tiles: TN rows of B stay in L1 while all of A streams past them.
+        for j in (0..nt).step_by(TN) {
+            for i in (0..mt).step_by(TM) {
+                dot_tile(k, a.add(i * lda), lda, b.add(j * ldb), ldb, dst.add(i * ldd + j), ldd, accumulate);
+            }
+        }
+        // Edges: plain dot products.
+        let dot = |i: usize, j: usize| {
+            let (ra, rb) = (std::slice::from_raw_parts(a.add(i * lda), k), std::slice::from_raw_parts(b.add(j * ldb), k));
+            crate::buf::dot_centered(ra, 0.0, rb, 0.0)
+        };
+        for i in 0..m {
+            let cols = if i < mt { nt..n } else { 0..n };
+            for j in cols {
+                let d = dst.add(i * ldd + j);
+                *d = if accumulate { *d + dot(i, j) } else { dot(i, j) };
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (m, n, k, dst, ldd, a, lda, b, ldb, accumulate);
 }
