@@ -204,7 +204,7 @@ pub fn gemm(
 }
 
 /// `dst[m×n] (leading dim ldd) (+)= A·Bᵀ` with A `m×k` and B `n×k` both row-major (strides
-/// `lda`, `ldb`): the reduction runs along contiguous memory. Single-threaded.
+/// `lda`, `ldb`): a convolution's weight gradient, `dW = dy · colᵀ`. Single-threaded.
 #[allow(clippy::too_many_arguments)]
 pub fn gemm_nt(
     m: usize,
@@ -223,14 +223,9 @@ pub fn gemm_nt(
     }
     assert!(dst.len() >= (m - 1) * ldd + n, "gemm destination too small");
     assert!(a.len() >= (m - 1) * lda + k && b.len() >= (n - 1) * ldb + k, "gemm operand too small");
-    if crate::sgemm::available() {
-        // SAFETY: shapes checked above; `dst` is a distinct mutable slice.
-        unsafe {
-            crate::sgemm::sgemm_nt(m, n, k, dst.as_mut_ptr(), ldd, a.as_ptr(), lda, b.as_ptr(), ldb, accumulate)
-        };
-    } else {
-        gemm(m, n, k, dst, ldd, &Lhs::new(Mat::rows(a, lda)), Mat::cols(b, ldb), accumulate, 1);
-    }
+    // C = A·Bᵀ is a plain GEMM whose right operand is column-major; the packed kernel
+    // gathers it (see `sgemm::pack_b`).
+    gemm(m, n, k, dst, ldd, &Lhs::new(Mat::rows(a, lda)), Mat::cols(b, ldb), accumulate, 1);
 }
 
 /// A raw pointer handed to worker threads that write disjoint parts of one buffer.

@@ -7,8 +7,8 @@
 //! - forward: `col[K, nb·P] = im2col(x)`, `y[Co, nb·P] = W[Co, K] · col` (+ bias folded into
 //!   the GEMM's destination);
 //! - backward, in one pass over the same chunks: `dW[Co, K] += dy[Co, nb·P] · colᵀ` into a
-//!   per-thread accumulator (a dot-product GEMM: both operands run along the pixels, so
-//!   nothing is transposed or packed) (a plain GEMM with K = nb·P, never the N = 9 "swapped conv" that
+//!   per-thread accumulator (`colᵀ` is packed with 16-lane gathers, never transposed in
+//!   memory) (a plain GEMM with K = nb·P, never the N = 9 "swapped conv" that
 //!   Burn's default weight gradient becomes), `db += Σ dy`, and `dcol = Wᵀ · dy` followed by
 //!   a col2im scatter-add into the chunk's own images of `dx` (chunks own disjoint images, so
 //!   no locks).

@@ -5,14 +5,16 @@
 //! time, into `MR`-row micro-panels; a 12×32 register-blocked micro-kernel (24 zmm
 //! accumulators, 2 loads of B and 12 broadcasts of A per k, 24 FMAs) computes each tile and
 //! adds it into C. Packing absorbs any operand layout, so transposed operands (the weight
-//! and input gradients of a convolution) cost one strided read per slab and nothing else.
-//! Edge tiles run the same kernel and store through a lane mask.
+//! and input gradients of a convolution) cost one strided read per slab and nothing else; a
+//! column-major B (the `colᵀ` of a weight gradient) is packed with 16-lane gathers. Operands
+//! reused across calls (a convolution's weights) are packed once ([`pack_a_full`]). Edge
+//! tiles run the same kernel and store through a lane mask.
 //!
 //! **Why not the `gemm` crate.** On the Intel Xeon (AVX-512, 2 FMA ports) these machines run,
 //! `gemm` 0.19 reaches 50–62 GFLOP/s per thread on convolution shapes — about a third of
 //! PyTorch's MKL (160 GFLOP/s per thread, measured in the same session). This kernel reaches
-//! roughly [`crate::sgemm`]'s measured rate quoted in the README. CPUs without AVX-512 use
-//! `gemm` (see [`crate::buf::gemm`]).
+//! 110–150 GFLOP/s per thread on the same shapes (`examples/gemm_probe.rs`). CPUs without
+//! AVX-512 use `gemm` (see [`crate::buf::gemm`]).
 //!
 //! **Where the time goes.** The micro-kernel (FMA-bound); packing is one pass over each
 //! operand per slab/panel (≈ 1/MR + 1/NR of the arithmetic in memory traffic).
@@ -98,6 +100,11 @@ fn pack_b(b: Mat, n: usize, p0: usize, kc: usize, out: &mut Vec<f32>) {
                 let src = unsafe { std::slice::from_raw_parts(origin.offset(p as isize * b.rs), cols) };
                 panel[p * NR..p * NR + cols].copy_from_slice(src);
             }
+        } else if b.rs == 1 && b.cs <= i32::MAX as isize / 16 {
+            // Column-major B (a transposed operand): 16-lane gathers, one panel row per step.
+            // SAFETY: `available()` holds (only AVX-512 machines run this module's kernels),
+            // and every gathered address is an element of the operand.
+            unsafe { pack_b_gather(origin, b.cs, cols, kc, panel) };
         } else if b.rs == 1 {
             // Column-major B: read each column contiguously.
             for j in 0..cols {
@@ -112,6 +119,52 @@ fn pack_b(b: Mat, n: usize, p0: usize, kc: usize, out: &mut Vec<f32>) {
                     panel[p * NR + j] = unsafe { *origin.offset(p as isize * b.rs + j as isize * b.cs) };
                 }
             }
+        }
+    }
+}
+
+/// Packs a column-major `kc × cols` block (element `(p, j)` at `origin[p + j·cs]`) into a
+/// k-major NR-wide panel with two masked 16-lane gathers per depth step.
+///
+/// # Safety
+/// AVX-512F must be available; `cols ≤ NR`, `16·cs` fits an `i32`, and every `(p, j)` with
+/// `p < kc`, `j < cols` is readable.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn pack_b_gather(origin: *const f32, cs: isize, cols: usize, kc: usize, panel: &mut [f32]) {
+    unsafe {
+        let step = cs as i32;
+        let idx = _mm512_setr_epi32(
+            0,
+            step,
+            2 * step,
+            3 * step,
+            4 * step,
+            5 * step,
+            6 * step,
+            7 * step,
+            8 * step,
+            9 * step,
+            10 * step,
+            11 * step,
+            12 * step,
+            13 * step,
+            14 * step,
+            15 * step,
+        );
+        let lanes = |n: usize| -> __mmask16 { if n >= 16 { 0xffff } else { ((1u32 << n) - 1) as u16 } };
+        let (m0, m1) = (lanes(cols), lanes(cols.saturating_sub(16)));
+        let hi = origin.wrapping_offset(16 * cs);
+        let out = panel.as_mut_ptr();
+        for p in 0..kc {
+            let g0 = _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), m0, idx, origin.add(p));
+            _mm512_storeu_ps(out.add(p * NR), g0);
+            let g1 = if m1 != 0 {
+                _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), m1, idx, hi.add(p))
+            } else {
+                _mm512_setzero_ps()
+            };
+            _mm512_storeu_ps(out.add(p * NR + 16), g1);
         }
     }
 }
@@ -233,112 +286,4 @@ pub unsafe fn sgemm(
     });
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (m, n, k, dst, ldd, a, packed, b, accumulate);
-}
-
-/// Rows of A per tile of the dot-product kernel.
-const TM: usize = 4;
-/// Rows of B per tile of the dot-product kernel.
-const TN: usize = 4;
-
-/// `C[4×4] (+)= A[4 rows]·B[4 rows]ᵀ` over `k` contiguous elements, 16 lanes at a time.
-/// Written out by hand: 16 accumulators, 4 A vectors and 1 B vector stay in registers.
-///
-/// # Safety
-/// AVX-512F must be available; the 4 rows of `a` (stride `lda`) and of `b` (stride `ldb`)
-/// hold `k` floats each; `c` is valid for a 4×4 tile at stride `ldc`.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn dot_tile(k: usize, a: *const f32, lda: usize, b: *const f32, ldb: usize, c: *mut f32, ldc: usize, accumulate: bool) {
-    unsafe {
-        let z = _mm512_setzero_ps();
-        let (mut c00, mut c01, mut c02, mut c03) = (z, z, z, z);
-        let (mut c10, mut c11, mut c12, mut c13) = (z, z, z, z);
-        let (mut c20, mut c21, mut c22, mut c23) = (z, z, z, z);
-        let (mut c30, mut c31, mut c32, mut c33) = (z, z, z, z);
-        let mut p = 0;
-        while p < k {
-            let mask: __mmask16 = if k - p >= 16 { 0xffff } else { ((1u32 << (k - p)) - 1) as u16 };
-            let a0 = _mm512_maskz_loadu_ps(mask, a.add(p));
-            let a1 = _mm512_maskz_loadu_ps(mask, a.add(lda + p));
-            let a2 = _mm512_maskz_loadu_ps(mask, a.add(2 * lda + p));
-            let a3 = _mm512_maskz_loadu_ps(mask, a.add(3 * lda + p));
-            let bv = _mm512_maskz_loadu_ps(mask, b.add(p));
-            c00 = _mm512_fmadd_ps(a0, bv, c00);
-            c10 = _mm512_fmadd_ps(a1, bv, c10);
-            c20 = _mm512_fmadd_ps(a2, bv, c20);
-            c30 = _mm512_fmadd_ps(a3, bv, c30);
-            let bv = _mm512_maskz_loadu_ps(mask, b.add(ldb + p));
-            c01 = _mm512_fmadd_ps(a0, bv, c01);
-            c11 = _mm512_fmadd_ps(a1, bv, c11);
-            c21 = _mm512_fmadd_ps(a2, bv, c21);
-            c31 = _mm512_fmadd_ps(a3, bv, c31);
-            let bv = _mm512_maskz_loadu_ps(mask, b.add(2 * ldb + p));
-            c02 = _mm512_fmadd_ps(a0, bv, c02);
-            c12 = _mm512_fmadd_ps(a1, bv, c12);
-            c22 = _mm512_fmadd_ps(a2, bv, c22);
-            c32 = _mm512_fmadd_ps(a3, bv, c32);
-            let bv = _mm512_maskz_loadu_ps(mask, b.add(3 * ldb + p));
-            c03 = _mm512_fmadd_ps(a0, bv, c03);
-            c13 = _mm512_fmadd_ps(a1, bv, c13);
-            c23 = _mm512_fmadd_ps(a2, bv, c23);
-            c33 = _mm512_fmadd_ps(a3, bv, c33);
-            p += 16;
-        }
-        let tile = [[c00, c01, c02, c03], [c10, c11, c12, c13], [c20, c21, c22, c23], [c30, c31, c32, c33]];
-        for (i, row) in tile.iter().enumerate() {
-            for (j, v) in row.iter().enumerate() {
-                let dst = c.add(i * ldc + j);
-                let sum = _mm512_reduce_add_ps(*v);
-                *dst = if accumulate { *dst + sum } else { sum };
-            }
-        }
-    }
-}
-
-/// `dst[m×n] (leading dim ldd) = (accumulate ? dst : 0) + A·Bᵀ` where A (`m×k`, stride `lda`) and
-/// B (`n×k`, stride `ldb`) are both row-major: the reduction runs along contiguous memory, so
-/// nothing is packed. This is the shape of a convolution's weight gradient
-/// (`dW = dy · colᵀ`, both with the pixels contiguous). Single-threaded.
-///
-/// # Safety
-/// [`available`] must be true; the operands must be valid for the given shapes and strides,
-/// and `dst` must not alias them.
-#[allow(clippy::too_many_arguments)]
-pub unsafe fn sgemm_nt(
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: *mut f32,
-    ldd: usize,
-    a: *const f32,
-    lda: usize,
-    b: *const f32,
-    ldb: usize,
-    accumulate: bool,
-) {
-    #[cfg(target_arch = "x86_64")]
-    unsafe {
-        let (mt, nt) = (m / TM * TM, n / TN * TN);
-        // Full tiles: TN rows of B stay in L1 while all of A streams past them.
-        for j in (0..nt).step_by(TN) {
-            for i in (0..mt).step_by(TM) {
-                dot_tile(k, a.add(i * lda), lda, b.add(j * ldb), ldb, dst.add(i * ldd + j), ldd, accumulate);
-            }
-        }
-        // Edges: plain dot products.
-        let dot = |i: usize, j: usize| {
-            let (ra, rb) = (std::slice::from_raw_parts(a.add(i * lda), k), std::slice::from_raw_parts(b.add(j * ldb), k));
-            crate::buf::dot_centered(ra, 0.0, rb, 0.0)
-        };
-        for i in 0..m {
-            let cols = if i < mt { nt..n } else { 0..n };
-            for j in cols {
-                let d = dst.add(i * ldd + j);
-                *d = if accumulate { *d + dot(i, j) } else { dot(i, j) };
-            }
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (m, n, k, dst, ldd, a, lda, b, ldb, accumulate);
 }
