@@ -2,9 +2,13 @@
 """Runs `cnnzoo bench` and the PyTorch peer back to back, interleaved per model and phase on
 the same cores, and prints the ratio table (cnnzoo images/s ÷ PyTorch images/s).
 
-    .venv/bin/python benchmarks/compare.py [--cnnzoo target/debug/cnnzoo] [--steps 5] [MODEL ...]
+    .venv/bin/python benchmarks/compare.py [--cnnzoo target/debug/cnnzoo] [--steps 5] [--reference] [CASE ...]
 
-Writes the raw results to benchmarks/results.jsonl and the table to stdout (markdown).
+A CASE is MODEL (training and inference at d2l's batch) or MODEL:MODE:BATCH (e.g.
+resnet18:infer:1); torchvision models run on 3×224×224 with a 10-class head on both sides.
+The default cases are the seven d2l models plus torchvision resnet18 inference at batch 1 and
+32. `--reference` also runs cnnzoo with `--reference-kernels` (Burn's own ops: the "before"
+column). Writes the raw results to benchmarks/results.jsonl and the table to stdout (markdown).
 """
 import argparse
 import datetime
@@ -16,17 +20,32 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SEVEN = ["d2l_lenet", "d2l_alexnet", "d2l_vgg11_r4", "d2l_nin", "d2l_googlenet", "d2l_resnet18", "d2l_densenet"]
+DEFAULT_CASES = SEVEN + ["resnet18:infer:1", "resnet18:infer:32"]
 
 
-def run(cmd):
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+def parse_case(case):
+    """MODEL or MODEL:MODE:BATCH → (model, [modes], extra flags)."""
+    parts = case.split(":")
+    model = parts[0]
+    modes = [parts[1]] if len(parts) > 1 else ["train", "infer"]
+    extra = ["--batch", parts[2]] if len(parts) > 2 else []
+    if not model.startswith("d2l_"):
+        extra += ["--input", "3,224,224"]
+    return model, modes, extra
+
+
+def run(cmd, env=None):
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
     return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
 
 
-def macs(cnnzoo, model):
-    s = json.loads(subprocess.run([cnnzoo, "summary", model, "--shape-only", "--depth", "1", "--format", "json"],
-                                  check=True, capture_output=True, text=True).stdout)
-    return s["macs"]
+def macs(cnnzoo, model, flags):
+    """MACs per image at the input the bench will use."""
+    cmd = [cnnzoo, "summary", model, "--shape-only", "--depth", "1", "--format", "json"]
+    if "--input" in flags:
+        cmd += ["--input", flags[flags.index("--input") + 1]]
+    s = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+    return s["macs"] / max(1, s.get("batch", 1))
 
 
 def cpu_name():
@@ -42,39 +61,51 @@ def cpu_name():
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("models", nargs="*", default=SEVEN)
+    ap.add_argument("cases", nargs="*", default=DEFAULT_CASES)
     ap.add_argument("--cnnzoo", default=os.path.join(os.path.expanduser("~"), ".cache", "cnnzoo-target", "debug", "cnnzoo"))
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--reference", action="store_true", help="also run cnnzoo on Burn's own ops (--reference-kernels)")
     ap.add_argument("--extra", nargs="*", default=[], help="extra flags for both, e.g. --batch 1 --input 3,224,224")
     args = ap.parse_args()
     threads = os.cpu_count() or 1
     env = dict(os.environ, RAYON_NUM_THREADS=str(threads))
     rows, raw = [], []
-    for model in args.models:
-        m = macs(args.cnnzoo, model)
-        for mode in ["train", "infer"]:
-            common = ["--mode", mode, "--steps", str(args.steps), "--warmup", str(args.warmup)] + args.extra
-            ours = run([args.cnnzoo, "bench", model, "--format", "json"] + common)[0]
-            peer = run([sys.executable, os.path.join(HERE, "pytorch_peer.py"), model, "--threads", str(threads), "--macs", str(m)] + common)[0]
-            raw += [ours, peer]
+    for case in args.cases:
+        model, modes, case_extra = parse_case(case)
+        for mode in modes:
+            common = ["--mode", mode, "--steps", str(args.steps), "--warmup", str(args.warmup)] + case_extra + args.extra
+            m = macs(args.cnnzoo, model, common)
+            ours = run([args.cnnzoo, "bench", model, "--format", "json"] + common, env)[0]
+            before = run([args.cnnzoo, "--reference-kernels", "bench", model, "--format", "json"] + common, env)[0] if args.reference else None
+            peer = run([sys.executable, os.path.join(HERE, "pytorch_peer.py"), model, "--threads", str(threads), "--macs", str(m)] + common, env)[0]
+            raw += [r for r in (ours, before, peer) if r]
             ratio = ours["images_per_sec"]["median"] / peer["images_per_sec"]["median"]
-            rows.append((model, mode, ours["batch"], ours["images_per_sec"]["median"], peer["images_per_sec"]["median"], ratio,
-                         ours["gflops"], peer["gflops"], ours["phases"], peer["phases"]))
-            print(f"{model} {mode}: cnnzoo {ours['images_per_sec']['median']:.1f} img/s, PyTorch {peer['images_per_sec']['median']:.1f} img/s, ratio {ratio:.2f}", file=sys.stderr)
+            rows.append((model, mode, ours["batch"], ours, before, peer, ratio))
+            b_txt = f", Burn ops {before['images_per_sec']['median']:.1f}" if before else ""
+            print(f"{model} {mode} b{ours['batch']}: cnnzoo {ours['images_per_sec']['median']:.1f} img/s{b_txt}, "
+                  f"PyTorch {peer['images_per_sec']['median']:.1f} img/s, ratio {ratio:.2f}", file=sys.stderr)
     with open(os.path.join(HERE, "results.jsonl"), "w") as f:
         for r in raw:
             f.write(json.dumps(r) + "\n")
     date = datetime.date.today().isoformat()
-    print(f"{date}, {cpu_name()}, {threads} threads, torch {raw[1].get('torch', '?')}, median of {args.steps} steps after {args.warmup} warm-up\n")
-    print("| model | phase | batch | cnnzoo img/s | PyTorch img/s | ratio | cnnzoo GFLOP/s | PyTorch GFLOP/s |")
-    print("|---|---|---|---|---|---|---|---|")
-    for model, mode, b, o, p, r, og, pg, _, _ in rows:
-        print(f"| {model} | {mode} | {b} | {o:.1f} | {p:.1f} | {r:.2f}× | {og:.1f} | {pg:.1f} |")
+    torch_v = next((r.get("torch") for r in raw if r.get("framework") == "pytorch"), "?")
+    print(f"{date}, {cpu_name()}, {threads} threads, torch {torch_v}, median of {args.steps} steps after {args.warmup} warm-up\n")
+    med = lambda r: r["images_per_sec"]["median"]
+    if args.reference:
+        print("| model | phase | batch | before: Burn ops img/s | cnnzoo img/s | PyTorch img/s | before ratio | ratio | cnnzoo GFLOP/s | PyTorch GFLOP/s |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
+        for model, mode, b, o, bf, p, r in rows:
+            print(f"| {model} | {mode} | {b} | {med(bf):.1f} | {med(o):.1f} | {med(p):.1f} | {med(bf) / med(p):.2f}× | {r:.2f}× | {o['gflops']:.1f} | {p['gflops']:.1f} |")
+    else:
+        print("| model | phase | batch | cnnzoo img/s | PyTorch img/s | ratio | cnnzoo GFLOP/s | PyTorch GFLOP/s |")
+        print("|---|---|---|---|---|---|---|---|")
+        for model, mode, b, o, _, p, r in rows:
+            print(f"| {model} | {mode} | {b} | {med(o):.1f} | {med(p):.1f} | {r:.2f}× | {o['gflops']:.1f} | {p['gflops']:.1f} |")
     print("\nper-phase medians (s), cnnzoo / PyTorch:")
-    for model, mode, _, _, _, _, _, _, op, pp in rows:
-        parts = [f"{n} {a:.3f}/{b:.3f}" for (n, a), (_, b) in zip(op, pp)]
-        print(f"- {model} {mode}: " + ", ".join(parts))
+    for model, mode, b, o, _, p, _ in rows:
+        parts = [f"{n} {a:.3f}/{c:.3f}" for (n, a), (_, c) in zip(o["phases"], p["phases"])]
+        print(f"- {model} {mode} b{b}: " + ", ".join(parts))
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions};
 use burn::tensor::{Device, Distribution, Tensor};
 // Our own CPU kernels on the flex device, Burn's ops everywhere else (see the kernels crate).
 use cnnzoo_kernels::{
-    avg_pool2d, batch_norm_eval as batch_norm, batch_norm_train, conv2d, max_pool2d, relu, sigmoid,
+    avg_pool2d, batch_norm_eval as batch_norm, batch_norm_train, conv2d, linear, max_pool2d, relu, sigmoid,
 };
 
 thread_local! {
@@ -552,11 +552,7 @@ impl Linear {
         if is_shape_only() {
             return Tensor::zeros([b, self.d_out], &x.device());
         }
-        let y = x.matmul(self.weight.val());
-        match &self.bias {
-            Some(bias) => y + bias.val().unsqueeze(),
-            None => y,
-        }
+        linear(x, self.weight.val(), self.bias.as_ref().map(Param::val))
     }
 }
 

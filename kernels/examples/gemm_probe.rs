@@ -18,7 +18,17 @@ fn main() {
             let mut best = f64::MAX;
             for _ in 0..10 {
                 let t = Instant::now();
-                buf::gemm(m, n, k, &mut c, n, &buf::Lhs::new(Mat::rows(&a, k)), Mat::rows(&b, n), false, threads);
+                buf::gemm(
+                    m,
+                    n,
+                    k,
+                    &mut c,
+                    n,
+                    &buf::Lhs::new(Mat::rows(&a, k)),
+                    Mat::rows(&b, n),
+                    false,
+                    threads,
+                );
                 best = best.min(t.elapsed().as_secs_f64());
             }
             println!("{m}x{n}x{k} threads {threads}: {:.1} GFLOP/s", 2.0 * (m * n * k) as f64 / best / 1e9);
@@ -38,4 +48,3 @@ fn main() {
         println!("nt {m}x{n}x{k} threads 1: {:.1} GFLOP/s", 2.0 * (m * n * k) as f64 / best / 1e9);
     }
 }
-

@@ -166,7 +166,9 @@ pub fn gemm(
             let b = b.skip_cols(r.start);
             // SAFETY: `dst` is checked above; each part writes its own columns `r`; the
             // operands are valid for the shapes given (the caller's contract).
-            unsafe { crate::sgemm::sgemm(m, r.len(), k, dst_ptr.get().add(r.start), ldd, a, packed, b, accumulate) }
+            unsafe {
+                crate::sgemm::sgemm(m, r.len(), k, dst_ptr.get().add(r.start), ldd, a, packed, b, accumulate)
+            }
         };
         if parts.len() > 1 {
             parts.par_iter().for_each(run);

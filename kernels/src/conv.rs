@@ -232,7 +232,8 @@ pub fn forward(geo: &Geom, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f3
     let inner = geo.inner_threads(geo.n.div_ceil(nb));
     let (k, cog) = (geo.k(), geo.cog());
     // The weights are packed once and shared by every chunk.
-    let wg: Vec<Lhs> = (0..geo.groups).map(|g| Lhs::prepacked(Mat::rows(&w[g * cog * k..], k), cog, k)).collect();
+    let wg: Vec<Lhs> =
+        (0..geo.groups).map(|g| Lhs::prepacked(Mat::rows(&w[g * cog * k..], k), cog, k)).collect();
     let body = |(idx, ychunk): (usize, &mut [f32])| {
         let n0 = idx * nb;
         let nbc = ychunk.len() / (co * pix);
@@ -351,7 +352,10 @@ pub fn backward(geo: &Geom, x: &[f32], w: &[f32], dy: &[f32], need: [bool; 3]) -
                 let dyc = buf::scratch(&mut dyc, co * cols);
                 for j in 0..nbc {
                     for o in 0..co {
-                        buf::copy_short(&mut dyc[o * cols + j * pix..][..pix], &dy[((n0 + j) * co + o) * pix..][..pix]);
+                        buf::copy_short(
+                            &mut dyc[o * cols + j * pix..][..pix],
+                            &dy[((n0 + j) * co + o) * pix..][..pix],
+                        );
                     }
                 }
                 dyc

@@ -1,7 +1,7 @@
 //! cnnzoo's own CPU kernels for Burn's `flex` device.
 //!
 //! Each public function here has the signature of the Burn op it replaces (`conv2d`,
-//! `batch_norm`, `max_pool2d`, `relu`, …) and takes the same [`Tensor`]s. On the flex device
+//! `batch_norm`, `max_pool2d`, `relu`, `matmul` + bias, …) and takes the same [`Tensor`]s. On the flex device
 //! with `f32` data it runs our kernel — forward, and on an autodiff device a backward step
 //! registered in Burn's graph, so `loss.backward()` and the stock optimizers see an ordinary
 //! op. On any other device (CUDA, wgpu), for other dtypes, or when the reference switch is on
@@ -16,6 +16,7 @@ pub mod act;
 pub mod alloc;
 pub mod buf;
 pub mod conv;
+pub mod linear;
 pub mod norm;
 pub mod pool;
 pub mod sgemm;
@@ -31,6 +32,7 @@ use burn::tensor::{DType, Tensor};
 pub use act::{relu, sigmoid};
 pub use alloc::tune_allocator;
 pub use conv::conv2d;
+pub use linear::linear;
 pub use norm::{BatchNormTrainOutput, batch_norm_eval, batch_norm_train};
 pub use pool::{avg_pool2d, max_pool2d};
 

@@ -253,6 +253,30 @@ fn activations_match_burn() {
 }
 
 #[test]
+fn linear_matches_burn() {
+    let dev = ad();
+    for (b, i, o, bias) in [(5, 7, 3, true), (128, 300, 70, true), (1, 33, 10, true), (4, 50, 40, false)] {
+        let inputs = [tensor([b, i], 40, &dev), tensor([i, o], 41, &dev), tensor([1, o], 42, &dev)];
+        let run = |f: fn(Tensor<2>, Tensor<2>, Option<Tensor<1>>) -> Tensor<2>| {
+            run_with_grads(&inputs, move |t| {
+                f(t[0].clone(), t[1].clone(), bias.then(|| t[2].clone().reshape([o])))
+            })
+        };
+        let reference = |x: Tensor<2>, w: Tensor<2>, bias: Option<Tensor<1>>| match bias {
+            Some(bias) => x.matmul(w) + bias.unsqueeze(),
+            None => x.matmul(w),
+        };
+        let (y, g) = run(k::linear);
+        let (yr, gr) = run(reference);
+        let what = format!("linear {b}×{i}→{o} bias {bias}");
+        assert_close(y, yr, &what);
+        for (n, name) in ["dx", "dw", "db"].iter().enumerate() {
+            assert_close(g[n].clone(), gr[n].clone(), &format!("{what} {name}"));
+        }
+    }
+}
+
+#[test]
 fn exp_is_accurate() {
     for i in -8700..8800 {
         let x = i as f32 / 100.0;

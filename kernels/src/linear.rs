@@ -1,0 +1,130 @@
+//! Fully connected layer: `y[b, out] = x[b, in] · W[in, out] + bias` (Burn's weight layout).
+//!
+//! **Algorithm.** Three GEMMs on the kernel of [`crate::sgemm`], each split by output columns
+//! across threads: forward `x·W` (bias pre-filled into the destination), input gradient
+//! `dy·Wᵀ` (Wᵀ packed by gathers), weight gradient `xᵀ·dy` (xᵀ packs from contiguous runs),
+//! bias gradient `Σ_b dy`.
+//!
+//! **Where the time goes.** The GEMMs; with d2l's batch sizes they are short and wide
+//! (`b = 128..256` rows), so the weight matrix is read once per GEMM and dominates traffic.
+
+use burn::backend::Flex;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::FlexTensor;
+use burn::tensor::Tensor;
+
+use crate::buf::{self, Lhs, Mat, contiguous, slice};
+use crate::{AD, Route, route_all};
+
+#[derive(Debug, Clone)]
+struct LinearState {
+    x: FlexTensor,
+    w: FlexTensor,
+    dims: [usize; 3],
+}
+
+#[derive(Debug)]
+struct LinearBackward;
+
+impl Backward<Flex, 3> for LinearBackward {
+    type State = LinearState;
+
+    fn backward(self, ops: Ops<LinearState, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [nx, nw, nb] = ops.parents;
+        let dy = contiguous(grads.consume::<Flex>(&ops.node));
+        let LinearState { x, w, dims: [b, i, o] } = ops.state;
+        let (dy, x, w) = (slice(&dy), slice(&x), slice(&w));
+        let t = buf::threads();
+        if let Some(node) = nx {
+            let mut dx = buf::uninit(b * i);
+            buf::gemm(b, i, o, &mut dx, i, &Lhs::new(Mat::rows(dy, o)), Mat::cols(w, o), false, t);
+            grads.register::<Flex>(node.id, buf::tensor(dx, &[b, i]));
+        }
+        if let Some(node) = nw {
+            let mut dw = buf::uninit(i * o);
+            buf::gemm(i, o, b, &mut dw, o, &Lhs::new(Mat::cols(x, i)), Mat::rows(dy, o), false, t);
+            grads.register::<Flex>(node.id, buf::tensor(dw, &[i, o]));
+        }
+        if let Some(node) = nb {
+            let mut db = vec![0f32; o];
+            for row in dy.chunks(o.max(1)) {
+                db.iter_mut().zip(row).for_each(|(a, v)| *a += v);
+            }
+            grads.register::<Flex>(node.id, buf::tensor(db, &[o]));
+        }
+    }
+}
+
+/// `x [b, in] · w [in, out] (+ bias [out])` with our GEMM on flex, Burn's `matmul` elsewhere.
+pub fn linear(x: Tensor<2>, w: Tensor<2>, bias: Option<Tensor<1>>) -> Tensor<2> {
+    let reference = |x: Tensor<2>, w: Tensor<2>, bias: Option<Tensor<1>>| {
+        let y = x.matmul(w);
+        match bias {
+            Some(b) => y + b.unsqueeze(),
+            None => y,
+        }
+    };
+    let ([b, i], [i2, o]) = (x.dims(), w.dims());
+    if i != i2 || bias.as_ref().is_some_and(|t| t.dims() != [o]) {
+        return reference(x, w, bias);
+    }
+    let Some(routes) = route_all(&x, &[&w]) else {
+        return reference(x, w, bias);
+    };
+    let autodiff = matches!(routes[0], Route::Ad(..));
+    let bias_t = match (&bias, autodiff) {
+        (Some(t), _) => Some(t.clone()),
+        (None, true) => Some(Tensor::zeros([o], &x.device())),
+        (None, false) => None,
+    };
+    let bias_route = match &bias_t {
+        Some(t) => match crate::route(t) {
+            Some(r) if matches!(r, Route::Ad(..)) == autodiff => Some(r.into_parts()),
+            _ => return reference(x, w, bias),
+        },
+        None => None,
+    };
+    crate::count_call();
+    let mut routes = routes.into_iter().map(Route::into_parts);
+    let (xp, xg) = routes.next().expect("x");
+    let (wp, wg) = routes.next().expect("w");
+    let (xp, wp) = (contiguous(xp), contiguous(wp));
+    let (bp, bg) = match bias_route {
+        Some((p, g)) => (Some(contiguous(p)), g),
+        None => (None, None),
+    };
+    let mut y = buf::uninit(b * o);
+    let has_bias = bias.is_some();
+    if let (true, Some(bp)) = (has_bias, &bp) {
+        for row in y.chunks_mut(o.max(1)) {
+            row.copy_from_slice(slice(bp));
+        }
+    }
+    let xs = slice(&xp);
+    buf::gemm(
+        b,
+        o,
+        i,
+        &mut y,
+        o,
+        &Lhs::new(Mat::rows(xs, i)),
+        Mat::rows(slice(&wp), o),
+        has_bias,
+        buf::threads(),
+    );
+    let y = buf::tensor(y, &[b, o]);
+    match (xg, wg, bg) {
+        (Some(xg), Some(wg), Some(bg)) => {
+            let out = match LinearBackward.prepare::<NoCheckpointing>([xg, wg, bg]).compute_bound().stateful()
+            {
+                OpsKind::Tracked(prep) => prep.finish(LinearState { x: xp, w: wp, dims: [b, i, o] }, y),
+                OpsKind::UnTracked(prep) => prep.finish(y),
+            };
+            Tensor::from_primitive::<AD>(out)
+        }
+        _ => Tensor::from_primitive::<Flex>(y),
+    }
+}
