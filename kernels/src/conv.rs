@@ -37,6 +37,13 @@ use rayon::prelude::*;
 use crate::buf::{self, Lhs, Mat, contiguous, slice};
 use crate::{AD, Route, route_all};
 
+/// Whether the Winograd path is switched off (`CNNZOO_CONV=im2col`; for comparison and for
+/// the property tests, which check both paths).
+pub fn im2col_only() -> bool {
+    static IM2COL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *IM2COL.get_or_init(|| std::env::var("CNNZOO_CONV").is_ok_and(|v| v == "im2col"))
+}
+
 /// Output pixels one chunk aims for (columns of the chunk's GEMM).
 pub const TARGET_COLS: usize = 1024;
 
@@ -223,6 +230,9 @@ fn col2im(geo: &Geom, col: &[f32], g: usize, nb: usize, dx: &mut [f32]) {
 
 /// Forward: `y [n, co, ho, wo]`.
 pub fn forward(geo: &Geom, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+    if crate::winograd::eligible(geo) && !im2col_only() {
+        return crate::winograd::forward(geo, x, w, bias);
+    }
     let (pix, co) = (geo.pix(), geo.co);
     let mut y = buf::uninit(geo.n * co * pix);
     if y.is_empty() {
@@ -320,6 +330,11 @@ pub struct Grads {
 /// Backward: the gradients asked for, from the saved input and weight and the output gradient.
 pub fn backward(geo: &Geom, x: &[f32], w: &[f32], dy: &[f32], need: [bool; 3]) -> Grads {
     let [need_x, need_w, need_b] = need;
+    // The input gradient of a 3×3 stride-1 conv is another such conv: Winograd, outside the
+    // chunk loop, which then only does the weight and bias gradients.
+    let dx_winograd = (need_x && crate::winograd::eligible(geo) && !im2col_only())
+        .then(|| crate::winograd::input_grad(geo, w, dy));
+    let need_x = need_x && dx_winograd.is_none();
     let (pix, co, k, cog, ci, hw) = (geo.pix(), geo.co, geo.k(), geo.cog(), geo.ci, geo.hw());
     let nb = geo.chunk();
     let parts = buf::ranges(geo.n, buf::threads(), nb);
@@ -409,7 +424,7 @@ pub fn backward(geo: &Geom, x: &[f32], w: &[f32], dy: &[f32], need: [bool; 3]) -
         db.iter_mut().zip(&pb).for_each(|(a, b)| *a += b);
     }
     Grads {
-        x: need_x.then_some(dx),
+        x: dx_winograd.or(need_x.then_some(dx)),
         w: need_w.then_some(dw),
         b: need_b.then(|| db.into_iter().map(|v| v as f32).collect()),
     }

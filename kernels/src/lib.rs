@@ -8,7 +8,8 @@
 //! ([`set_reference_kernels`] or `CNNZOO_REFERENCE_KERNELS=1`), it calls Burn's own op.
 //!
 //! Modules, one kernel family each, with a header that says the algorithm, the layout and
-//! where the time goes: [`conv`], [`norm`], [`pool`], [`act`]; [`alloc`] has the process-wide allocator setting and [`buf`]
+//! where the time goes: [`conv`] (with [`winograd`] for 3×3 stride-1 layers and [`sgemm`] under both), [`linear`],
+//! [`norm`], [`pool`], [`act`]; [`alloc`] has the process-wide allocator setting and [`buf`]
 //! holds the raw-slice
 //! helpers they share (splitting work across threads, wrapping vectors as flex tensors).
 
@@ -20,6 +21,7 @@ pub mod linear;
 pub mod norm;
 pub mod pool;
 pub mod sgemm;
+pub mod winograd;
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};

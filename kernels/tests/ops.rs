@@ -284,3 +284,28 @@ fn exp_is_accurate() {
         assert!((got - want).abs() <= 3e-7 * want, "exp({x}) = {got}, libm {want}");
     }
 }
+
+#[test]
+fn winograd_matches_burn_directly() {
+    use k::conv::Geom;
+    let dev = ad();
+    for (n, ci, h, w, co, pad) in [(2, 16, 9, 7, 20, 1), (1, 24, 5, 5, 16, 0), (3, 16, 6, 8, 16, 2)] {
+        let geo = Geom::new([n, ci, h, w], [co, ci, 3, 3], [1, 1], [pad, pad], [1, 1], 1).unwrap();
+        assert!(k::winograd::eligible(&geo));
+        let x = tensor([n, ci, h, w], 50, &dev);
+        let wt = tensor([co, ci, 3, 3], 51, &dev);
+        let b = tensor([co], 52, &dev);
+        let opts = ConvOptions::new([1, 1], [pad, pad], [1, 1], 1);
+        let xl = x.clone().require_grad();
+        let y_ref = reference::conv2d(xl.clone(), wt.clone(), Some(b.clone()), opts);
+        let dy = tensor(y_ref.dims(), 53, &dev);
+        let dx_ref = (y_ref.clone() * dy.clone()).sum().backward();
+        let dx_ref = xl.grad(&dx_ref).unwrap();
+        let y = k::winograd::forward(&geo, &vec_of(x), &vec_of(wt.clone()), Some(&vec_of(b)));
+        let dx = k::winograd::input_grad(&geo, &vec_of(wt), &vec_of(dy.inner()));
+        let plain = Device::flex();
+        let as_t = |v: Vec<f32>, s: [usize; 4]| Tensor::<4>::from_data(TensorData::new(v, s), &plain);
+        assert_close(as_t(y, geo.out_dims()), y_ref.inner(), &format!("winograd forward {geo:?}"));
+        assert_close(as_t(dx, [n, ci, h, w]), dx_ref, &format!("winograd input grad {geo:?}"));
+    }
+}
