@@ -73,6 +73,10 @@ impl Window {
         let hi = (end.min(len as isize)).max(0) as usize;
         (lo, hi.max(lo), (padded_end - start) as usize)
     }
+    /// [`Window::span`] of every output row (`a = 0`) or column (`a = 1`).
+    fn spans(&self, a: usize) -> Vec<(usize, usize, usize)> {
+        (0..if a == 0 { self.ho } else { self.wo }).map(|o| self.span(a, o)).collect()
+    }
     /// Planes per parallel task.
     fn group(&self) -> usize {
         (4096 / (self.h * self.w).max(1)).max(1)
@@ -84,13 +88,12 @@ fn max_forward(win: &Window, x: &[f32]) -> (Vec<f32>, Vec<u32>) {
     let mut y = buf::uninit(win.planes * ohw);
     let mut idx = vec![0u32; win.planes * ohw];
     let g = win.group();
+    let (rows, cols) = (win.spans(0), win.spans(1));
     y.par_chunks_mut(g * ohw).zip(idx.par_chunks_mut(g * ohw)).zip(x.par_chunks(g * hw)).for_each(
         |((yp, ip), xp)| {
             for ((yp, ip), xp) in yp.chunks_mut(ohw).zip(ip.chunks_mut(ohw)).zip(xp.chunks(hw)) {
-                for oh in 0..win.ho {
-                    let (r0, r1, _) = win.span(0, oh);
-                    for ow in 0..win.wo {
-                        let (c0, c1, _) = win.span(1, ow);
+                for (oh, &(r0, r1, _)) in rows.iter().enumerate() {
+                    for (ow, &(c0, c1, _)) in cols.iter().enumerate() {
                         let mut best = f32::NEG_INFINITY;
                         let mut at = r0 * win.w + c0;
                         for r in r0..r1 {
@@ -145,12 +148,11 @@ fn avg_forward(win: &Window, x: &[f32], inv: &[f32]) -> Vec<f32> {
     let (hw, ohw) = (win.h * win.w, win.ho * win.wo);
     let mut y = buf::uninit(win.planes * ohw);
     let g = win.group();
+    let (rows, cols) = (win.spans(0), win.spans(1));
     y.par_chunks_mut(g * ohw).zip(x.par_chunks(g * hw)).for_each(|(yp, xp)| {
         for (yp, xp) in yp.chunks_mut(ohw).zip(xp.chunks(hw)) {
-            for oh in 0..win.ho {
-                let (r0, r1, _) = win.span(0, oh);
-                for ow in 0..win.wo {
-                    let (c0, c1, _) = win.span(1, ow);
+            for (oh, &(r0, r1, _)) in rows.iter().enumerate() {
+                for (ow, &(c0, c1, _)) in cols.iter().enumerate() {
                     let mut acc = 0.0;
                     for r in r0..r1 {
                         acc += xp[r * win.w + c0..r * win.w + c1].iter().sum::<f32>();
@@ -167,12 +169,11 @@ fn avg_backward(win: &Window, dy: &[f32], inv: &[f32]) -> Vec<f32> {
     let (hw, ohw) = (win.h * win.w, win.ho * win.wo);
     let mut dx = buf::zeros(win.planes * hw);
     let g = win.group();
+    let (rows, cols) = (win.spans(0), win.spans(1));
     dx.par_chunks_mut(g * hw).zip(dy.par_chunks(g * ohw)).for_each(|(dxp, gp)| {
         for (dxp, gp) in dxp.chunks_mut(hw).zip(gp.chunks(ohw)) {
-            for oh in 0..win.ho {
-                let (r0, r1, _) = win.span(0, oh);
-                for ow in 0..win.wo {
-                    let (c0, c1, _) = win.span(1, ow);
+            for (oh, &(r0, r1, _)) in rows.iter().enumerate() {
+                for (ow, &(c0, c1, _)) in cols.iter().enumerate() {
                     let v = gp[oh * win.wo + ow] * inv[oh * win.wo + ow];
                     for r in r0..r1 {
                         dxp[r * win.w + c0..r * win.w + c1].iter_mut().for_each(|d| *d += v);
