@@ -79,7 +79,7 @@ macro_rules! kernel2 {
     };
 }
 
-kernel2!(relu_fwd, |o, x, _u| if x > 0.0 { x } else { 0.0 });
+kernel2!(relu_fwd, |o, x, _u| if x < 0.0 { 0.0 } else { x }); // NaN passes through, as in PyTorch
 kernel2!(relu_bwd, |o, g, y| if y > 0.0 { g } else { 0.0 });
 kernel2!(sigmoid_fwd, |o, x, _u| sigmoid1(x));
 kernel2!(sigmoid_bwd, |o, g, y| g * y * (1.0 - y));

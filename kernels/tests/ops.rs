@@ -244,6 +244,11 @@ fn activations_match_burn() {
     let (yr, gr) = run_with_grads(&inputs, |t| activation::relu(t[0].clone()));
     assert_close(y, yr, "relu");
     assert_close(g[0].clone(), gr[0].clone(), "relu grad");
+    // NaN propagates (a diverging run must be seen as one).
+    let nan = Tensor::<1>::from_floats([f32::NAN, -1.0, 2.0], &Device::flex());
+    let r = vec_of(k::relu(nan.clone()));
+    assert!(r[0].is_nan() && r[1] == 0.0 && r[2] == 2.0, "relu {r:?}");
+    assert!(vec_of(k::sigmoid(nan))[0].is_nan(), "sigmoid of NaN");
     // Large tensors run in parallel blocks.
     let big = [tensor([70_001], 31, &dev).mul_scalar(8.0)];
     let (y, g) = run_with_grads(&big, |t| k::sigmoid(t[0].clone()));
