@@ -148,45 +148,47 @@ impl Geom {
     }
 }
 
-/// Fills `col[K, nb·P]` (leading dim `nb·P`) with the patches of images `n0..n0+nb`, group `g`.
-fn im2col(geo: &Geom, x: &[f32], g: usize, n0: usize, nb: usize, col: &mut [f32]) {
+/// Fills `col[K, nb·P]` (leading dim `nb·P`) with the patches of images `n0..n0+nb`, group `g`;
+/// rows in parallel when `parallel` (a chunk that has the machine to itself: batch 1).
+fn im2col(geo: &Geom, x: &[f32], g: usize, n0: usize, nb: usize, col: &mut [f32], parallel: bool) {
     let (pix, hw, cig) = (geo.pix(), geo.hw(), geo.cig());
     let ld = nb * pix;
-    for c in 0..cig {
-        for ki in 0..geo.kh {
-            for kj in 0..geo.kw {
-                let row = (c * geo.kh + ki) * geo.kw + kj;
-                let dst_row = &mut col[row * ld..(row + 1) * ld];
-                let (lo, hi, off) = geo.col_range(kj);
-                for j in 0..nb {
-                    let img = &x[((n0 + j) * geo.ci + g * cig + c) * hw..][..hw];
-                    let dst = &mut dst_row[j * pix..(j + 1) * pix];
-                    if geo.pointwise() {
-                        buf::copy_short(dst, img);
-                        continue;
-                    }
-                    for oh in 0..geo.ho {
-                        let seg = &mut dst[oh * geo.wo..(oh + 1) * geo.wo];
-                        let Some(ih) = geo.in_row(oh, ki) else {
-                            seg.fill(0.0);
-                            continue;
-                        };
-                        let src = &img[ih * geo.w..(ih + 1) * geo.w];
-                        seg[..lo].fill(0.0);
-                        seg[hi..].fill(0.0);
-                        let s = geo.stride[1];
-                        let start = (lo as isize * s as isize + off) as usize;
-                        if s == 1 {
-                            buf::copy_short(&mut seg[lo..hi], &src[start..start + (hi - lo)]);
-                        } else {
-                            for (d, v) in seg[lo..hi].iter_mut().zip(src[start..].iter().step_by(s)) {
-                                *d = *v;
-                            }
-                        }
+    let row = |(r, dst_row): (usize, &mut [f32])| {
+        let (c, ki, kj) = (r / (geo.kh * geo.kw), (r / geo.kw) % geo.kh, r % geo.kw);
+        let (lo, hi, off) = geo.col_range(kj);
+        for j in 0..nb {
+            let img = &x[((n0 + j) * geo.ci + g * cig + c) * hw..][..hw];
+            let dst = &mut dst_row[j * pix..(j + 1) * pix];
+            if geo.pointwise() {
+                buf::copy_short(dst, img);
+                continue;
+            }
+            for oh in 0..geo.ho {
+                let seg = &mut dst[oh * geo.wo..(oh + 1) * geo.wo];
+                let Some(ih) = geo.in_row(oh, ki) else {
+                    seg.fill(0.0);
+                    continue;
+                };
+                let src = &img[ih * geo.w..(ih + 1) * geo.w];
+                seg[..lo].fill(0.0);
+                seg[hi..].fill(0.0);
+                let s = geo.stride[1];
+                let start = (lo as isize * s as isize + off) as usize;
+                if s == 1 {
+                    buf::copy_short(&mut seg[lo..hi], &src[start..start + (hi - lo)]);
+                } else {
+                    for (d, v) in seg[lo..hi].iter_mut().zip(src[start..].iter().step_by(s)) {
+                        *d = *v;
                     }
                 }
             }
         }
+    };
+    let col = &mut col[..geo.k() * ld];
+    if parallel {
+        col.par_chunks_mut(ld).enumerate().for_each(row);
+    } else {
+        col.chunks_mut(ld).enumerate().for_each(row);
     }
 }
 
@@ -288,7 +290,7 @@ fn forward_chunk(
             Mat::rows(&x[(n0 * geo.ci + g * geo.cig()) * geo.hw()..], pix)
         } else {
             let col = buf::scratch(col, k * cols);
-            im2col(geo, x, g, n0, nbc, col);
+            im2col(geo, x, g, n0, nbc, col, inner > 1);
             Mat::rows(col, cols)
         };
         let a = &wg[g];
@@ -389,7 +391,7 @@ pub fn backward(geo: &Geom, x: &[f32], w: &[f32], dy: &[f32], need: [bool; 3]) -
                         (&x[(n0 * ci + g * geo.cig()) * hw..(n0 * ci + (g + 1) * geo.cig()) * hw], pix)
                     } else {
                         let col = buf::scratch(&mut col, k * cols);
-                        im2col(geo, x, g, n0, nbc, col);
+                        im2col(geo, x, g, n0, nbc, col, inner > 1);
                         (col, cols)
                     };
                     let dyg = &dys[g * cog * cols..(g + 1) * cog * cols];

@@ -66,14 +66,15 @@ fn stats(d: Dims, x: &[f32]) -> (Vec<f32>, Vec<f32>) {
 /// `y = x·scale[c] + shift[c]`, parallel over images.
 fn affine(d: Dims, x: &[f32], scale: &[f32], shift: &[f32]) -> Vec<f32> {
     let mut y = buf::uninit(x.len());
-    let row = (d.c * d.s).max(1);
-    y.par_chunks_mut(row).zip(x.par_chunks(row)).for_each(|(yr, xr)| {
-        for ch in 0..d.c {
+    // Parallel over (image, channel) planes, a few thousand elements per task at least.
+    let s = d.s.max(1);
+    y.par_chunks_mut(s).zip(x.par_chunks(s)).enumerate().with_min_len(4096usize.div_ceil(s)).for_each(
+        |(p, (yp, xp))| {
+            let ch = p % d.c.max(1);
             let (a, b) = (scale[ch], shift[ch]);
-            let r = ch * d.s..(ch + 1) * d.s;
-            yr[r.clone()].iter_mut().zip(&xr[r]).for_each(|(y, x)| *y = x * a + b);
-        }
-    });
+            yp.iter_mut().zip(xp).for_each(|(y, x)| *y = x * a + b);
+        },
+    );
     y
 }
 
@@ -111,16 +112,18 @@ fn train_backward(
         c[ch] = (g * iv * (k * mean[ch] as f64 - sdy[ch] / m)) as f32;
     }
     let mut dx = buf::uninit(x.len());
-    let row = (d.c * d.s).max(1);
-    dx.par_chunks_mut(row).zip(x.par_chunks(row).zip(dy.par_chunks(row))).for_each(|(dr, (xr, gr))| {
-        for ch in 0..d.c {
-            let r = ch * d.s..(ch + 1) * d.s;
+    let s = d.s.max(1);
+    dx.par_chunks_mut(s)
+        .zip(x.par_chunks(s).zip(dy.par_chunks(s)))
+        .enumerate()
+        .with_min_len(4096usize.div_ceil(s))
+        .for_each(|(p, (dp, (xp, gp)))| {
+            let ch = p % d.c.max(1);
             let (a, b, c) = (a[ch], b[ch], c[ch]);
-            for ((o, x), g) in dr[r.clone()].iter_mut().zip(&xr[r.clone()]).zip(&gr[r]) {
+            for ((o, x), g) in dp.iter_mut().zip(xp).zip(gp) {
                 *o = a * g + b * x + c;
             }
-        }
-    });
+        });
     let dgamma = (0..d.c).map(|ch| (sdyx[ch] * inv[ch] as f64) as f32).collect();
     let dbeta = sdy.into_iter().map(|v| v as f32).collect();
     (dx, dgamma, dbeta)

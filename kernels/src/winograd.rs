@@ -4,7 +4,8 @@
 //! `Y = Aᵀ [ (G g Gᵀ) ⊙ (Bᵀ d B) ] A`: 16 multiplies per channel pair instead of 36, i.e.
 //! 2.25× fewer. Batched over channels the element-wise products become 16 GEMMs,
 //! `M[ξ][Co, T] = U[ξ][Co, Ci] · V[ξ][Ci, T]` for the 16 positions ξ of the 4×4 transform
-//! domain, T = tiles in a chunk of images. The weight transform `U` is done and packed once
+//! domain, T = tiles in a chunk of images (V is stored `[Ci][16][T]`, so one channel's
+//! transform is one contiguous block and channels transform in parallel at batch 1). The weight transform `U` is done and packed once
 //! per call; the input transform writes `V` tile by tile (zeros outside the image, so any
 //! padding ≤ 2 works); the output transform scatters `Aᵀ M A` (+ bias) into NCHW, clipping
 //! the last row/column of tiles on odd sizes.
@@ -13,8 +14,9 @@
 //! convolution: `dx = conv(dy, W′, padding 2 − p)` with `W′[ci, co] = rot180(W[co, ci])`.
 //!
 //! **Where the time goes.** The 16 GEMMs (K = Ci); the transforms are a few adds per element
-//! (≈ 3 % of the GEMM work at 64 channels, less above). Used when both channel counts are at
-//! least [`MIN_CHANNELS`]; below that the transforms dominate and im2col wins.
+//! (≈ 3 % of the GEMM work at 64 channels, less above), plus the weight transform once per
+//! call. Used when both channel counts are at least [`MIN_CHANNELS`] and the batch has at
+//! least [`MIN_TILES`] tiles; otherwise the transforms dominate and im2col wins.
 
 use rayon::prelude::*;
 
@@ -37,7 +39,13 @@ pub fn eligible(geo: &Geom) -> bool {
         && geo.pad[1] <= 2
         && geo.ci >= MIN_CHANNELS
         && geo.co >= MIN_CHANNELS
+        // The weight transform (≈ 100 operations per channel pair, every call) must be paid
+        // for by enough tiles: at batch 1 the late, weight-heavy layers stay on im2col.
+        && geo.n * geo.ho.div_ceil(2) * geo.wo.div_ceil(2) >= MIN_TILES
 }
+
+/// Fewest output tiles (over the whole batch) for which the Winograd path pays.
+pub const MIN_TILES: usize = 256;
 
 /// `U[ξ] = G g Gᵀ` for every (out, in) pair, as 16 packed `[co × ci]` operands. `g(o, c)`
 /// gives the 3×3 kernel (row-major) of output channel `o`, input channel `c`.
@@ -136,12 +144,12 @@ fn run(geo: &Geom, x: &[f32], u: &[Lhs], bias: Option<&[f32]>) -> Vec<f32> {
         let n0 = idx * nb;
         let nbc = ychunk.len() / (co * ho * wo);
         let t_all = nbc * per_img;
+        // V[c][ξ][t]: one channel's 16 transform-domain rows are contiguous, so channels can
+        // be transformed in parallel when this chunk has the machine to itself (batch 1).
         let mut v = buf::uninit(16 * ci * t_all);
-        // Input transform, one channel at a time, vectorized across all tiles of the chunk:
-        // d[r·4 + s][t] = x[2·ty + r − p, 2·tx + s − p], then V[ξ][c][..] = (Bᵀ d B)[ξ].
-        let mut d = vec![0f32; 16 * t_all];
-        let mut e = vec![0f32; 16 * t_all];
-        for c in 0..ci {
+        let transform_in = |(c, vc): (usize, &mut [f32])| {
+            // d[r·4 + s][t] = x[2·ty + r − p, 2·tx + s − p], vectorized across all tiles.
+            let mut d = vec![0f32; 16 * t_all];
             for j in 0..nbc {
                 let img = &x[((n0 + j) * ci + c) * h * w..][..h * w];
                 for ty in 0..th {
@@ -163,45 +171,62 @@ fn run(geo: &Geom, x: &[f32], u: &[Lhs], bias: Option<&[f32]>) -> Vec<f32> {
                     }
                 }
             }
-            input_rows(&d, &mut e, t_all);
-            for xi in 0..16 {
-                v[(xi * ci + c) * t_all..][..t_all].copy_from_slice(&e[xi * t_all..][..t_all]);
-            }
+            input_rows(&d, vc, t_all);
+        };
+        if inner > 1 {
+            v.par_chunks_mut(16 * t_all).enumerate().for_each(transform_in);
+        } else {
+            v.chunks_mut(16 * t_all).enumerate().for_each(transform_in);
         }
-        // 16 GEMMs: M[ξ][o][t].
+        // 16 GEMMs: M[ξ][o][t] = U[ξ] · V[·][ξ][·] (rows c at stride 16·T).
         let mut m = buf::uninit(16 * co * t_all);
-        for ((mx, vx), ux) in m.chunks_mut(co * t_all).zip(v.chunks(ci * t_all)).zip(u) {
-            buf::gemm(co, t_all, ci, mx, t_all, ux, Mat::rows(vx, t_all), false, inner);
+        for (xi, (mx, ux)) in m.chunks_mut(co * t_all).zip(u).enumerate() {
+            buf::gemm(co, t_all, ci, mx, t_all, ux, Mat::rows(&v[xi * t_all..], 16 * t_all), false, inner);
         }
-        // Output transform, one channel at a time, vectorized across all tiles of the chunk.
-        let mut mt = vec![0f32; 16 * t_all];
-        let mut out4 = vec![0f32; 4 * t_all];
-        for o in 0..co {
-            let bv = bias.map_or(0.0, |b| b[o]);
+        // Output transform, one channel at a time, vectorized across all tiles of the chunk:
+        // the four outputs of every tile (`[(a·2 + b)·T + t]`) …
+        let transform_out = |o: usize| -> Vec<f32> {
+            let mut mt = vec![0f32; 16 * t_all];
+            let mut out4 = vec![0f32; 4 * t_all];
             for xi in 0..16 {
                 mt[xi * t_all..][..t_all].copy_from_slice(&m[(xi * co + o) * t_all..][..t_all]);
             }
             output_rows(&mt, &mut out4, t_all);
-            for j in 0..nbc {
-                let out = &mut ychunk[(j * co + o) * ho * wo..][..ho * wo];
-                for ty in 0..th {
-                    let t0 = j * per_img + ty * tw;
-                    for a in 0..2 {
-                        let oy = 2 * ty + a;
-                        if oy >= ho {
-                            continue;
-                        }
-                        let row = &mut out[oy * wo..][..wo];
-                        for bc in 0..2 {
-                            let src = &out4[(a * 2 + bc) * t_all + t0..][..tw];
-                            for (tx, val) in src.iter().enumerate() {
-                                let ox = 2 * tx + bc;
-                                if ox < wo {
-                                    row[ox] = val + bv;
-                                }
+            out4
+        };
+        // … scattered into image j's plane of channel o, clipped at odd sizes, plus bias.
+        let write = |o: usize, out4: &[f32], j: usize, out: &mut [f32]| {
+            let bv = bias.map_or(0.0, |b| b[o]);
+            for ty in 0..th {
+                let t0 = j * per_img + ty * tw;
+                for a in 0..2 {
+                    let oy = 2 * ty + a;
+                    if oy >= ho {
+                        continue;
+                    }
+                    let row = &mut out[oy * wo..][..wo];
+                    for bc in 0..2 {
+                        let src = &out4[(a * 2 + bc) * t_all + t0..][..tw];
+                        for (tx, val) in src.iter().enumerate() {
+                            let ox = 2 * tx + bc;
+                            if ox < wo {
+                                row[ox] = val + bv;
                             }
                         }
                     }
+                }
+            }
+        };
+        if inner > 1 && nbc == 1 {
+            ychunk
+                .par_chunks_mut(ho * wo)
+                .enumerate()
+                .for_each(|(o, plane)| write(o, &transform_out(o), 0, plane));
+        } else {
+            for o in 0..co {
+                let out4 = transform_out(o);
+                for j in 0..nbc {
+                    write(o, &out4, j, &mut ychunk[(j * co + o) * ho * wo..][..ho * wo]);
                 }
             }
         }
