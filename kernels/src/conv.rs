@@ -487,29 +487,14 @@ pub fn conv2d(
         return module::conv2d(x, weight, bias, options);
     };
     let autodiff = matches!(routes[0], Route::Ad(..));
-    // A bias-free conv gets an untracked zero bias on the autodiff path (fixed arity 3), whose
-    // values are never read.
-    let bias_t = match (&bias, autodiff) {
-        (Some(b), _) => Some(b.clone()),
-        (None, true) => Some(Tensor::zeros([geo.co], &x.device())),
-        (None, false) => None,
-    };
-    let bias_route = match &bias_t {
-        Some(b) => match crate::route(b) {
-            Some(r) if matches!(r, Route::Ad(..)) == autodiff => Some(r),
-            _ => return module::conv2d(x, weight, bias, options),
-        },
-        None => None,
+    let Some((bp, bg)) = crate::route_bias(bias.as_ref(), geo.co, autodiff, &x.device()) else {
+        return module::conv2d(x, weight, bias, options);
     };
     crate::count_call();
     let mut routes = routes.into_iter();
     let (xp, xg) = routes.next().expect("x").into_parts();
     let (wp, wg) = routes.next().expect("w").into_parts();
     let (xp, wp) = (contiguous(xp), contiguous(wp));
-    let (bp, bg) = match bias_route.map(Route::into_parts) {
-        Some((p, g)) => (Some(contiguous(p)), g),
-        None => (None, None),
-    };
     let bias_vals = if bias.is_some() { bp.as_ref().map(slice) } else { None };
     let y = buf::tensor(forward(&geo, slice(&xp), slice(&wp), bias_vals), &geo.out_dims());
     match (xg, wg, bg) {

@@ -113,6 +113,34 @@ pub(crate) fn route_all<const D: usize, const E: usize>(
     Some(out)
 }
 
+/// Routes an op's optional bias of length `len` like its input. `None`: the bias lives
+/// elsewhere (use Burn's op); `Some((None, None))`: no bias on plain flex; on an autodiff device
+/// a missing bias becomes an untracked zero bias (our backward steps have a fixed arity), whose
+/// values the kernels never read.
+pub(crate) fn route_bias(
+    bias: Option<&Tensor<1>>,
+    len: usize,
+    autodiff: bool,
+    x_device: &burn::tensor::Device,
+) -> Option<(Option<FlexTensor>, Option<NodeGuard>)> {
+    let zeros;
+    let b = match (bias, autodiff) {
+        (Some(b), _) => b,
+        (None, true) => {
+            zeros = Tensor::<1>::zeros([len], x_device);
+            &zeros
+        }
+        (None, false) => return Some((None, None)),
+    };
+    match route(b)? {
+        r if matches!(r, Route::Ad(..)) == autodiff => {
+            let (p, g) = r.into_parts();
+            Some((Some(buf::contiguous(p)), g))
+        }
+        _ => None,
+    }
+}
+
 impl Route {
     /// The flex primitive, whichever route.
     pub(crate) fn into_parts(self) -> (FlexTensor, Option<NodeGuard>) {

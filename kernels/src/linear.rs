@@ -75,27 +75,14 @@ pub fn linear(x: Tensor<2>, w: Tensor<2>, bias: Option<Tensor<1>>) -> Tensor<2> 
         return reference(x, w, bias);
     };
     let autodiff = matches!(routes[0], Route::Ad(..));
-    let bias_t = match (&bias, autodiff) {
-        (Some(t), _) => Some(t.clone()),
-        (None, true) => Some(Tensor::zeros([o], &x.device())),
-        (None, false) => None,
-    };
-    let bias_route = match &bias_t {
-        Some(t) => match crate::route(t) {
-            Some(r) if matches!(r, Route::Ad(..)) == autodiff => Some(r.into_parts()),
-            _ => return reference(x, w, bias),
-        },
-        None => None,
+    let Some((bp, bg)) = crate::route_bias(bias.as_ref(), o, autodiff, &x.device()) else {
+        return reference(x, w, bias);
     };
     crate::count_call();
     let mut routes = routes.into_iter().map(Route::into_parts);
     let (xp, xg) = routes.next().expect("x");
     let (wp, wg) = routes.next().expect("w");
     let (xp, wp) = (contiguous(xp), contiguous(wp));
-    let (bp, bg) = match bias_route {
-        Some((p, g)) => (Some(contiguous(p)), g),
-        None => (None, None),
-    };
     let mut y = buf::uninit(b * o);
     let has_bias = bias.is_some();
     if let (true, Some(bp)) = (has_bias, &bp) {
