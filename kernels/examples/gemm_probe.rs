@@ -1,4 +1,6 @@
-//! Measures `gemm` GFLOP/s on a few shapes (1 and all threads): `cargo run --release -p cnnzoo-kernels --example gemm_probe`.
+//! GFLOP/s of the kernels' GEMM (`buf::gemm`: our AVX-512 SGEMM, or the `gemm` crate without
+//! AVX-512) on square and convolution-shaped problems, 1 and 2 threads, and of the weight-gradient
+//! form `A·Bᵀ`: `cargo run --release -p cnnzoo-kernels --example gemm_probe`.
 use cnnzoo_kernels::buf::{self, Mat};
 use std::time::Instant;
 

@@ -110,7 +110,7 @@ impl Mat {
     }
 }
 
-/// The left operand of [`gemm`]: a matrix, optionally packed once up front for reuse.
+/// The left operand of [`gemm()`]: a matrix, optionally packed once up front for reuse.
 pub struct Lhs {
     pub raw: Mat,
     packed: Option<Vec<f32>>,

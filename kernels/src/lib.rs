@@ -1,17 +1,18 @@
 //! cnnzoo's own CPU kernels for Burn's `flex` device.
 //!
 //! Each public function here has the signature of the Burn op it replaces (`conv2d`,
-//! `batch_norm`, `max_pool2d`, `relu`, `matmul` + bias, …) and takes the same [`Tensor`]s. On the flex device
-//! with `f32` data it runs our kernel — forward, and on an autodiff device a backward step
-//! registered in Burn's graph, so `loss.backward()` and the stock optimizers see an ordinary
-//! op. On any other device (CUDA, wgpu), for other dtypes, or when the reference switch is on
-//! ([`set_reference_kernels`] or `CNNZOO_REFERENCE_KERNELS=1`), it calls Burn's own op.
+//! `batch_norm`, `max_pool2d`, `relu`, `matmul` + bias, …) and takes the same [`Tensor`]s. On
+//! the flex device with `f32` data it runs our kernel — forward, and on an autodiff device a
+//! backward step registered in Burn's graph, so `loss.backward()` and the stock optimizers see
+//! an ordinary op. On any other device (CUDA, wgpu), for other dtypes, or when the reference
+//! switch is on ([`set_reference_kernels`] or `CNNZOO_REFERENCE_KERNELS=1`), it calls Burn's
+//! own op.
 //!
 //! Modules, one kernel family each, with a header that says the algorithm, the layout and
-//! where the time goes: [`conv`] (with [`winograd`] for 3×3 stride-1 layers and [`sgemm`] under both), [`linear`],
-//! [`norm`], [`pool`], [`act`]; [`alloc`] has the process-wide allocator setting and [`buf`]
-//! holds the raw-slice
-//! helpers they share (splitting work across threads, wrapping vectors as flex tensors).
+//! where the time goes: [`conv`] (with [`winograd`] for 3×3 stride-1 layers and [`sgemm`]
+//! under both), [`linear`](mod@linear), [`norm`], [`pool`], [`act`]. [`alloc`] has the process-wide
+//! allocator setting; [`buf`] holds the raw-slice helpers they share (splitting work across
+//! threads, wrapping vectors as flex tensors, the GEMM entry points).
 
 pub mod act;
 pub mod alloc;
