@@ -23,6 +23,7 @@ use burn::tensor::{Device, Distribution, Tensor};
 // Our own CPU kernels on the flex device, Burn's ops everywhere else (see the kernels crate).
 use cnnzoo_kernels::{
     avg_pool2d, batch_norm_eval as batch_norm, batch_norm_train, conv2d, linear, max_pool2d, relu, sigmoid,
+    window_out,
 };
 
 thread_local! {
@@ -108,22 +109,6 @@ fn pytorch_bias_init(fan_in: usize) -> Initializer {
 /// PyTorch's default for conv/linear weights: kaiming_uniform(a=√5) = U(−1/√fan_in, 1/√fan_in).
 pub fn pytorch_weight_init() -> Initializer {
     Initializer::KaimingUniform { gain: 1.0 / 3f64.sqrt(), fan_out_only: false }
-}
-
-/// Output length of a conv/pool window along one axis (PyTorch's formula); `None` if empty.
-fn window_out(len: usize, kernel: usize, stride: usize, pad: usize, dil: usize, ceil: bool) -> Option<usize> {
-    let span = dil * (kernel - 1) + 1;
-    let padded = len + 2 * pad;
-    if padded < span {
-        return None;
-    }
-    let steps = padded - span;
-    let mut out = if ceil { steps.div_ceil(stride) } else { steps / stride } + 1;
-    // PyTorch: in ceil mode the last window must start inside the input or the left padding.
-    if ceil && (out - 1) * stride >= len + pad {
-        out -= 1;
-    }
-    Some(out)
 }
 
 // ---------------------------------------------------------------------------------------------

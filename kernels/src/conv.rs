@@ -82,12 +82,8 @@ impl Geom {
         if groups == 0 || ci != cig * groups || co % groups != 0 || stride.contains(&0) || dil.contains(&0) {
             return None;
         }
-        let out = |len: usize, k: usize, s: usize, p: usize, d: usize| {
-            let span = d * (k - 1) + 1;
-            (len + 2 * p >= span && k > 0).then(|| (len + 2 * p - span) / s + 1)
-        };
-        let ho = out(h, kh, stride[0], pad[0], dil[0])?;
-        let wo = out(wd, kw, stride[1], pad[1], dil[1])?;
+        let ho = crate::window_out(h, kh, stride[0], pad[0], dil[0], false)?;
+        let wo = crate::window_out(wd, kw, stride[1], pad[1], dil[1], false)?;
         Some(Self { n, ci, h, w: wd, co, kh, kw, stride, pad, dil, groups, ho, wo })
     }
 

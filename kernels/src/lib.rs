@@ -39,6 +39,33 @@ pub use linear::linear;
 pub use norm::{BatchNormTrainOutput, batch_norm_eval, batch_norm_train};
 pub use pool::{avg_pool2d, max_pool2d};
 
+/// Output length of a conv/pool window along one axis, PyTorch's formula; `None` if no window
+/// fits (or the kernel or stride is 0). In ceil mode the last window must start inside the input
+/// or the left padding, as in PyTorch.
+pub fn window_out(
+    len: usize,
+    kernel: usize,
+    stride: usize,
+    pad: usize,
+    dil: usize,
+    ceil: bool,
+) -> Option<usize> {
+    if kernel == 0 || stride == 0 {
+        return None;
+    }
+    let span = dil * (kernel - 1) + 1;
+    let padded = len + 2 * pad;
+    if padded < span {
+        return None;
+    }
+    let steps = padded - span;
+    let mut out = if ceil { steps.div_ceil(stride) } else { steps / stride } + 1;
+    if ceil && (out - 1) * stride >= len + pad {
+        out -= 1;
+    }
+    Some(out)
+}
+
 /// The autodiff flex backend our backward steps are written for (no gradient checkpointing).
 pub(crate) type AD = Autodiff<Flex>;
 

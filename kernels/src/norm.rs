@@ -218,16 +218,18 @@ pub fn batch_norm_eval<const D: usize>(
     epsilon: f64,
 ) -> Tensor<D> {
     let dims = x.dims();
-    let plain = D >= 2 && matches!(crate::route(&x), Some(Route::Plain(_)));
-    let params = plain.then(|| [&gamma, &beta, &mean, &var].map(values));
-    let Some([Some(g), Some(b), Some(m), Some(v)]) = params else {
-        return module::batch_norm(x, gamma, beta, mean, var, epsilon);
+    let xp = match crate::route(&x) {
+        Some(Route::Plain(xp)) if D >= 2 => xp,
+        _ => return module::batch_norm(x, gamma, beta, mean, var, epsilon),
     };
     let d = Dims::of(&dims);
+    let params = [&gamma, &beta, &mean, &var].map(values);
+    let [Some(g), Some(b), Some(m), Some(v)] = params else {
+        return module::batch_norm(x, gamma, beta, mean, var, epsilon);
+    };
     if [&g, &b, &m, &v].iter().any(|p| p.len() != d.c) {
         return module::batch_norm(x, gamma, beta, mean, var, epsilon);
     }
-    let Some(Route::Plain(xp)) = crate::route(&x) else { unreachable!("checked above") };
     crate::count_call();
     let xp = contiguous(xp);
     let scale: Vec<f32> = (0..d.c).map(|c| (g[c] as f64 / (v[c] as f64 + epsilon).sqrt()) as f32).collect();

@@ -37,26 +37,14 @@ pub struct Window {
     pub wo: usize,
 }
 
-fn out_len(len: usize, k: usize, s: usize, p: usize, ceil: bool) -> Option<usize> {
-    if len + 2 * p < k || s == 0 || k == 0 {
-        return None;
-    }
-    let steps = len + 2 * p - k;
-    let mut out = if ceil { steps.div_ceil(s) } else { steps / s } + 1;
-    if ceil && (out - 1) * s >= len + p {
-        out -= 1;
-    }
-    Some(out)
-}
-
 impl Window {
     fn new(dims: [usize; 4], k: [usize; 2], s: [usize; 2], p: [usize; 2], ceil: bool) -> Option<Self> {
         let [n, c, h, w] = dims;
         if p[0] * 2 > k[0] || p[1] * 2 > k[1] {
             return None; // PyTorch's own limit; let Burn report it
         }
-        let ho = out_len(h, k[0], s[0], p[0], ceil)?;
-        let wo = out_len(w, k[1], s[1], p[1], ceil)?;
+        let ho = crate::window_out(h, k[0], s[0], p[0], 1, ceil)?;
+        let wo = crate::window_out(w, k[1], s[1], p[1], 1, ceil)?;
         Some(Self { planes: n * c, h, w, k, s, p, ho, wo })
     }
     fn out_dims(&self, dims: [usize; 4]) -> [usize; 4] {

@@ -100,10 +100,10 @@ fn input_rows(d: &[f32], e: &mut [f32], tw: usize) {
     }
 }
 
-/// `Aᵀ m A` on a row of tiles: `m` holds 16 vectors of `tw` tiles, `out` the 4 outputs
-/// `(a, b)` at `[(a·2 + b)·tw ..]`.
-fn output_rows(m: &[f32], out: &mut [f32], tw: usize) {
-    let row = |r: usize, s: usize| &m[(r * 4 + s) * tw..][..tw];
+/// `Aᵀ m A` on a row of tiles: `m(ξ)` is the vector of `tw` tiles at transform position
+/// ξ = r·4 + s, `out` receives the 4 outputs `(a, b)` at `[(a·2 + b)·tw ..]`.
+fn output_rows<'a>(m: impl Fn(usize) -> &'a [f32], out: &mut [f32], tw: usize) {
+    let row = |r: usize, s: usize| m(r * 4 + s);
     let mut s0 = vec![0f32; 4 * tw];
     let mut s1 = vec![0f32; 4 * tw];
     for j in 0..4 {
@@ -186,12 +186,8 @@ fn run(geo: &Geom, x: &[f32], u: &[Lhs], bias: Option<&[f32]>) -> Vec<f32> {
         // Output transform, one channel at a time, vectorized across all tiles of the chunk:
         // the four outputs of every tile (`[(a·2 + b)·T + t]`) …
         let transform_out = |o: usize| -> Vec<f32> {
-            let mut mt = vec![0f32; 16 * t_all];
             let mut out4 = vec![0f32; 4 * t_all];
-            for xi in 0..16 {
-                mt[xi * t_all..][..t_all].copy_from_slice(&m[(xi * co + o) * t_all..][..t_all]);
-            }
-            output_rows(&mt, &mut out4, t_all);
+            output_rows(|xi| &m[(xi * co + o) * t_all..][..t_all], &mut out4, t_all);
             out4
         };
         // … scattered into image j's plane of channel o, clipped at odd sizes, plus bias.
