@@ -104,6 +104,10 @@ impl Mat {
     pub fn skip_cols(self, j: usize) -> Self {
         Self { ptr: self.ptr.wrapping_offset(j as isize * self.cs), ..self }
     }
+    /// The same matrix without its first `i` rows.
+    pub fn skip_rows(self, i: usize) -> Self {
+        Self { ptr: self.ptr.wrapping_offset(i as isize * self.rs), ..self }
+    }
     /// The transpose of a row-major matrix with leading dimension `ld`.
     pub fn cols(data: &[f32], ld: usize) -> Self {
         Self { ptr: data.as_ptr(), rs: 1, cs: ld as isize }
@@ -114,17 +118,38 @@ impl Mat {
 pub struct Lhs {
     pub raw: Mat,
     packed: Option<Vec<f32>>,
+    /// The operand's values when this `Lhs` owns them (`raw` points into them; empty when
+    /// `raw` borrows the caller's slice or the packed copy replaced them).
+    owned: Vec<f32>,
 }
 
 impl Lhs {
     /// An operand packed by each GEMM that uses it.
     pub fn new(raw: Mat) -> Self {
-        Self { raw, packed: None }
+        Self { raw, packed: None, owned: Vec::new() }
     }
-    /// An `m×k` operand packed now, for many GEMMs (when the AVX-512 kernel runs).
+    /// An `m×k` operand packed now, for many GEMMs (when the AVX-512 kernel runs). `raw` must
+    /// stay valid as long as this `Lhs` is used (it is read directly where packing is off).
     pub fn prepacked(raw: Mat, m: usize, k: usize) -> Self {
         let packed = crate::sgemm::available().then(|| crate::sgemm::pack_a_full(raw, m, k));
-        Self { raw, packed }
+        Self { raw, packed, owned: Vec::new() }
+    }
+    /// A row-major `m×k` operand (leading dimension `ld`) this `Lhs` keeps: packed now where the
+    /// AVX-512 kernel runs, else held as is.
+    pub fn owned(data: Vec<f32>, ld: usize, m: usize, k: usize) -> Self {
+        let raw = Mat::rows(&data, ld);
+        if crate::sgemm::available() {
+            let packed = crate::sgemm::pack_a_full(raw, m, k);
+            drop(data);
+            Self { raw: Mat { ptr: std::ptr::null(), ..raw }, packed: Some(packed), owned: Vec::new() }
+        } else {
+            // Moving the vector keeps its heap buffer (and so `raw.ptr`) where it is.
+            Self { raw, packed: None, owned: data }
+        }
+    }
+    /// Bytes this operand holds (its packed copy or owned values).
+    pub fn bytes(&self) -> usize {
+        (self.packed.as_ref().map_or(0, Vec::len) + self.owned.len()) * std::mem::size_of::<f32>()
     }
 }
 
@@ -160,15 +185,49 @@ pub fn gemm(
     }
     if crate::sgemm::available() {
         let dst_ptr = SendPtr(dst.as_mut_ptr());
-        // Columns per thread, in whole micro-panels.
-        let parts = ranges(n, threads.min(n.div_ceil(crate::sgemm::NR)), crate::sgemm::NR);
+        let (mr, nr) = (crate::sgemm::MR, crate::sgemm::NR);
+        // Split the columns (whole micro-panels) across threads, or the rows when that balances
+        // better: a short, wide-in-K product (a late layer at batch 1) has too few column panels,
+        // and splitting rows also halves the weights each thread streams.
+        let by_rows = threads > 1 && balance(m.div_ceil(mr), threads) > balance(n.div_ceil(nr), threads);
         let run = |r: &std::ops::Range<usize>| {
-            let b = b.skip_cols(r.start);
-            // SAFETY: `dst` is checked above; each part writes its own columns `r`; the
-            // operands are valid for the shapes given (the caller's contract).
+            // SAFETY: `dst` is checked above; each part writes its own rows or columns `r`;
+            // the operands are valid for the shapes given (the caller's contract), and a row
+            // part starts on a micro-panel boundary of the packed A.
             unsafe {
-                crate::sgemm::sgemm(m, r.len(), k, dst_ptr.get().add(r.start), ldd, a, packed, b, accumulate)
+                if by_rows {
+                    let pa = packed.map(|p| &p[r.start * k..]);
+                    crate::sgemm::sgemm(
+                        r.len(),
+                        n,
+                        k,
+                        dst_ptr.get().add(r.start * ldd),
+                        ldd,
+                        a.skip_rows(r.start),
+                        pa,
+                        b,
+                        accumulate,
+                    )
+                } else {
+                    let b = b.skip_cols(r.start);
+                    crate::sgemm::sgemm(
+                        m,
+                        r.len(),
+                        k,
+                        dst_ptr.get().add(r.start),
+                        ldd,
+                        a,
+                        packed,
+                        b,
+                        accumulate,
+                    )
+                }
             }
+        };
+        let parts = if by_rows {
+            ranges(m, threads.min(m.div_ceil(mr)), mr)
+        } else {
+            ranges(n, threads.min(n.div_ceil(nr)), nr)
         };
         if parts.len() > 1 {
             parts.par_iter().for_each(run);
@@ -203,6 +262,12 @@ pub fn gemm(
             parallelism,
         )
     }
+}
+
+/// How evenly `units` micro-panels spread over `threads` (1.0 = every thread gets as many).
+fn balance(units: usize, threads: usize) -> f64 {
+    let per = units.div_ceil(threads.max(1)).max(1);
+    units as f64 / (per * threads.max(1)) as f64
 }
 
 /// `dst[m×n] (leading dim ldd) (+)= A·Bᵀ` with A `m×k` and B `n×k` both row-major (strides

@@ -226,10 +226,17 @@ fn col2im(geo: &Geom, col: &[f32], g: usize, nb: usize, dx: &mut [f32]) {
     }
 }
 
-/// Forward: `y [n, co, ho, wo]`.
-pub fn forward(geo: &Geom, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+/// Forward: `y [n, co, ho, wo]`. With `keep`, the weight tensor whose values `w` are, the
+/// prepared weights are kept for the next call ([`crate::cache`]; inference only).
+pub fn forward(
+    geo: &Geom,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    keep: Option<&FlexTensor>,
+) -> Vec<f32> {
     if crate::winograd::eligible(geo) && !im2col_only() {
-        return crate::winograd::forward(geo, x, w, bias);
+        return crate::winograd::forward(geo, x, w, bias, keep);
     }
     let (pix, co) = (geo.pix(), geo.co);
     let mut y = buf::uninit(geo.n * co * pix);
@@ -239,16 +246,25 @@ pub fn forward(geo: &Geom, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f3
     let nb = geo.chunk();
     let inner = geo.inner_threads(geo.n.div_ceil(nb));
     let (k, cog) = (geo.k(), geo.cog());
-    // The weights are packed once and shared by every chunk.
-    let wg: Vec<Lhs> =
-        (0..geo.groups).map(|g| Lhs::prepacked(Mat::rows(&w[g * cog * k..], k), cog, k)).collect();
+    // The weights are packed once and shared by every chunk (and kept across calls in
+    // inference: the tensor held by the cache keeps `w`, which the packing reads, alive).
+    let pack = || {
+        let wg: Vec<Lhs> =
+            (0..geo.groups).map(|g| Lhs::prepacked(Mat::rows(&w[g * cog * k..], k), cog, k)).collect();
+        let bytes = wg.iter().map(Lhs::bytes).sum();
+        (wg, bytes)
+    };
+    let wg = match keep {
+        Some(t) => crate::cache::prepared(t, w, crate::cache::tag(&[0, geo.groups, cog, k]), pack),
+        None => std::sync::Arc::new(pack().0),
+    };
     let body = |(idx, ychunk): (usize, &mut [f32])| {
         let n0 = idx * nb;
         let nbc = ychunk.len() / (co * pix);
         let direct = geo.pointwise() && nbc == 1;
         SCRATCH.with(|s| {
             let (col, tmp) = &mut *s.borrow_mut();
-            forward_chunk(geo, x, &wg, bias, n0, nbc, direct, ychunk, col, tmp, inner)
+            forward_chunk(geo, x, &wg[..], bias, n0, nbc, direct, ychunk, col, tmp, inner)
         })
     };
     if inner > 1 {
@@ -492,7 +508,8 @@ pub fn conv2d(
     let (wp, wg) = routes.next().expect("w").into_parts();
     let (xp, wp) = (contiguous(xp), contiguous(wp));
     let bias_vals = if bias.is_some() { bp.as_ref().map(slice) } else { None };
-    let y = buf::tensor(forward(&geo, slice(&xp), slice(&wp), bias_vals), &geo.out_dims());
+    let keep = wg.is_none().then_some(&wp);
+    let y = buf::tensor(forward(&geo, slice(&xp), slice(&wp), bias_vals, keep), &geo.out_dims());
     match (xg, wg, bg) {
         (Some(xg), Some(wg), Some(bg)) => {
             let out = match ConvBackward.prepare::<NoCheckpointing>([xg, wg, bg]).compute_bound().stateful() {

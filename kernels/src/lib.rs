@@ -8,6 +8,9 @@
 //! switch is on ([`set_reference_kernels`] or `CNNZOO_REFERENCE_KERNELS=1`), it calls Burn's
 //! own op.
 //!
+//! In inference the prepared (packed or transformed) weights of a convolution are kept between
+//! calls ([`cache`]).
+//!
 //! Modules, one kernel family each, with a header that says the algorithm, the layout and
 //! where the time goes: [`conv`] (with [`winograd`] for 3×3 stride-1 layers and [`sgemm`]
 //! under both), [`linear`](mod@linear), [`norm`], [`pool`], [`act`]. [`alloc`] has the process-wide
@@ -17,6 +20,7 @@
 pub mod act;
 pub mod alloc;
 pub mod buf;
+pub mod cache;
 pub mod conv;
 pub mod linear;
 pub mod norm;

@@ -44,11 +44,10 @@ pub fn available() -> bool {
     false
 }
 
-/// Packs rows `r0..r0+mc`, depth `p0..p0+kc` of A into MR-row micro-panels (k-major).
-fn pack_a(a: Mat, r0: usize, mc: usize, p0: usize, kc: usize, out: &mut Vec<f32>) {
-    let panels = mc.div_ceil(MR);
-    let out = crate::buf::scratch(out, panels * MR * kc);
-    for ip in 0..panels {
+/// Packs rows `r0..r0+mc`, depth `p0..p0+kc` of A into MR-row micro-panels (k-major), into the
+/// first `mc.div_ceil(MR)·MR·kc` floats of `out`.
+fn pack_a(a: Mat, r0: usize, mc: usize, p0: usize, kc: usize, out: &mut [f32]) {
+    for ip in 0..mc.div_ceil(MR) {
         let panel = &mut out[ip * MR * kc..(ip + 1) * MR * kc];
         let rows = MR.min(mc - ip * MR);
         if rows < MR {
@@ -62,6 +61,17 @@ fn pack_a(a: Mat, r0: usize, mc: usize, p0: usize, kc: usize, out: &mut Vec<f32>
                 let src = unsafe { std::slice::from_raw_parts(origin.offset(p as isize * a.cs), rows) };
                 panel[p * MR..p * MR + rows].copy_from_slice(src);
             }
+        } else if a.cs == 1 && rows == MR {
+            // Row-major A (weights): read the MR rows side by side so the panel is written
+            // in order, one k step (MR values) at a time.
+            let row: [&[f32]; MR] = std::array::from_fn(|i| unsafe {
+                std::slice::from_raw_parts(origin.offset(i as isize * a.rs), kc)
+            });
+            for (p, dst) in panel.chunks_exact_mut(MR).enumerate() {
+                for i in 0..MR {
+                    dst[i] = row[i][p];
+                }
+            }
         } else {
             for i in 0..rows {
                 let row = unsafe { origin.offset(i as isize * a.rs) };
@@ -74,12 +84,21 @@ fn pack_a(a: Mat, r0: usize, mc: usize, p0: usize, kc: usize, out: &mut Vec<f32>
 }
 
 /// Packs all of A (`m×k`) once into MR-row panels spanning the whole depth, k-major, for
-/// operands reused across many GEMMs (a convolution's weights across batch chunks). Slab
-/// `p0..p0+kc` of panel `ip` is then `packed[ip·MR·k + p0·MR ..][.. kc·MR]`.
+/// operands reused across many GEMMs (a convolution's weights across batch chunks); panels in
+/// parallel. Slab `p0..p0+kc` of panel `ip` is then `packed[ip·MR·k + p0·MR ..][.. kc·MR]`.
 pub fn pack_a_full(a: Mat, m: usize, k: usize) -> Vec<f32> {
-    let mut out = Vec::new();
-    pack_a(a, 0, m, 0, k, &mut out);
-    out.truncate(m.div_ceil(MR) * MR * k);
+    use rayon::prelude::*;
+    let panels = m.div_ceil(MR);
+    let mut out = crate::buf::uninit(panels * MR * k);
+    if out.is_empty() {
+        return out;
+    }
+    // About 64 KiB of packed values per task, whole panels.
+    let per_task = (16384 / (MR * k).max(1)).max(1);
+    out.par_chunks_mut(per_task * MR * k).enumerate().for_each(|(t, dst)| {
+        let r0 = t * per_task * MR;
+        pack_a(a, r0, (per_task * MR).min(m - r0), 0, k, dst);
+    });
     out
 }
 
@@ -96,10 +115,8 @@ fn pack_b(b: Mat, n: usize, p0: usize, kc: usize, out: &mut Vec<f32>) {
         // SAFETY (all reads below): as in `pack_a`.
         let origin = unsafe { b.ptr.offset(p0 as isize * b.rs + (jp * NR) as isize * b.cs) };
         if b.cs == 1 {
-            for p in 0..kc {
-                let src = unsafe { std::slice::from_raw_parts(origin.offset(p as isize * b.rs), cols) };
-                panel[p * NR..p * NR + cols].copy_from_slice(src);
-            }
+            // SAFETY: AVX-512F holds (as below); rows `p < kc` of `cols` values are readable.
+            unsafe { pack_b_rows(origin, b.rs, cols, kc, panel) };
         } else if b.rs == 1 && b.cs <= i32::MAX as isize / 16 {
             // Column-major B (a transposed operand): 16-lane gathers, one panel row per step.
             // SAFETY: `available()` holds (only AVX-512 machines run this module's kernels),
@@ -119,6 +136,27 @@ fn pack_b(b: Mat, n: usize, p0: usize, kc: usize, out: &mut Vec<f32>) {
                     panel[p * NR + j] = unsafe { *origin.offset(p as isize * b.rs + j as isize * b.cs) };
                 }
             }
+        }
+    }
+}
+
+/// Packs a row-major `kc × cols` block (row `p` at `origin[p·rs ..]`) into a k-major NR-wide
+/// panel: two (masked) 16-lane copies per depth step, no `memcpy` call per row.
+///
+/// # Safety
+/// AVX-512F must be available; `cols ≤ NR` and every `(p, j)` with `p < kc`, `j < cols` is
+/// readable at `origin[p·rs + j]`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn pack_b_rows(origin: *const f32, rs: isize, cols: usize, kc: usize, panel: &mut [f32]) {
+    unsafe {
+        let lanes = |n: usize| -> __mmask16 { if n >= 16 { 0xffff } else { ((1u32 << n) - 1) as u16 } };
+        let (m0, m1) = (lanes(cols), lanes(cols.saturating_sub(16)));
+        let out = panel.as_mut_ptr();
+        for p in 0..kc {
+            let src = origin.offset(p as isize * rs);
+            _mm512_storeu_ps(out.add(p * NR), _mm512_maskz_loadu_ps(m0, src));
+            _mm512_storeu_ps(out.add(p * NR + 16), _mm512_maskz_loadu_ps(m1, src.add(16)));
         }
     }
 }
@@ -261,7 +299,7 @@ pub unsafe fn sgemm(
             while r0 < m {
                 let mc = MC.min(m - r0);
                 if packed.is_none() {
-                    pack_a(a, r0, mc, p0, kc, &mut s.a);
+                    pack_a(a, r0, mc, p0, kc, crate::buf::scratch(&mut s.a, mc.div_ceil(MR) * MR * kc));
                 }
                 for jp in 0..n.div_ceil(NR) {
                     let cols = NR.min(n - jp * NR);

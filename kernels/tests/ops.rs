@@ -310,11 +310,47 @@ fn winograd_matches_burn_directly() {
         let dy = tensor(y_ref.dims(), 53, &dev);
         let dx_ref = (y_ref.clone() * dy.clone()).sum().backward();
         let dx_ref = xl.grad(&dx_ref).unwrap();
-        let y = k::winograd::forward(&geo, &vec_of(x), &vec_of(wt.clone()), Some(&vec_of(b)));
+        let y = k::winograd::forward(&geo, &vec_of(x), &vec_of(wt.clone()), Some(&vec_of(b)), None);
         let dx = k::winograd::input_grad(&geo, &vec_of(wt), &vec_of(dy.inner()));
         let plain = Device::flex();
         let as_t = |v: Vec<f32>, s: [usize; 4]| Tensor::<4>::from_data(TensorData::new(v, s), &plain);
         assert_close(as_t(y, geo.out_dims()), y_ref.inner(), &format!("winograd forward {geo:?}"));
         assert_close(as_t(dx, [n, ci, h, w]), dx_ref, &format!("winograd input grad {geo:?}"));
+    }
+}
+
+#[test]
+fn gemm_splits_by_rows_or_columns_like_a_naive_product() {
+    use k::buf::{self, Lhs, Mat};
+    // (m, n, k): few column panels and many rows (split by rows), the reverse, edge tiles.
+    for (m, n, kk) in [(100, 20, 300), (13, 200, 70), (64, 49, 577), (5, 3, 2)] {
+        let a = values(m * kk, 60);
+        let b = values(kk * n, 61);
+        let mut want = vec![0f64; m * n];
+        for i in 0..m {
+            for p in 0..kk {
+                for j in 0..n {
+                    want[i * n + j] += a[i * kk + p] as f64 * b[p * n + j] as f64;
+                }
+            }
+        }
+        for packed in [false, true] {
+            for threads in [1, 2, 3] {
+                let lhs = if packed {
+                    Lhs::prepacked(Mat::rows(&a, kk), m, kk)
+                } else {
+                    Lhs::new(Mat::rows(&a, kk))
+                };
+                let mut c = vec![1f32; m * n];
+                buf::gemm(m, n, kk, &mut c, n, &lhs, Mat::rows(&b, n), true, threads);
+                for (i, (&got, &w)) in c.iter().zip(&want).enumerate() {
+                    assert!(
+                        (got as f64 - (w + 1.0)).abs() < 1e-3 * (1.0 + w.abs()),
+                        "{m}x{n}x{kk} packed {packed} threads {threads}: c[{i}] = {got}, want {}",
+                        w + 1.0
+                    );
+                }
+            }
+        }
     }
 }

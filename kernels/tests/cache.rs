@@ -1,0 +1,76 @@
+//! Prepared weights kept between inference calls: the second call reuses them, and other
+//! weights (or the same shapes with new values) never see a stale preparation. Its own test
+//! binary, because the cache is process-wide.
+
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{Device, Tensor, TensorData};
+use cnnzoo_kernels as k;
+
+fn tensor(shape: [usize; 4], seed: u32, dev: &Device) -> Tensor<4> {
+    let n: usize = shape.iter().product();
+    let v: Vec<f32> = (0..n)
+        .map(|i| ((i as u32).wrapping_mul(2654435761).wrapping_add(seed) % 1000) as f32 / 1000.0 - 0.5)
+        .collect();
+    Tensor::from_data(TensorData::new(v, shape), dev)
+}
+
+fn max_diff(a: Tensor<4>, b: Tensor<4>) -> f32 {
+    (a - b).abs().max().into_scalar()
+}
+
+// One test function: the cache and its statistics are process-wide, so the two checks must not
+// run side by side.
+#[test]
+fn inference_keeps_prepared_weights_training_does_not() {
+    inference_reuses_prepared_weights_and_never_goes_stale();
+    training_does_not_fill_the_cache();
+}
+
+fn inference_reuses_prepared_weights_and_never_goes_stale() {
+    let dev = Device::flex();
+    // An im2col layer (5×5) and a Winograd layer (3×3 stride 1, 16 channels, batch 2).
+    for (xs, ws, pad) in [([2, 3, 12, 12], [8, 3, 5, 5], 2), ([2, 16, 16, 16], [16, 16, 3, 3], 1)] {
+        k::cache::clear();
+        let opts = ConvOptions::new([1, 1], [pad, pad], [1, 1], 1);
+        let x = tensor(xs, 1, &dev);
+        let w1 = tensor(ws, 2, &dev);
+        let w2 = tensor(ws, 3, &dev);
+        let reference = |w: &Tensor<4>| {
+            k::set_reference_kernels(true);
+            let y = k::conv2d(x.clone(), w.clone(), None, opts.clone());
+            k::set_reference_kernels(false);
+            y
+        };
+        let (r1, r2) = (reference(&w1), reference(&w2));
+
+        let y1 = k::conv2d(x.clone(), w1.clone(), None, opts.clone());
+        assert_eq!(k::cache::stats().0, 1, "the first call keeps its prepared weights");
+        let again = k::conv2d(x.clone(), w1.clone(), None, opts.clone());
+        assert_eq!(k::cache::stats().0, 1, "the second call finds them");
+        let y2 = k::conv2d(x.clone(), w2.clone(), None, opts.clone());
+        assert_eq!(k::cache::stats().0, 2, "other weights get their own entry");
+        assert!(max_diff(y1.clone(), r1.clone()) < 1e-4);
+        assert!(max_diff(again, r1.clone()) < 1e-4);
+        assert!(max_diff(y2, r2.clone()) < 1e-4, "no stale weights for {ws:?}");
+
+        // New values in a fresh tensor of the same shape, after the old one is gone.
+        drop(w1);
+        let w3 = tensor(ws, 4, &dev);
+        let r3 = reference(&w3);
+        assert!(max_diff(k::conv2d(x.clone(), w3, None, opts.clone()), r3) < 1e-4);
+        assert!(k::cache::stats().1 > 0);
+        k::cache::clear();
+        assert_eq!(k::cache::stats(), (0, 0));
+    }
+}
+
+fn training_does_not_fill_the_cache() {
+    let dev = Device::flex().autodiff();
+    let x = tensor([2, 3, 8, 8], 5, &dev);
+    let w = tensor([4, 3, 3, 3], 6, &dev).require_grad();
+    let before = k::cache::stats().0;
+    let y = k::conv2d(x, w.clone(), None, ConvOptions::new([1, 1], [1, 1], [1, 1], 1));
+    let grads = y.sum().backward();
+    assert!(w.grad(&grads).is_some());
+    assert_eq!(k::cache::stats().0, before, "tracked weights change every step: not cached");
+}
