@@ -172,6 +172,8 @@ fn im2col(geo: &Geom, x: &[f32], g: usize, n0: usize, nb: usize, col: &mut [f32]
                 let start = (lo as isize * s as isize + off) as usize;
                 if s == 1 {
                     buf::copy_short(&mut seg[lo..hi], &src[start..start + (hi - lo)]);
+                } else if s == 2 {
+                    buf::copy_stride2(&mut seg[lo..hi], &src[start..]);
                 } else {
                     for (d, v) in seg[lo..hi].iter_mut().zip(src[start..].iter().step_by(s)) {
                         *d = *v;

@@ -1,7 +1,9 @@
 //! Max and average pooling over NCHW planes, forward and backward.
 //!
-//! **Algorithm.** Direct loops per `(n, c)` plane, groups of planes in parallel. Max pooling
-//! records the flat in-plane index of each window's maximum (the first one on ties, −∞
+//! **Algorithm.** Direct loops per `(n, c)` plane, groups of planes in parallel; each output
+//! row is a vertical pass over its window's input rows (whole rows: vectorized), then a short
+//! horizontal pass per output. Max pooling records (in training) the flat in-plane index of
+//! each window's maximum (the first one in row-major order on ties, the last NaN if any, −∞
 //! padding never wins) and its backward scatters `dy` to those indices. Average pooling
 //! divides by the window size clipped to the padded input (`count_include_pad`, PyTorch's
 //! default) or by the number of real pixels; its backward spreads `dy / divisor` over the
@@ -71,34 +73,98 @@ impl Window {
     }
 }
 
-fn max_forward(win: &Window, x: &[f32]) -> (Vec<f32>, Vec<u32>) {
+/// Max pool; with `want_idx` also the in-plane index of each maximum (for the backward step).
+///
+/// Separable: per output row, a vertical pass over the window's input rows keeps each
+/// column's maximum (and its row) — whole rows at a time, so it vectorizes — then each
+/// output takes the best of its window's columns. The winner is the one a row-major scan
+/// would pick: the first maximum, or the last NaN (NaN propagates, as in PyTorch).
+fn max_forward(win: &Window, x: &[f32], want_idx: bool) -> (Vec<f32>, Vec<u32>) {
     let (hw, ohw) = (win.h * win.w, win.ho * win.wo);
     let mut y = buf::uninit(win.planes * ohw);
-    let mut idx = vec![0u32; win.planes * ohw];
+    let mut idx = if want_idx { vec![0u32; win.planes * ohw] } else { Vec::new() };
     let g = win.group();
     let (rows, cols) = (win.spans(0), win.spans(1));
-    y.par_chunks_mut(g * ohw).zip(idx.par_chunks_mut(g * ohw)).zip(x.par_chunks(g * hw)).for_each(
-        |((yp, ip), xp)| {
-            for ((yp, ip), xp) in yp.chunks_mut(ohw).zip(ip.chunks_mut(ohw)).zip(xp.chunks(hw)) {
-                for (oh, &(r0, r1, _)) in rows.iter().enumerate() {
-                    for (ow, &(c0, c1, _)) in cols.iter().enumerate() {
-                        let mut best = f32::NEG_INFINITY;
-                        let mut at = r0 * win.w + c0;
-                        for r in r0..r1 {
-                            for (c, &v) in xp[r * win.w + c0..r * win.w + c1].iter().enumerate() {
-                                if v > best || v.is_nan() {
-                                    best = v;
-                                    at = r * win.w + c0 + c;
-                                }
-                            }
+    let w = win.w;
+    let plane = |yp: &mut [f32],
+                 mut ip: Option<&mut [u32]>,
+                 xp: &[f32],
+                 vbest: &mut Vec<f32>,
+                 vrow: &mut Vec<u32>| {
+        for (oh, &(r0, r1, _)) in rows.iter().enumerate() {
+            vbest.clear();
+            vbest.extend_from_slice(&xp[r0 * w..(r0 + 1) * w]);
+            if want_idx {
+                vrow.clear();
+                vrow.resize(w, r0 as u32);
+                for r in r0 + 1..r1 {
+                    let src = &xp[r * w..(r + 1) * w];
+                    for ((b, br), &v) in vbest.iter_mut().zip(vrow.iter_mut()).zip(src) {
+                        if v > *b || v.is_nan() {
+                            *b = v;
+                            *br = r as u32;
                         }
-                        yp[oh * win.wo + ow] = best;
-                        ip[oh * win.wo + ow] = at as u32;
+                    }
+                }
+            } else {
+                for r in r0 + 1..r1 {
+                    let src = &xp[r * w..(r + 1) * w];
+                    for (b, &v) in vbest.iter_mut().zip(src) {
+                        *b = if v > *b || v.is_nan() { v } else { *b };
                     }
                 }
             }
-        },
-    );
+            let out = &mut yp[oh * win.wo..(oh + 1) * win.wo];
+            if let Some(ip) = ip.as_deref_mut() {
+                let ip = &mut ip[oh * win.wo..(oh + 1) * win.wo];
+                for ((o, i), &(c0, c1, _)) in out.iter_mut().zip(ip.iter_mut()).zip(&cols) {
+                    let (mut best, mut br, mut bc) = (vbest[c0], vrow[c0], c0);
+                    for c in c0 + 1..c1 {
+                        let (v, r) = (vbest[c], vrow[c]);
+                        // Row-major order: a later NaN wins over anything but a NaN from a later row;
+                        // an equal maximum wins only from an earlier row.
+                        let take = if v.is_nan() {
+                            !best.is_nan() || r >= br
+                        } else {
+                            !best.is_nan() && (v > best || (v == best && r < br))
+                        };
+                        if take {
+                            (best, br, bc) = (v, r, c);
+                        }
+                    }
+                    *o = best;
+                    *i = br * w as u32 + bc as u32;
+                }
+            } else {
+                for (o, &(c0, c1, _)) in out.iter_mut().zip(&cols) {
+                    let mut best = vbest[c0];
+                    for &v in &vbest[c0 + 1..c1] {
+                        if v > best || v.is_nan() {
+                            best = v;
+                        }
+                    }
+                    *o = best;
+                }
+            }
+        }
+    };
+    if want_idx {
+        y.par_chunks_mut(g * ohw).zip(idx.par_chunks_mut(g * ohw)).zip(x.par_chunks(g * hw)).for_each(
+            |((yp, ip), xp)| {
+                let (mut vb, mut vr) = (Vec::new(), Vec::new());
+                for ((yp, ip), xp) in yp.chunks_mut(ohw).zip(ip.chunks_mut(ohw)).zip(xp.chunks(hw)) {
+                    plane(yp, Some(ip), xp, &mut vb, &mut vr);
+                }
+            },
+        );
+    } else {
+        y.par_chunks_mut(g * ohw).zip(x.par_chunks(g * hw)).for_each(|(yp, xp)| {
+            let (mut vb, mut vr) = (Vec::new(), Vec::new());
+            for (yp, xp) in yp.chunks_mut(ohw).zip(xp.chunks(hw)) {
+                plane(yp, None, xp, &mut vb, &mut vr);
+            }
+        });
+    }
     (y, idx)
 }
 
@@ -132,20 +198,25 @@ fn avg_divisors(win: &Window, include_pad: bool) -> Vec<f32> {
     d
 }
 
+/// Average pool, separable: per output row the window's input rows are summed column-wise
+/// (whole rows, vectorized), then each output sums its window's columns and scales.
 fn avg_forward(win: &Window, x: &[f32], inv: &[f32]) -> Vec<f32> {
-    let (hw, ohw) = (win.h * win.w, win.ho * win.wo);
+    let (hw, ohw, w) = (win.h * win.w, win.ho * win.wo, win.w);
     let mut y = buf::uninit(win.planes * ohw);
     let g = win.group();
     let (rows, cols) = (win.spans(0), win.spans(1));
     y.par_chunks_mut(g * ohw).zip(x.par_chunks(g * hw)).for_each(|(yp, xp)| {
+        let mut vsum = vec![0f32; w];
         for (yp, xp) in yp.chunks_mut(ohw).zip(xp.chunks(hw)) {
             for (oh, &(r0, r1, _)) in rows.iter().enumerate() {
-                for (ow, &(c0, c1, _)) in cols.iter().enumerate() {
-                    let mut acc = 0.0;
-                    for r in r0..r1 {
-                        acc += xp[r * win.w + c0..r * win.w + c1].iter().sum::<f32>();
-                    }
-                    yp[oh * win.wo + ow] = acc * inv[oh * win.wo + ow];
+                vsum.fill(0.0);
+                for r in r0..r1 {
+                    vsum.iter_mut().zip(&xp[r * w..(r + 1) * w]).for_each(|(a, v)| *a += v);
+                }
+                let out = &mut yp[oh * win.wo..(oh + 1) * win.wo];
+                let inv = &inv[oh * win.wo..(oh + 1) * win.wo];
+                for ((o, &d), &(c0, c1, _)) in out.iter_mut().zip(inv).zip(&cols) {
+                    *o = vsum[c0..c1].iter().sum::<f32>() * d;
                 }
             }
         }
@@ -153,19 +224,26 @@ fn avg_forward(win: &Window, x: &[f32], inv: &[f32]) -> Vec<f32> {
     y
 }
 
+/// The adjoint of [`avg_forward`]: each output row's `dy / divisor` is spread over its
+/// window's columns into one row, which is then added to each of the window's input rows.
 fn avg_backward(win: &Window, dy: &[f32], inv: &[f32]) -> Vec<f32> {
-    let (hw, ohw) = (win.h * win.w, win.ho * win.wo);
+    let (hw, ohw, w) = (win.h * win.w, win.ho * win.wo, win.w);
     let mut dx = buf::zeros(win.planes * hw);
     let g = win.group();
     let (rows, cols) = (win.spans(0), win.spans(1));
     dx.par_chunks_mut(g * hw).zip(dy.par_chunks(g * ohw)).for_each(|(dxp, gp)| {
+        let mut hrow = vec![0f32; w];
         for (dxp, gp) in dxp.chunks_mut(hw).zip(gp.chunks(ohw)) {
             for (oh, &(r0, r1, _)) in rows.iter().enumerate() {
-                for (ow, &(c0, c1, _)) in cols.iter().enumerate() {
-                    let v = gp[oh * win.wo + ow] * inv[oh * win.wo + ow];
-                    for r in r0..r1 {
-                        dxp[r * win.w + c0..r * win.w + c1].iter_mut().for_each(|d| *d += v);
-                    }
+                hrow.fill(0.0);
+                let gr = &gp[oh * win.wo..(oh + 1) * win.wo];
+                let inv = &inv[oh * win.wo..(oh + 1) * win.wo];
+                for ((&gv, &d), &(c0, c1, _)) in gr.iter().zip(inv).zip(&cols) {
+                    let v = gv * d;
+                    hrow[c0..c1].iter_mut().for_each(|h| *h += v);
+                }
+                for r in r0..r1 {
+                    dxp[r * w..(r + 1) * w].iter_mut().zip(&hrow).for_each(|(d, h)| *d += h);
                 }
             }
         }
@@ -200,14 +278,15 @@ impl Backward<Flex, 1> for PoolBackward {
 fn run(
     x: &Tensor<4>,
     win: Option<Window>,
-    fwd: impl FnOnce(&Window, &[f32]) -> (Vec<f32>, PoolState),
+    fwd: impl FnOnce(&Window, &[f32], bool) -> (Vec<f32>, PoolState),
 ) -> Option<Tensor<4>> {
     let win = win?;
     let dims = x.dims();
     let (xp, guard) = crate::route(x)?.into_parts();
     crate::count_call();
     let xp = contiguous(xp);
-    let (y, state) = fwd(&win, slice(&xp));
+    // The backward state (max-pool indices) only matters on an autodiff device.
+    let (y, state) = fwd(&win, slice(&xp), guard.is_some());
     let y = buf::tensor(y, &win.out_dims(dims));
     Some(match guard {
         Some(g) => {
@@ -231,8 +310,8 @@ pub fn max_pool2d(x: Tensor<4>, options: MaxPoolOptions<2>) -> Tensor<4> {
     let win = symmetric(options.padding)
         .filter(|_| options.dilation == [1, 1])
         .and_then(|p| Window::new(dims, options.kernel_size, options.stride, p, options.ceil_mode));
-    let out = run(&x, win, |win, xs| {
-        let (y, idx) = max_forward(win, xs);
+    let out = run(&x, win, |win, xs, track| {
+        let (y, idx) = max_forward(win, xs, track);
         (y, PoolState::Max { win: *win, dims, idx })
     });
     out.unwrap_or_else(|| module::max_pool2d(x, options))
@@ -244,7 +323,7 @@ pub fn avg_pool2d(x: Tensor<4>, options: AvgPoolOptions<2>) -> Tensor<4> {
     let win = symmetric(options.padding)
         .and_then(|p| Window::new(dims, options.kernel_size, options.stride, p, options.ceil_mode));
     let include_pad = options.count_include_pad;
-    let out = run(&x, win, |win, xs| {
+    let out = run(&x, win, |win, xs, _| {
         let inv = avg_divisors(win, include_pad);
         let y = avg_forward(win, xs, &inv);
         (y, PoolState::Avg { win: *win, dims, inv })

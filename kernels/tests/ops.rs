@@ -213,6 +213,14 @@ fn pools_match_burn() {
         let (yr, gr) = run_with_grads(&inputs, |t| reference::max_pool2d(t[0].clone(), opts.clone()));
         assert_close(y, yr, &format!("max pool {shape:?} k{kk} s{s} p{p} ceil {ceil}"));
         assert_close(g[0].clone(), gr[0].clone(), &format!("max pool grad {shape:?} k{kk} s{s} p{p}"));
+        // Inference (no indices kept): same values.
+        let plain = Tensor::<4>::from_data(inputs[0].clone().into_data(), &Device::flex());
+        let yp = k::max_pool2d(plain.clone(), opts.clone());
+        assert_close(
+            yp,
+            reference::max_pool2d(plain, opts.clone()),
+            &format!("max pool inference {shape:?}"),
+        );
     }
     let avg_cases = [
         ([2, 6, 28, 28], 2, 2, 0, true, false), // LeNet
@@ -233,6 +241,55 @@ fn pools_match_burn() {
         let what = format!("avg pool {shape:?} k{kk} s{s} p{p} pad {include_pad} ceil {ceil}");
         assert_close(y, yr, &what);
         assert_close(g[0].clone(), gr[0].clone(), &format!("{what} grad"));
+        let plain = Tensor::<4>::from_data(inputs[0].clone().into_data(), &Device::flex());
+        let yp = k::avg_pool2d(plain.clone(), opts.clone());
+        assert_close(yp, reference::avg_pool2d(plain, opts.clone()), &format!("{what} inference"));
+    }
+}
+
+#[test]
+fn max_pool_ties_and_nan_route_like_a_row_major_scan() {
+    // Ties (ReLU zeros, repeated maxima) and NaNs: the gradient goes where a row-major scan
+    // with `v > best || v.is_nan()` lands (first maximum, last NaN), as in PyTorch.
+    let (h, w) = (7, 8);
+    let mut x = vec![0f32; h * w];
+    for (i, v) in x.iter_mut().enumerate() {
+        *v = [0.0, 1.0, 1.0, 0.0, 2.0, 0.0, 2.0][i % 7];
+    }
+    x[3 * w + 3] = f32::NAN;
+    x[3 * w + 5] = f32::NAN;
+    x[5 * w + 1] = f32::NAN;
+    let dev = ad();
+    for (kk, s, p) in [(3, 2, 1), (3, 1, 0), (2, 2, 0), (3, 3, 1)] {
+        let opts = MaxPoolOptions::new([kk; 2]).with_stride([s; 2]).with_padding([p; 2]);
+        let xt = Tensor::<4>::from_data(TensorData::new(x.clone(), [1, 1, h, w]), &dev).require_grad();
+        let y = k::max_pool2d(xt.clone(), opts.clone());
+        let [_, _, ho, wo] = y.dims();
+        let dy: Vec<f32> = (0..ho * wo).map(|i| (i + 1) as f32).collect();
+        let dyt = Tensor::<4>::from_data(TensorData::new(dy.clone(), [1, 1, ho, wo]), &dev);
+        let grads = (y * dyt).sum().backward();
+        let got = vec_of(xt.grad(&grads).expect("grad"));
+        let mut want = vec![0f32; h * w];
+        for oh in 0..ho {
+            for ow in 0..wo {
+                let (r0, c0) = ((oh * s) as isize - p as isize, (ow * s) as isize - p as isize);
+                let (mut best, mut at) = (f32::NEG_INFINITY, None);
+                for r in r0.max(0)..(r0 + kk as isize).min(h as isize) {
+                    for c in c0.max(0)..(c0 + kk as isize).min(w as isize) {
+                        let i = r as usize * w + c as usize;
+                        if at.is_none() {
+                            at = Some(i);
+                        }
+                        if x[i] > best || x[i].is_nan() {
+                            best = x[i];
+                            at = Some(i);
+                        }
+                    }
+                }
+                want[at.expect("window")] += dy[oh * wo + ow];
+            }
+        }
+        assert_eq!(got, want, "k{kk} s{s} p{p}");
     }
 }
 
@@ -351,6 +408,22 @@ fn gemm_splits_by_rows_or_columns_like_a_naive_product() {
                     );
                 }
             }
+        }
+    }
+}
+
+#[test]
+fn stride2_copy_matches_scalar() {
+    for len in 0..70 {
+        for extra in [0, 1, 5] {
+            let src: Vec<f32> = (0..(2 * len + extra).max(1)).map(|i| i as f32).collect();
+            if len > 0 && src.len() <= 2 * (len - 1) {
+                continue;
+            }
+            let mut dst = vec![-1f32; len];
+            k::buf::copy_stride2(&mut dst, &src);
+            let want: Vec<f32> = (0..len).map(|i| (2 * i) as f32).collect();
+            assert_eq!(dst, want, "len {len}, source {}", src.len());
         }
     }
 }
