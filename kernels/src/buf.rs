@@ -308,11 +308,19 @@ impl SendPtr {
 }
 
 /// `dst.copy_from_slice(src)` for the short runs of im2col and friends, without a `memcpy`
-/// call per run (which costs more than the copy for a 3- or 12-float row).
+/// call per run (which costs more than the copy for a 3- or 28-float row): 16-lane masked
+/// copies on AVX-512, 8-float blocks elsewhere.
 #[inline]
 pub fn copy_short(dst: &mut [f32], src: &[f32]) {
     if dst.len() >= 64 {
         dst.copy_from_slice(src);
+        return;
+    }
+    assert_eq!(dst.len(), src.len(), "copy_short: lengths differ");
+    #[cfg(target_arch = "x86_64")]
+    if crate::sgemm::available() {
+        // SAFETY: AVX-512F is available; both slices have `dst.len()` elements.
+        unsafe { copy_masked(dst, src) };
         return;
     }
     let mut d = dst.chunks_exact_mut(8);
@@ -326,42 +334,115 @@ pub fn copy_short(dst: &mut [f32], src: &[f32]) {
     }
 }
 
-/// `dst[i] = src[2·i]`: the stride-2 rows of im2col (ResNet stems and downsampling layers);
-/// 16 outputs per two loads and one lane permutation on AVX-512.
-#[inline]
-pub fn copy_stride2(dst: &mut [f32], src: &[f32]) {
-    assert!(dst.is_empty() || src.len() > 2 * (dst.len() - 1), "copy_stride2: source too short");
-    #[cfg(target_arch = "x86_64")]
-    if crate::sgemm::available() {
-        // SAFETY: AVX-512F is available; lengths are checked above.
-        unsafe { copy_stride2_avx512(dst, src) };
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn copy_masked(dst: &mut [f32], src: &[f32]) {
+    use std::arch::x86_64::*;
+    let mut i = 0;
+    while i < dst.len() {
+        let n = (dst.len() - i).min(16);
+        let m: __mmask16 = if n == 16 { 0xffff } else { ((1u32 << n) - 1) as u16 };
+        // SAFETY: the mask keeps the load and the store inside both slices.
+        unsafe {
+            _mm512_mask_storeu_ps(dst.as_mut_ptr().add(i), m, _mm512_maskz_loadu_ps(m, src.as_ptr().add(i)))
+        };
+        i += n;
+    }
+}
+
+/// `dst[r·cols + c] = src[r·rs + c·cs]` for `r < rows`, `c < cols`: a window of a plane into a
+/// dense block (im2col's rows). One call per block, so the AVX-512 copies inline into the
+/// loop (a call per short run costs as much as the run).
+pub fn copy_2d(dst: &mut [f32], src: &[f32], rows: usize, cols: usize, rs: usize, cs: usize) {
+    if rows == 0 || cols == 0 {
         return;
     }
-    for (d, v) in dst.iter_mut().zip(src.iter().step_by(2)) {
-        *d = *v;
+    assert!(dst.len() >= rows * cols, "copy_2d: destination too short");
+    assert!(src.len() > (rows - 1) * rs + (cols - 1) * cs, "copy_2d: source too short");
+    #[cfg(target_arch = "x86_64")]
+    if crate::sgemm::available() && cs <= 2 {
+        // SAFETY: AVX-512F is available; the bounds are checked above.
+        unsafe { copy_2d_avx512(dst, src, rows, cols, rs, cs) };
+        return;
+    }
+    for (r, d) in dst[..rows * cols].chunks_exact_mut(cols).enumerate() {
+        for (c, v) in d.iter_mut().enumerate() {
+            *v = src[r * rs + c * cs];
+        }
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn copy_stride2_avx512(dst: &mut [f32], src: &[f32]) {
+unsafe fn copy_2d_avx512(dst: &mut [f32], src: &[f32], rows: usize, cols: usize, rs: usize, cs: usize) {
     use std::arch::x86_64::*;
     let lanes = |n: usize| -> __mmask16 { if n >= 16 { 0xffff } else { ((1u32 << n) - 1) as u16 } };
     let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    let mut i = 0;
-    while i < dst.len() {
-        let n = (dst.len() - i).min(16);
-        // Source elements 2i .. 2i + 2n − 1 (the last odd one may lie past the end: masked).
-        let avail = src.len() - 2 * i;
-        // SAFETY: the masks keep every load inside `src` and every store inside `dst`.
-        unsafe {
-            let p = src.as_ptr().add(2 * i);
-            let lo = _mm512_maskz_loadu_ps(lanes(avail), p);
-            let hi = _mm512_maskz_loadu_ps(lanes(avail.saturating_sub(16)), p.add(16));
-            let v = _mm512_permutex2var_ps(lo, even, hi);
-            _mm512_mask_storeu_ps(dst.as_mut_ptr().add(i), lanes(n), v);
+    for r in 0..rows {
+        let d = dst[r * cols..].as_mut_ptr();
+        let base = r * rs;
+        let mut c = 0;
+        while c < cols {
+            let n = (cols - c).min(16);
+            // SAFETY: the masks keep every access inside the bounds `copy_2d` checked.
+            unsafe {
+                let v = if cs == 1 {
+                    _mm512_maskz_loadu_ps(lanes(n), src.as_ptr().add(base + c))
+                } else {
+                    // Stride 2: the next 2n − 1 source values, even lanes kept.
+                    let p = src.as_ptr().add(base + 2 * c);
+                    let avail = src.len() - (base + 2 * c);
+                    let lo = _mm512_maskz_loadu_ps(lanes(avail.min(2 * n - 1)), p);
+                    let hi = _mm512_maskz_loadu_ps(lanes(avail.min(2 * n - 1).saturating_sub(16)), p.add(16));
+                    _mm512_permutex2var_ps(lo, even, hi)
+                };
+                _mm512_mask_storeu_ps(d.add(c), lanes(n), v);
+            }
+            c += n;
         }
-        i += n;
+    }
+}
+
+/// `dst[r·rs + c·cs] += src[r·cols + c]`: the adjoint of [`copy_2d`] (col2im's rows).
+pub fn add_2d(dst: &mut [f32], src: &[f32], rows: usize, cols: usize, rs: usize, cs: usize) {
+    if rows == 0 || cols == 0 {
+        return;
+    }
+    assert!(src.len() >= rows * cols, "add_2d: source too short");
+    assert!(dst.len() > (rows - 1) * rs + (cols - 1) * cs, "add_2d: destination too short");
+    #[cfg(target_arch = "x86_64")]
+    if crate::sgemm::available() && cs == 1 {
+        // SAFETY: AVX-512F is available; the bounds are checked above.
+        unsafe { add_rows_avx512(dst, src, rows, cols, rs) };
+        return;
+    }
+    for (r, s) in src[..rows * cols].chunks_exact(cols).enumerate() {
+        for (c, v) in s.iter().enumerate() {
+            dst[r * rs + c * cs] += v;
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn add_rows_avx512(dst: &mut [f32], src: &[f32], rows: usize, cols: usize, rs: usize) {
+    use std::arch::x86_64::*;
+    for r in 0..rows {
+        let mut c = 0;
+        while c < cols {
+            let n = (cols - c).min(16);
+            let m: __mmask16 = if n == 16 { 0xffff } else { ((1u32 << n) - 1) as u16 };
+            // SAFETY: the mask keeps every access inside the bounds `add_2d` checked.
+            unsafe {
+                let d = dst.as_mut_ptr().add(r * rs + c);
+                let v = _mm512_add_ps(
+                    _mm512_maskz_loadu_ps(m, d),
+                    _mm512_maskz_loadu_ps(m, src.as_ptr().add(r * cols + c)),
+                );
+                _mm512_mask_storeu_ps(d, m, v);
+            }
+            c += n;
+        }
     }
 }
 

@@ -125,64 +125,69 @@ impl Geom {
     fn inner_threads(&self, parts: usize) -> usize {
         if parts < buf::threads() { buf::threads() } else { 1 }
     }
-
-    /// The valid output columns `lo..hi` of kernel column `kj`, and the input offset `off`
-    /// such that output column `ow` reads input column `ow·s + off`.
-    fn col_range(&self, kj: usize) -> (usize, usize, isize) {
-        let s = self.stride[1];
-        let off = (kj * self.dil[1]) as isize - self.pad[1] as isize;
-        let lo = if off >= 0 { 0 } else { ((-off) as usize).div_ceil(s) };
-        let room = self.w as isize - off;
-        let hi = if room <= 0 { 0 } else { ((room as usize - 1) / s + 1).min(self.wo) };
-        (lo.min(hi), hi, off)
-    }
-
-    /// Input row read by output row `oh` for kernel row `ki`, if inside the image.
-    fn in_row(&self, oh: usize, ki: usize) -> Option<usize> {
-        let ih = (oh * self.stride[0] + ki * self.dil[0]) as isize - self.pad[0] as isize;
-        (ih >= 0 && (ih as usize) < self.h).then_some(ih as usize)
-    }
 }
 
 /// Fills `col[K, nb·P]` (leading dim `nb·P`) with the patches of images `n0..n0+nb`, group `g`;
 /// rows in parallel when `parallel` (a chunk that has the machine to itself: batch 1).
+///
+/// With padding, the chunk's planes are first copied into a zero-bordered buffer, so every
+/// column-matrix row is a plain (strided) copy of input rows with no bounds logic per run.
 fn im2col(geo: &Geom, x: &[f32], g: usize, n0: usize, nb: usize, col: &mut [f32], parallel: bool) {
     let (pix, hw, cig) = (geo.pix(), geo.hw(), geo.cig());
     let ld = nb * pix;
-    let row = |(r, dst_row): (usize, &mut [f32])| {
-        let (c, ki, kj) = (r / (geo.kh * geo.kw), (r / geo.kw) % geo.kh, r % geo.kw);
-        let (lo, hi, off) = geo.col_range(kj);
-        for j in 0..nb {
-            let img = &x[((n0 + j) * geo.ci + g * cig + c) * hw..][..hw];
-            let dst = &mut dst_row[j * pix..(j + 1) * pix];
-            if geo.pointwise() {
-                buf::copy_short(dst, img);
-                continue;
-            }
-            for oh in 0..geo.ho {
-                let seg = &mut dst[oh * geo.wo..(oh + 1) * geo.wo];
-                let Some(ih) = geo.in_row(oh, ki) else {
-                    seg.fill(0.0);
-                    continue;
-                };
-                let src = &img[ih * geo.w..(ih + 1) * geo.w];
-                seg[..lo].fill(0.0);
-                seg[hi..].fill(0.0);
-                let s = geo.stride[1];
-                let start = (lo as isize * s as isize + off) as usize;
-                if s == 1 {
-                    buf::copy_short(&mut seg[lo..hi], &src[start..start + (hi - lo)]);
-                } else if s == 2 {
-                    buf::copy_stride2(&mut seg[lo..hi], &src[start..]);
-                } else {
-                    for (d, v) in seg[lo..hi].iter_mut().zip(src[start..].iter().step_by(s)) {
-                        *d = *v;
-                    }
-                }
+    let col = &mut col[..geo.k() * ld];
+    if geo.pointwise() {
+        for (c, dst_row) in col.chunks_mut(ld).enumerate() {
+            for j in 0..nb {
+                let img = &x[((n0 + j) * geo.ci + g * cig + c) * hw..][..hw];
+                buf::copy_short(&mut dst_row[j * pix..(j + 1) * pix], img);
             }
         }
+        return;
+    }
+    let [p0, p1] = geo.pad;
+    let (hp, wp) = (geo.h + 2 * p0, geo.w + 2 * p1);
+    let padded: Vec<f32> = if p0 + p1 > 0 {
+        let mut b = buf::uninit(nb * cig * hp * wp);
+        let fill = |(i, plane): (usize, &mut [f32])| {
+            let (j, c) = (i / cig, i % cig);
+            let img = &x[((n0 + j) * geo.ci + g * cig + c) * hw..][..hw];
+            plane[..p0 * wp].fill(0.0);
+            plane[(p0 + geo.h) * wp..].fill(0.0);
+            for (r, src) in img.chunks(geo.w).enumerate() {
+                let row = &mut plane[(p0 + r) * wp..(p0 + r + 1) * wp];
+                row[..p1].fill(0.0);
+                row[p1 + geo.w..].fill(0.0);
+                buf::copy_short(&mut row[p1..p1 + geo.w], src);
+            }
+        };
+        if parallel {
+            b.par_chunks_mut(hp * wp).enumerate().for_each(fill);
+        } else {
+            b.chunks_mut(hp * wp).enumerate().for_each(fill);
+        }
+        b
+    } else {
+        Vec::new()
     };
-    let col = &mut col[..geo.k() * ld];
+    let plane = |j: usize, c: usize| -> &[f32] {
+        if p0 + p1 > 0 {
+            &padded[(j * cig + c) * hp * wp..][..hp * wp]
+        } else {
+            &x[((n0 + j) * geo.ci + g * cig + c) * hw..][..hw]
+        }
+    };
+    let [s0, s1] = geo.stride;
+    let [d0, d1] = geo.dil;
+    let row = |(r, dst_row): (usize, &mut [f32])| {
+        let (c, ki, kj) = (r / (geo.kh * geo.kw), (r / geo.kw) % geo.kh, r % geo.kw);
+        for j in 0..nb {
+            let src = plane(j, c);
+            let dst = &mut dst_row[j * pix..(j + 1) * pix];
+            let start = ki * d0 * wp + kj * d1;
+            buf::copy_2d(dst, &src[start..], geo.ho, geo.wo, s0 * wp, s1);
+        }
+    };
     if parallel {
         col.par_chunks_mut(ld).enumerate().for_each(row);
     } else {
@@ -191,37 +196,42 @@ fn im2col(geo: &Geom, x: &[f32], g: usize, n0: usize, nb: usize, col: &mut [f32]
 }
 
 /// The adjoint of [`im2col`]: adds `col[K, nb·P]` into images `0..nb` of `dx` (which starts at
-/// the chunk's first image), group `g`.
+/// the chunk's first image), group `g`. With padding the rows are summed into a zero-bordered
+/// buffer whose interior is then added into `dx`.
 fn col2im(geo: &Geom, col: &[f32], g: usize, nb: usize, dx: &mut [f32]) {
     let (pix, hw, cig) = (geo.pix(), geo.hw(), geo.cig());
     let ld = nb * pix;
-    for c in 0..cig {
-        for ki in 0..geo.kh {
-            for kj in 0..geo.kw {
-                let row = (c * geo.kh + ki) * geo.kw + kj;
-                let src_row = &col[row * ld..(row + 1) * ld];
-                let (lo, hi, off) = geo.col_range(kj);
-                for j in 0..nb {
-                    let img = &mut dx[(j * geo.ci + g * cig + c) * hw..][..hw];
-                    let src = &src_row[j * pix..(j + 1) * pix];
+    let [p0, p1] = geo.pad;
+    let (hp, wp) = (geo.h + 2 * p0, geo.w + 2 * p1);
+    let padded = p0 + p1 > 0;
+    let mut pbuf = if padded { buf::zeros(nb * cig * hp * wp) } else { Vec::new() };
+    let [s0, s1] = geo.stride;
+    let [d0, d1] = geo.dil;
+    for j in 0..nb {
+        for c in 0..cig {
+            let plane: &mut [f32] = if padded {
+                &mut pbuf[(j * cig + c) * hp * wp..][..hp * wp]
+            } else {
+                &mut dx[(j * geo.ci + g * cig + c) * hw..][..hw]
+            };
+            for ki in 0..geo.kh {
+                for kj in 0..geo.kw {
+                    let row = (c * geo.kh + ki) * geo.kw + kj;
+                    let src = &col[row * ld + j * pix..][..pix];
                     if geo.pointwise() {
-                        img.iter_mut().zip(src).for_each(|(d, v)| *d += v);
+                        plane.iter_mut().zip(src).for_each(|(d, v)| *d += v);
                         continue;
                     }
-                    for oh in 0..geo.ho {
-                        let Some(ih) = geo.in_row(oh, ki) else { continue };
-                        let seg = &src[oh * geo.wo + lo..oh * geo.wo + hi];
-                        let s = geo.stride[1];
-                        let start = (lo as isize * s as isize + off) as usize;
-                        let dst = &mut img[ih * geo.w..(ih + 1) * geo.w];
-                        if s == 1 {
-                            dst[start..start + seg.len()].iter_mut().zip(seg).for_each(|(d, v)| *d += v);
-                        } else {
-                            for (d, v) in dst[start..].iter_mut().step_by(s).zip(seg) {
-                                *d += v;
-                            }
-                        }
-                    }
+                    let start = ki * d0 * wp + kj * d1;
+                    buf::add_2d(&mut plane[start..], src, geo.ho, geo.wo, s0 * wp, s1);
+                }
+            }
+            if padded {
+                let img = &mut dx[(j * geo.ci + g * cig + c) * hw..][..hw];
+                let plane = &pbuf[(j * cig + c) * hp * wp..][..hp * wp];
+                for (r, dst) in img.chunks_mut(geo.w).enumerate() {
+                    let src = &plane[(p0 + r) * wp + p1..][..geo.w];
+                    dst.iter_mut().zip(src).for_each(|(d, v)| *d += v);
                 }
             }
         }

@@ -413,17 +413,23 @@ fn gemm_splits_by_rows_or_columns_like_a_naive_product() {
 }
 
 #[test]
-fn stride2_copy_matches_scalar() {
-    for len in 0..70 {
-        for extra in [0, 1, 5] {
-            let src: Vec<f32> = (0..(2 * len + extra).max(1)).map(|i| i as f32).collect();
-            if len > 0 && src.len() <= 2 * (len - 1) {
-                continue;
-            }
-            let mut dst = vec![-1f32; len];
-            k::buf::copy_stride2(&mut dst, &src);
-            let want: Vec<f32> = (0..len).map(|i| (2 * i) as f32).collect();
-            assert_eq!(dst, want, "len {len}, source {}", src.len());
+fn copy_2d_matches_scalar() {
+    for (rows, cols, rs, cs) in
+        [(3, 5, 7, 1), (4, 17, 40, 2), (2, 33, 70, 2), (5, 16, 16, 1), (3, 4, 20, 3), (1, 1, 1, 2)]
+    {
+        let n = (rows - 1) * rs + (cols - 1) * cs + 1;
+        let src: Vec<f32> = (0..n).map(|i| i as f32).collect();
+        let mut dst = vec![-1f32; rows * cols];
+        k::buf::copy_2d(&mut dst, &src, rows, cols, rs, cs);
+        let want: Vec<f32> = (0..rows * cols).map(|i| ((i / cols) * rs + (i % cols) * cs) as f32).collect();
+        assert_eq!(dst, want, "{rows}x{cols} rs {rs} cs {cs}");
+        // The adjoint adds the block back where it came from.
+        let mut back = vec![1f32; n];
+        k::buf::add_2d(&mut back, &dst, rows, cols, rs, cs);
+        let mut want_back = vec![1f32; n];
+        for (i, v) in want.iter().enumerate() {
+            want_back[(i / cols) * rs + (i % cols) * cs] += v;
         }
+        assert_eq!(back, want_back, "add_2d {rows}x{cols} rs {rs} cs {cs}");
     }
 }
