@@ -51,6 +51,20 @@ pub fn scratch(v: &mut Vec<f32>, n: usize) -> &mut [f32] {
     &mut v[..n]
 }
 
+/// Whether the CPU has AVX2 and FMA (the kernels' auto-vectorized loops have copies compiled
+/// for them).
+pub fn avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static AVX2: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *AVX2.get_or_init(|| {
+            std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
 /// Threads in rayon's pool.
 pub fn threads() -> usize {
     rayon::current_num_threads().max(1)

@@ -73,95 +73,144 @@ impl Window {
     }
 }
 
+/// [`max_plane`] compiled for AVX2 (8-lane compares and blends) when the CPU has it.
+#[allow(clippy::too_many_arguments)]
+fn max_plane_wide(
+    win: &Window,
+    rows: &[(usize, usize, usize)],
+    want_idx: bool,
+    yp: &mut [f32],
+    ip: &mut [u32],
+    xp: &[f32],
+    vb: &mut [f32],
+    vi: &mut [u32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx2,fma")]
+        #[allow(clippy::too_many_arguments)]
+        fn avx2(
+            win: &Window,
+            rows: &[(usize, usize, usize)],
+            want_idx: bool,
+            yp: &mut [f32],
+            ip: &mut [u32],
+            xp: &[f32],
+            vb: &mut [f32],
+            vi: &mut [u32],
+        ) {
+            max_plane(win, rows, want_idx, yp, ip, xp, vb, vi)
+        }
+        if buf::avx2() {
+            // SAFETY: the CPU supports the features `avx2` is compiled for.
+            return unsafe { avx2(win, rows, want_idx, yp, ip, xp, vb, vi) };
+        }
+    }
+    max_plane(win, rows, want_idx, yp, ip, xp, vb, vi)
+}
+
+/// One plane of [`max_forward`]; `vb`, `vi`: the padded rows (their padding cells are never
+/// written).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn max_plane(
+    win: &Window,
+    rows: &[(usize, usize, usize)],
+    want_idx: bool,
+    yp: &mut [f32],
+    ip: &mut [u32],
+    xp: &[f32],
+    vb: &mut [f32],
+    vi: &mut [u32],
+) {
+    let (w, wo, k, s, p) = (win.w, win.wo, win.k[1], win.s[1], win.p[1]);
+
+    for (oh, &(r0, r1, _)) in rows.iter().enumerate() {
+        {
+            let vb = &mut vb[p..p + w];
+            vb.copy_from_slice(&xp[r0 * w..(r0 + 1) * w]);
+            if want_idx {
+                let vi = &mut vi[p..p + w];
+                vi.iter_mut().enumerate().for_each(|(c, i)| *i = (r0 * w + c) as u32);
+                for r in r0 + 1..r1 {
+                    let src = &xp[r * w..(r + 1) * w];
+                    for (c, ((b, i), &v)) in vb.iter_mut().zip(vi.iter_mut()).zip(src).enumerate() {
+                        let take = (v > *b) | v.is_nan();
+                        *b = if take { v } else { *b };
+                        *i = if take { (r * w + c) as u32 } else { *i };
+                    }
+                }
+            } else {
+                for r in r0 + 1..r1 {
+                    let src = &xp[r * w..(r + 1) * w];
+                    for (b, &v) in vb.iter_mut().zip(src) {
+                        *b = if (v > *b) | v.is_nan() { v } else { *b };
+                    }
+                }
+            }
+        }
+        let out = &mut yp[oh * wo..(oh + 1) * wo];
+        for (b, &v) in out.iter_mut().zip(vb.iter().step_by(s)) {
+            *b = v;
+        }
+        if want_idx {
+            let oi = &mut ip[oh * wo..(oh + 1) * wo];
+            for (bi, &i) in oi.iter_mut().zip(vi.iter().step_by(s)) {
+                *bi = i;
+            }
+            for t in 1..k {
+                let cand = vb[t..].iter().step_by(s).zip(vi[t..].iter().step_by(s));
+                for ((b, bi), (&v, &i)) in out.iter_mut().zip(oi.iter_mut()).zip(cand) {
+                    // Row-major order: a NaN wins unless the best is a later NaN; a number
+                    // wins over a smaller one, or an equal one further on.
+                    // (Non-short-circuit `&`/`|`: branch-free, so it vectorizes.)
+                    let (vn, bn) = (v.is_nan(), b.is_nan());
+                    let take = (vn & (!bn | (i > *bi))) | (!vn & !bn & ((v > *b) | ((v == *b) & (i < *bi))));
+                    *b = if take { v } else { *b };
+                    *bi = if take { i } else { *bi };
+                }
+            }
+        } else {
+            for t in 1..k {
+                for (b, &v) in out.iter_mut().zip(vb[t..].iter().step_by(s)) {
+                    *b = if (v > *b) | v.is_nan() { v } else { *b };
+                }
+            }
+        }
+    }
+}
+
 /// Max pool; with `want_idx` also the in-plane index of each maximum (for the backward step).
 ///
 /// Separable: per output row, a vertical pass over the window's input rows keeps each
-/// column's maximum (and its row) — whole rows at a time, so it vectorizes — then each
-/// output takes the best of its window's columns. The winner is the one a row-major scan
-/// would pick: the first maximum, or the last NaN (NaN propagates, as in PyTorch).
+/// column's maximum (and its flat index) — whole rows, branch-free, so it vectorizes — in a
+/// row padded with −∞ on both sides; then for each of the `k` window columns every output
+/// compares one candidate (branch-free again). The winner is the one a row-major scan would
+/// pick: the first maximum, or the last NaN (NaN propagates, as in PyTorch). The flat index
+/// orders candidates in row-major order, so ties compare indices; padding cells carry index
+/// `u32::MAX` and lose every tie to a real cell.
 fn max_forward(win: &Window, x: &[f32], want_idx: bool) -> (Vec<f32>, Vec<u32>) {
     let (hw, ohw) = (win.h * win.w, win.ho * win.wo);
     let mut y = buf::uninit(win.planes * ohw);
     let mut idx = if want_idx { vec![0u32; win.planes * ohw] } else { Vec::new() };
     let g = win.group();
-    let (rows, cols) = (win.spans(0), win.spans(1));
-    let w = win.w;
-    let plane = |yp: &mut [f32],
-                 mut ip: Option<&mut [u32]>,
-                 xp: &[f32],
-                 vbest: &mut Vec<f32>,
-                 vrow: &mut Vec<u32>| {
-        for (oh, &(r0, r1, _)) in rows.iter().enumerate() {
-            vbest.clear();
-            vbest.extend_from_slice(&xp[r0 * w..(r0 + 1) * w]);
-            if want_idx {
-                vrow.clear();
-                vrow.resize(w, r0 as u32);
-                for r in r0 + 1..r1 {
-                    let src = &xp[r * w..(r + 1) * w];
-                    for ((b, br), &v) in vbest.iter_mut().zip(vrow.iter_mut()).zip(src) {
-                        if v > *b || v.is_nan() {
-                            *b = v;
-                            *br = r as u32;
-                        }
-                    }
-                }
-            } else {
-                for r in r0 + 1..r1 {
-                    let src = &xp[r * w..(r + 1) * w];
-                    for (b, &v) in vbest.iter_mut().zip(src) {
-                        *b = if v > *b || v.is_nan() { v } else { *b };
-                    }
-                }
-            }
-            let out = &mut yp[oh * win.wo..(oh + 1) * win.wo];
-            if let Some(ip) = ip.as_deref_mut() {
-                let ip = &mut ip[oh * win.wo..(oh + 1) * win.wo];
-                for ((o, i), &(c0, c1, _)) in out.iter_mut().zip(ip.iter_mut()).zip(&cols) {
-                    let (mut best, mut br, mut bc) = (vbest[c0], vrow[c0], c0);
-                    for c in c0 + 1..c1 {
-                        let (v, r) = (vbest[c], vrow[c]);
-                        // Row-major order: a later NaN wins over anything but a NaN from a later row;
-                        // an equal maximum wins only from an earlier row.
-                        let take = if v.is_nan() {
-                            !best.is_nan() || r >= br
-                        } else {
-                            !best.is_nan() && (v > best || (v == best && r < br))
-                        };
-                        if take {
-                            (best, br, bc) = (v, r, c);
-                        }
-                    }
-                    *o = best;
-                    *i = br * w as u32 + bc as u32;
-                }
-            } else {
-                for (o, &(c0, c1, _)) in out.iter_mut().zip(&cols) {
-                    let mut best = vbest[c0];
-                    for &v in &vbest[c0 + 1..c1] {
-                        if v > best || v.is_nan() {
-                            best = v;
-                        }
-                    }
-                    *o = best;
-                }
-            }
-        }
-    };
+    let rows = win.spans(0);
+    // Padded row: cell `p + c` is input column `c`; long enough for every window (ceil mode).
+    let len = (win.w + 2 * win.p[1]).max((win.wo - 1) * win.s[1] + win.k[1]);
     if want_idx {
         y.par_chunks_mut(g * ohw).zip(idx.par_chunks_mut(g * ohw)).zip(x.par_chunks(g * hw)).for_each(
             |((yp, ip), xp)| {
-                let (mut vb, mut vr) = (Vec::new(), Vec::new());
+                let (mut vb, mut vi) = (vec![f32::NEG_INFINITY; len], vec![u32::MAX; len]);
                 for ((yp, ip), xp) in yp.chunks_mut(ohw).zip(ip.chunks_mut(ohw)).zip(xp.chunks(hw)) {
-                    plane(yp, Some(ip), xp, &mut vb, &mut vr);
+                    max_plane_wide(win, &rows, true, yp, ip, xp, &mut vb, &mut vi);
                 }
             },
         );
     } else {
         y.par_chunks_mut(g * ohw).zip(x.par_chunks(g * hw)).for_each(|(yp, xp)| {
-            let (mut vb, mut vr) = (Vec::new(), Vec::new());
+            let mut vb = vec![f32::NEG_INFINITY; len];
             for (yp, xp) in yp.chunks_mut(ohw).zip(xp.chunks(hw)) {
-                plane(yp, None, xp, &mut vb, &mut vr);
+                max_plane_wide(win, &rows, false, yp, &mut [], xp, &mut vb, &mut []);
             }
         });
     }
