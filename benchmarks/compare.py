@@ -2,7 +2,7 @@
 """Runs `cnnzoo bench` and the PyTorch peer back to back, interleaved per model and phase on
 the same cores, and prints the ratio table (cnnzoo images/s ÷ PyTorch images/s).
 
-    .venv/bin/python benchmarks/compare.py [--cnnzoo target/debug/cnnzoo] [--steps 5] [--reference] [CASE ...]
+    .venv/bin/python benchmarks/compare.py [--cnnzoo target/debug/cnnzoo] [--steps 5] [--min-seconds 2] [--reference] [CASE ...]
 
 A CASE is MODEL (training and inference at d2l's batch) or MODEL:MODE:BATCH (e.g.
 resnet18:infer:1); torchvision models run on 3×224×224 with a 10-class head on both sides.
@@ -65,6 +65,7 @@ def main():
     ap.add_argument("--cnnzoo", default=os.path.join(os.path.expanduser("~"), ".cache", "cnnzoo-target", "debug", "cnnzoo"))
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--min-seconds", type=float, default=2.0, help="raise the step count of fast cases until each side times at least this long")
     ap.add_argument("--reference", action="store_true", help="also run cnnzoo on Burn's own ops (--reference-kernels)")
     ap.add_argument("--extra", nargs="*", default=[], help="extra flags for both, e.g. --batch 1 --input 3,224,224")
     args = ap.parse_args()
@@ -77,6 +78,13 @@ def main():
             common = ["--mode", mode, "--steps", str(args.steps), "--warmup", str(args.warmup)] + case_extra + args.extra
             m = macs(args.cnnzoo, model, common)
             ours = run([args.cnnzoo, "bench", model, "--format", "json"] + common, env)[0]
+            # Short steps (LeNet: ~15 ms) are noisy: time enough of them that each side runs at
+            # least --min-seconds, the same count on both sides.
+            step = ours["step_seconds"]["median"]
+            if step * args.steps < args.min_seconds:
+                steps = min(1000, int(args.min_seconds / max(step, 1e-4)) + 1)
+                common[common.index("--steps") + 1] = str(steps)
+                ours = run([args.cnnzoo, "bench", model, "--format", "json"] + common, env)[0]
             before = run([args.cnnzoo, "--reference-kernels", "bench", model, "--format", "json"] + common, env)[0] if args.reference else None
             peer = run([sys.executable, os.path.join(HERE, "pytorch_peer.py"), model, "--threads", str(threads), "--macs", str(m)] + common, env)[0]
             raw += [r for r in (ours, before, peer) if r]
@@ -90,7 +98,7 @@ def main():
             f.write(json.dumps(r) + "\n")
     date = datetime.date.today().isoformat()
     torch_v = next((r.get("torch") for r in raw if r.get("framework") == "pytorch"), "?")
-    print(f"{date}, {cpu_name()}, {threads} threads, torch {torch_v}, median of {args.steps} steps after {args.warmup} warm-up\n")
+    print(f"{date}, {cpu_name()}, {threads} threads, torch {torch_v}, median of {args.steps} steps (more for fast cases: ≥ {args.min_seconds:g} s per side, same count on both) after {args.warmup} warm-up\n")
     med = lambda r: r["images_per_sec"]["median"]
     if args.reference:
         print("| model | phase | batch | before: Burn ops img/s | cnnzoo img/s | PyTorch img/s | before ratio | ratio | cnnzoo GFLOP/s | PyTorch GFLOP/s |")

@@ -183,6 +183,23 @@ pub fn gemm(
     accumulate: bool,
     threads: usize,
 ) {
+    gemm_rhs(m, n, k, dst, ldd, a, crate::sgemm::Rhs::Mat(b), accumulate, threads)
+}
+
+/// [`gemm()`] with any right operand; a convolution's implicit columns
+/// ([`crate::sgemm::Rhs::Conv`]) only where the AVX-512 kernel runs ([`crate::sgemm::available`]).
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_rhs(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    ldd: usize,
+    a: &Lhs,
+    b: crate::sgemm::Rhs,
+    accumulate: bool,
+    threads: usize,
+) {
     let packed = a.packed.as_deref();
     let a = a.raw;
     if m == 0 || n == 0 {
@@ -250,6 +267,9 @@ pub fn gemm(
         }
         return;
     }
+    let crate::sgemm::Rhs::Mat(b) = b else {
+        unreachable!("implicit convolution columns are only built where the AVX-512 kernel runs")
+    };
     let parallelism = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
     // SAFETY: the operands are valid for the given shapes and strides (callers build them from
     // slices of sufficient length; `dst` is checked above) and `dst` does not alias them.

@@ -35,6 +35,7 @@ use burn::tensor::{Tensor, module};
 use rayon::prelude::*;
 
 use crate::buf::{self, Lhs, Mat, contiguous, slice};
+use crate::sgemm::{ConvCols, Rhs};
 use crate::{AD, Route, route_all};
 
 /// Whether the Winograd path is switched off (`CNNZOO_CONV=im2col`; for comparison and for
@@ -127,6 +128,63 @@ impl Geom {
     }
 }
 
+/// The planes of images `n0..n0+nb`, group `g`, copied into zero-bordered planes of the padded
+/// size (empty when there is no padding: the input planes serve as they are), and that size.
+fn padded_planes(
+    geo: &Geom,
+    x: &[f32],
+    g: usize,
+    n0: usize,
+    nb: usize,
+    parallel: bool,
+) -> (Vec<f32>, [usize; 2]) {
+    let (hw, cig) = (geo.hw(), geo.cig());
+    let [p0, p1] = geo.pad;
+    let (hp, wp) = (geo.h + 2 * p0, geo.w + 2 * p1);
+    if p0 + p1 == 0 {
+        return (Vec::new(), [hp, wp]);
+    }
+    let mut b = buf::uninit(nb * cig * hp * wp);
+    let fill = |(i, plane): (usize, &mut [f32])| {
+        let (j, c) = (i / cig, i % cig);
+        let img = &x[((n0 + j) * geo.ci + g * cig + c) * hw..][..hw];
+        plane[..p0 * wp].fill(0.0);
+        plane[(p0 + geo.h) * wp..].fill(0.0);
+        for (r, src) in img.chunks(geo.w).enumerate() {
+            let row = &mut plane[(p0 + r) * wp..(p0 + r + 1) * wp];
+            row[..p1].fill(0.0);
+            row[p1 + geo.w..].fill(0.0);
+            buf::copy_short(&mut row[p1..p1 + geo.w], src);
+        }
+    };
+    if parallel {
+        b.par_chunks_mut(hp * wp).enumerate().for_each(fill);
+    } else {
+        b.chunks_mut(hp * wp).enumerate().for_each(fill);
+    }
+    (b, [hp, wp])
+}
+
+/// The implicit column matrix of images `n0..n0+nb`, group `g`, read from `padded` (as
+/// [`padded_planes`] made it) or from `x` itself without padding.
+fn conv_cols(
+    geo: &Geom,
+    x: &[f32],
+    padded: &[f32],
+    [hp, wp]: [usize; 2],
+    g: usize,
+    n0: usize,
+    nb: usize,
+) -> Option<ConvCols> {
+    let cig = geo.cig();
+    let (src, strides) = if geo.pad != [0, 0] {
+        (padded, [cig * hp * wp, hp * wp, wp])
+    } else {
+        (&x[(n0 * geo.ci + g * cig) * geo.hw()..], [geo.ci * geo.hw(), geo.hw(), geo.w])
+    };
+    ConvCols::new(src, nb, cig, strides, [geo.kh, geo.kw], geo.stride, geo.dil, [geo.ho, geo.wo])
+}
+
 /// Fills `col[K, nb·P]` (leading dim `nb·P`) with the patches of images `n0..n0+nb`, group `g`;
 /// rows in parallel when `parallel` (a chunk that has the machine to itself: batch 1).
 ///
@@ -145,33 +203,9 @@ fn im2col(geo: &Geom, x: &[f32], g: usize, n0: usize, nb: usize, col: &mut [f32]
         }
         return;
     }
-    let [p0, p1] = geo.pad;
-    let (hp, wp) = (geo.h + 2 * p0, geo.w + 2 * p1);
-    let padded: Vec<f32> = if p0 + p1 > 0 {
-        let mut b = buf::uninit(nb * cig * hp * wp);
-        let fill = |(i, plane): (usize, &mut [f32])| {
-            let (j, c) = (i / cig, i % cig);
-            let img = &x[((n0 + j) * geo.ci + g * cig + c) * hw..][..hw];
-            plane[..p0 * wp].fill(0.0);
-            plane[(p0 + geo.h) * wp..].fill(0.0);
-            for (r, src) in img.chunks(geo.w).enumerate() {
-                let row = &mut plane[(p0 + r) * wp..(p0 + r + 1) * wp];
-                row[..p1].fill(0.0);
-                row[p1 + geo.w..].fill(0.0);
-                buf::copy_short(&mut row[p1..p1 + geo.w], src);
-            }
-        };
-        if parallel {
-            b.par_chunks_mut(hp * wp).enumerate().for_each(fill);
-        } else {
-            b.chunks_mut(hp * wp).enumerate().for_each(fill);
-        }
-        b
-    } else {
-        Vec::new()
-    };
+    let (padded, [hp, wp]) = padded_planes(geo, x, g, n0, nb, parallel);
     let plane = |j: usize, c: usize| -> &[f32] {
-        if p0 + p1 > 0 {
+        if geo.pad != [0, 0] {
             &padded[(j * cig + c) * hp * wp..][..hp * wp]
         } else {
             &x[((n0 + j) * geo.ci + g * cig + c) * hw..][..hw]
@@ -310,12 +344,20 @@ fn forward_chunk(
     let (pix, co, k, cog) = (geo.pix(), geo.co, geo.k(), geo.cog());
     let cols = nbc * pix;
     for g in 0..geo.groups {
+        // Where the AVX-512 kernel runs, B is packed straight from the (padded) images: no
+        // column matrix. The padded planes live until this group's GEMM is done.
+        let implicit = !direct && crate::sgemm::available();
+        let (padded, size) =
+            if implicit { padded_planes(geo, x, g, n0, nbc, inner > 1) } else { (Vec::new(), [0, 0]) };
+        let cc = if implicit { conv_cols(geo, x, &padded, size, g, n0, nbc) } else { None };
         let b = if direct {
-            Mat::rows(&x[(n0 * geo.ci + g * geo.cig()) * geo.hw()..], pix)
+            Rhs::Mat(Mat::rows(&x[(n0 * geo.ci + g * geo.cig()) * geo.hw()..], pix))
+        } else if let Some(cc) = cc {
+            Rhs::Conv(cc)
         } else {
             let col = buf::scratch(col, k * cols);
             im2col(geo, x, g, n0, nbc, col, inner > 1);
-            Mat::rows(col, cols)
+            Rhs::Mat(Mat::rows(col, cols))
         };
         let a = &wg[g];
         if nbc == 1 {
@@ -325,10 +367,10 @@ fn forward_chunk(
                     row.fill(bias[g * cog + o]);
                 }
             }
-            buf::gemm(cog, pix, k, dst, pix, a, b, bias.is_some(), inner);
+            buf::gemm_rhs(cog, pix, k, dst, pix, a, b, bias.is_some(), inner);
         } else {
             let tmp = buf::scratch(tmp, cog * cols);
-            buf::gemm(cog, cols, k, tmp, cols, a, b, false, inner);
+            buf::gemm_rhs(cog, cols, k, tmp, cols, a, b, false, inner);
             for j in 0..nbc {
                 for o in 0..cog {
                     let dst = &mut ychunk[(j * co + g * cog + o) * pix..][..pix];

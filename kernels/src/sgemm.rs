@@ -24,6 +24,84 @@ use std::arch::x86_64::*;
 
 use crate::buf::Mat;
 
+/// The column matrix of a convolution, never materialized: element `(p, j)` — kernel tap
+/// `p = (c, ki, kj)`, output pixel `j` of the chunk — is read from the (zero-bordered) input
+/// planes when B is packed, so a convolution's forward GEMM skips im2col's write and re-read
+/// of a `K × pixels` matrix (the largest memory stream when the output channels are few).
+#[derive(Clone, Copy, Debug)]
+pub struct ConvCols {
+    ptr: *const f32,
+    /// Floats between images, channel planes and input rows.
+    img: usize,
+    plane: usize,
+    row: usize,
+    kh: usize,
+    kw: usize,
+    stride: [usize; 2],
+    dil: [usize; 2],
+    ho: usize,
+    wo: usize,
+    /// First column (a thread's share starts here).
+    j0: usize,
+}
+
+// SAFETY: a read-only view, used while the slice it was made from is borrowed (as `Mat`).
+unsafe impl Send for ConvCols {}
+unsafe impl Sync for ConvCols {}
+
+impl ConvCols {
+    /// The column matrix (`cin·kh·kw` rows, `images·ho·wo` columns) of `images` images laid
+    /// out in `src` with the given strides (already padded: tap `(ki, kj)` of output `(oh, ow)`
+    /// reads row `oh·s + ki·d`, column `ow·s + kj·d`). `None` if some element would lie outside
+    /// `src` or an offset would not fit the gathers' 32-bit indices.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        src: &[f32],
+        images: usize,
+        cin: usize,
+        [img, plane, row]: [usize; 3],
+        [kh, kw]: [usize; 2],
+        stride: [usize; 2],
+        dil: [usize; 2],
+        [ho, wo]: [usize; 2],
+    ) -> Option<Self> {
+        let c = Self { ptr: src.as_ptr(), img, plane, row, kh, kw, stride, dil, ho, wo, j0: 0 };
+        if images == 0 || cin == 0 || kh == 0 || kw == 0 || ho == 0 || wo == 0 {
+            return None;
+        }
+        let last_col = c.col_off(images * ho * wo - 1);
+        let last = c.row_off(cin * kh * kw - 1) + last_col;
+        (last < src.len() && last_col < i32::MAX as usize).then_some(c)
+    }
+    fn row_off(&self, p: usize) -> usize {
+        let (c, ki, kj) = (p / (self.kh * self.kw), (p / self.kw) % self.kh, p % self.kw);
+        c * self.plane + ki * self.dil[0] * self.row + kj * self.dil[1]
+    }
+    fn col_off(&self, j: usize) -> usize {
+        let j = j + self.j0;
+        let pix = self.ho * self.wo;
+        let (i, q) = (j / pix, j % pix);
+        i * self.img + (q / self.wo) * self.stride[0] * self.row + (q % self.wo) * self.stride[1]
+    }
+}
+
+/// The right operand of [`sgemm`]: a strided matrix, or a convolution's implicit columns.
+#[derive(Clone, Copy, Debug)]
+pub enum Rhs {
+    Mat(Mat),
+    Conv(ConvCols),
+}
+
+impl Rhs {
+    /// The same operand without its first `j` columns.
+    pub fn skip_cols(self, j: usize) -> Self {
+        match self {
+            Rhs::Mat(m) => Rhs::Mat(m.skip_cols(j)),
+            Rhs::Conv(c) => Rhs::Conv(ConvCols { j0: c.j0 + j, ..c }),
+        }
+    }
+}
+
 /// Rows of a micro-tile.
 pub const MR: usize = 12;
 /// Columns of a micro-tile (two zmm registers).
@@ -103,9 +181,24 @@ pub fn pack_a_full(a: Mat, m: usize, k: usize) -> Vec<f32> {
 }
 
 /// Packs depth `p0..p0+kc`, columns `0..n` of B into NR-column micro-panels (k-major).
-fn pack_b(b: Mat, n: usize, p0: usize, kc: usize, out: &mut Vec<f32>) {
+fn pack_b(b: Rhs, n: usize, p0: usize, kc: usize, out: &mut Vec<f32>) {
     let panels = n.div_ceil(NR);
     let out = crate::buf::scratch(out, panels * NR * kc);
+    let b = match b {
+        Rhs::Mat(b) => b,
+        Rhs::Conv(cc) => {
+            for (jp, panel) in out.chunks_exact_mut(NR * kc).enumerate() {
+                let cols = NR.min(n - jp * NR);
+                let mut offs = [0i32; NR];
+                for (t, o) in offs.iter_mut().enumerate().take(cols) {
+                    *o = cc.col_off(jp * NR + t) as i32; // fits: checked by `ConvCols::new`
+                }
+                // SAFETY: AVX-512F holds; every (p, j) read lies in the source (`ConvCols::new`).
+                unsafe { pack_b_conv(&cc, &offs, cols, p0, kc, panel) };
+            }
+            return;
+        }
+    };
     for jp in 0..panels {
         let panel = &mut out[jp * NR * kc..(jp + 1) * NR * kc];
         let cols = NR.min(n - jp * NR);
@@ -134,6 +227,44 @@ fn pack_b(b: Mat, n: usize, p0: usize, kc: usize, out: &mut Vec<f32>) {
             for p in 0..kc {
                 for j in 0..cols {
                     panel[p * NR + j] = unsafe { *origin.offset(p as isize * b.rs + j as isize * b.cs) };
+                }
+            }
+        }
+    }
+}
+
+/// Packs taps `p0..p0+kc` of the implicit column matrix for the `cols` columns whose source
+/// offsets are `offs`: two masked 16-lane gathers per tap, based at the tap's offset.
+///
+/// # Safety
+/// AVX-512F must be available; `cc` was checked by [`ConvCols::new`] for these rows/columns.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn pack_b_conv(cc: &ConvCols, offs: &[i32; NR], cols: usize, p0: usize, kc: usize, panel: &mut [f32]) {
+    unsafe {
+        let lanes = |n: usize| -> __mmask16 { if n >= 16 { 0xffff } else { ((1u32 << n) - 1) as u16 } };
+        let (m0, m1) = (lanes(cols), lanes(cols.saturating_sub(16)));
+        let i0 = _mm512_loadu_si512(offs.as_ptr().cast());
+        let i1 = _mm512_loadu_si512(offs.as_ptr().add(16).cast());
+        let out = panel.as_mut_ptr();
+        let (mut c, mut ki, mut kj) = (p0 / (cc.kh * cc.kw), (p0 / cc.kw) % cc.kh, p0 % cc.kw);
+        for p in 0..kc {
+            let base = cc.ptr.add(c * cc.plane + ki * cc.dil[0] * cc.row + kj * cc.dil[1]);
+            let g0 = _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), m0, i0, base);
+            _mm512_storeu_ps(out.add(p * NR), g0);
+            let g1 = if m1 != 0 {
+                _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), m1, i1, base)
+            } else {
+                _mm512_setzero_ps()
+            };
+            _mm512_storeu_ps(out.add(p * NR + 16), g1);
+            kj += 1;
+            if kj == cc.kw {
+                kj = 0;
+                ki += 1;
+                if ki == cc.kh {
+                    ki = 0;
+                    c += 1;
                 }
             }
         }
@@ -274,7 +405,8 @@ thread_local! {
 /// # Safety
 /// [`available`] must be true; `a` and `b` must be valid for `m×k` and `k×n` reads with their
 /// strides, `dst` for `m` rows of `n` elements at stride `ldd`, not aliasing `a` or `b`.
-/// `packed`, if given, is A as [`pack_a_full`] made it (then `a` is not read).
+/// `packed`, if given, is A as [`pack_a_full`] made it (then `a` is not read). A
+/// [`Rhs::Conv`] must have been built for at least `k` rows and `n` columns (after its `j0`).
 #[allow(clippy::too_many_arguments)]
 pub unsafe fn sgemm(
     m: usize,
@@ -284,7 +416,7 @@ pub unsafe fn sgemm(
     ldd: usize,
     a: Mat,
     packed: Option<&[f32]>,
-    b: Mat,
+    b: Rhs,
     accumulate: bool,
 ) {
     #[cfg(target_arch = "x86_64")]
@@ -292,7 +424,9 @@ pub unsafe fn sgemm(
         let s = &mut *s.borrow_mut();
         let mut p0 = 0;
         while p0 < k {
-            let kc = KC.min(k - p0);
+            // Equal slabs (576 = 2 × 288, not 256 + 256 + 64): a short last slab pays a full
+            // pass over C for little arithmetic.
+            let kc = k.div_ceil(k.div_ceil(KC)).min(k - p0);
             let acc = accumulate || p0 > 0;
             pack_b(b, n, p0, kc, &mut s.b);
             let mut r0 = 0;
