@@ -451,7 +451,18 @@ pub fn backward(geo: &Geom, x: &[f32], w: &[f32], dy: &[f32], need: [bool; 3]) -
             let direct = geo.pointwise() && nbc == 1;
             for g in 0..geo.groups {
                 let dyg = Mat::rows(&dys[g * cog * cols..], cols);
-                if need_w {
+                let implicit = need_w && !direct && crate::sgemm::available();
+                let (padded, size) = if implicit {
+                    padded_planes(geo, x, g, n0, nbc, inner > 1)
+                } else {
+                    (Vec::new(), [0, 0])
+                };
+                let cc = if implicit { conv_cols(geo, x, &padded, size, g, n0, nbc) } else { None };
+                if let Some(cc) = cc {
+                    // dW[Co, K] += dy[Co, cols] · colᵀ, colᵀ packed straight from the images.
+                    let dyg = Lhs::new(Mat::rows(&dys[g * cog * cols..], cols));
+                    buf::gemm_rhs(cog, k, cols, &mut dw[g * cog * k..], k, &dyg, Rhs::ConvT(cc), true, 1);
+                } else if need_w {
                     // dW[Co, K] += dy[Co, cols] · col[K, cols]ᵀ: both run along the pixels.
                     let (colm, ld): (&[f32], usize) = if direct {
                         (&x[(n0 * ci + g * geo.cig()) * hw..(n0 * ci + (g + 1) * geo.cig()) * hw], pix)

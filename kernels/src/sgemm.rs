@@ -53,7 +53,8 @@ impl ConvCols {
     /// The column matrix (`cin·kh·kw` rows, `images·ho·wo` columns) of `images` images laid
     /// out in `src` with the given strides (already padded: tap `(ki, kj)` of output `(oh, ow)`
     /// reads row `oh·s + ki·d`, column `ow·s + kj·d`). `None` if some element would lie outside
-    /// `src` or an offset would not fit the gathers' 32-bit indices.
+    /// `src` or an offset would not fit the gathers' 32-bit indices. Serves as [`Rhs::Conv`]
+    /// and as its transpose [`Rhs::ConvT`].
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         src: &[f32],
@@ -69,35 +70,43 @@ impl ConvCols {
         if images == 0 || cin == 0 || kh == 0 || kw == 0 || ho == 0 || wo == 0 {
             return None;
         }
-        let last_col = c.col_off(images * ho * wo - 1);
-        let last = c.row_off(cin * kh * kw - 1) + last_col;
-        (last < src.len() && last_col < i32::MAX as usize).then_some(c)
+        let (last_pix, last_tap) = (c.pix_off(images * ho * wo - 1), c.tap_off(cin * kh * kw - 1));
+        let fits = last_pix.max(last_tap) < i32::MAX as usize;
+        (last_pix + last_tap < src.len() && fits).then_some(c)
     }
-    fn row_off(&self, p: usize) -> usize {
+    /// Source offset of kernel tap `p = (c, ki, kj)`.
+    fn tap_off(&self, p: usize) -> usize {
         let (c, ki, kj) = (p / (self.kh * self.kw), (p / self.kw) % self.kh, p % self.kw);
         c * self.plane + ki * self.dil[0] * self.row + kj * self.dil[1]
     }
-    fn col_off(&self, j: usize) -> usize {
-        let j = j + self.j0;
+    /// Source offset of output pixel `j` of the chunk (image, row, column).
+    fn pix_off(&self, j: usize) -> usize {
         let pix = self.ho * self.wo;
         let (i, q) = (j / pix, j % pix);
         i * self.img + (q / self.wo) * self.stride[0] * self.row + (q % self.wo) * self.stride[1]
     }
+    fn col_off(&self, j: usize) -> usize {
+        self.pix_off(j + self.j0)
+    }
 }
 
-/// The right operand of [`sgemm`]: a strided matrix, or a convolution's implicit columns.
+/// The right operand of [`sgemm`]: a strided matrix, a convolution's implicit column matrix
+/// (`taps × pixels`, the forward GEMM), or its transpose (`pixels × taps`: the weight gradient
+/// `dW = dy · colᵀ`).
 #[derive(Clone, Copy, Debug)]
 pub enum Rhs {
     Mat(Mat),
     Conv(ConvCols),
+    ConvT(ConvCols),
 }
 
 impl Rhs {
-    /// The same operand without its first `j` columns.
+    /// The same operand without its first `j` columns (pixels for `Conv`, taps for `ConvT`).
     pub fn skip_cols(self, j: usize) -> Self {
         match self {
             Rhs::Mat(m) => Rhs::Mat(m.skip_cols(j)),
             Rhs::Conv(c) => Rhs::Conv(ConvCols { j0: c.j0 + j, ..c }),
+            Rhs::ConvT(c) => Rhs::ConvT(ConvCols { j0: c.j0 + j, ..c }),
         }
     }
 }
@@ -198,6 +207,20 @@ fn pack_b(b: Rhs, n: usize, p0: usize, kc: usize, out: &mut Vec<f32>) {
             }
             return;
         }
+        Rhs::ConvT(cc) => {
+            // Columns are taps (fixed offsets per panel), depth steps are pixels (the base).
+            let bases: Vec<usize> = (p0..p0 + kc).map(|q| cc.pix_off(q)).collect();
+            for (jp, panel) in out.chunks_exact_mut(NR * kc).enumerate() {
+                let cols = NR.min(n - jp * NR);
+                let mut offs = [0i32; NR];
+                for (t, o) in offs.iter_mut().enumerate().take(cols) {
+                    *o = cc.tap_off(cc.j0 + jp * NR + t) as i32; // fits: checked by `ConvCols::new`
+                }
+                // SAFETY: as above.
+                unsafe { pack_b_gather_at(cc.ptr, &offs, cols, &bases, panel) };
+            }
+            return;
+        }
     };
     for jp in 0..panels {
         let panel = &mut out[jp * NR * kc..(jp + 1) * NR * kc];
@@ -267,6 +290,40 @@ unsafe fn pack_b_conv(cc: &ConvCols, offs: &[i32; NR], cols: usize, p0: usize, k
                     c += 1;
                 }
             }
+        }
+    }
+}
+
+/// Packs `bases.len()` depth steps: step `p` gathers the `cols` values at `ptr + bases[p] +
+/// offs[t]` (a transposed implicit column matrix: the taps of one pixel per step).
+///
+/// # Safety
+/// AVX-512F must be available; every gathered address lies in the source.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn pack_b_gather_at(
+    ptr: *const f32,
+    offs: &[i32; NR],
+    cols: usize,
+    bases: &[usize],
+    panel: &mut [f32],
+) {
+    unsafe {
+        let lanes = |n: usize| -> __mmask16 { if n >= 16 { 0xffff } else { ((1u32 << n) - 1) as u16 } };
+        let (m0, m1) = (lanes(cols), lanes(cols.saturating_sub(16)));
+        let i0 = _mm512_loadu_si512(offs.as_ptr().cast());
+        let i1 = _mm512_loadu_si512(offs.as_ptr().add(16).cast());
+        let out = panel.as_mut_ptr();
+        for (p, &b) in bases.iter().enumerate() {
+            let base = ptr.add(b);
+            let g0 = _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), m0, i0, base);
+            _mm512_storeu_ps(out.add(p * NR), g0);
+            let g1 = if m1 != 0 {
+                _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), m1, i1, base)
+            } else {
+                _mm512_setzero_ps()
+            };
+            _mm512_storeu_ps(out.add(p * NR + 16), g1);
         }
     }
 }
