@@ -120,12 +120,17 @@ pub const KC: usize = 256;
 /// Rows of A packed at a time (fits L2 with a slab of B streaming through L1).
 pub const MC: usize = 120;
 
-/// Whether this CPU runs the AVX-512 kernel.
+/// Whether this CPU runs the AVX-512 kernel (and the kernels' other AVX-512 paths).
+/// `CNNZOO_NO_AVX512=1` turns them off — the portable paths (the `gemm` crate, im2col) then run,
+/// as on a CPU without AVX-512 (for comparison, and for the tests of those paths).
 pub fn available() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         static AVX512: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *AVX512.get_or_init(|| std::arch::is_x86_feature_detected!("avx512f"))
+        *AVX512.get_or_init(|| {
+            let off = std::env::var("CNNZOO_NO_AVX512").is_ok_and(|v| !v.is_empty() && v != "0");
+            !off && std::arch::is_x86_feature_detected!("avx512f")
+        })
     }
     #[cfg(not(target_arch = "x86_64"))]
     false
