@@ -375,7 +375,7 @@ unsafe fn copy_masked(dst: &mut [f32], src: &[f32]) {
     let mut i = 0;
     while i < dst.len() {
         let n = (dst.len() - i).min(16);
-        let m: __mmask16 = if n == 16 { 0xffff } else { ((1u32 << n) - 1) as u16 };
+        let m = crate::sgemm::lanes(n);
         // SAFETY: the mask keeps the load and the store inside both slices.
         unsafe {
             _mm512_mask_storeu_ps(dst.as_mut_ptr().add(i), m, _mm512_maskz_loadu_ps(m, src.as_ptr().add(i)))
@@ -409,8 +409,8 @@ pub fn copy_2d(dst: &mut [f32], src: &[f32], rows: usize, cols: usize, rs: usize
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn copy_2d_avx512(dst: &mut [f32], src: &[f32], rows: usize, cols: usize, rs: usize, cs: usize) {
+    use crate::sgemm::lanes;
     use std::arch::x86_64::*;
-    let lanes = |n: usize| -> __mmask16 { if n >= 16 { 0xffff } else { ((1u32 << n) - 1) as u16 } };
     let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     for r in 0..rows {
         let d = dst[r * cols..].as_mut_ptr();
@@ -465,7 +465,7 @@ unsafe fn add_rows_avx512(dst: &mut [f32], src: &[f32], rows: usize, cols: usize
         let mut c = 0;
         while c < cols {
             let n = (cols - c).min(16);
-            let m: __mmask16 = if n == 16 { 0xffff } else { ((1u32 << n) - 1) as u16 };
+            let m = crate::sgemm::lanes(n);
             // SAFETY: the mask keeps every access inside the bounds `add_2d` checked.
             unsafe {
                 let d = dst.as_mut_ptr().add(r * rs + c);

@@ -120,6 +120,13 @@ pub const KC: usize = 256;
 /// Rows of A packed at a time (fits L2 with a slab of B streaming through L1).
 pub const MC: usize = 120;
 
+/// The mask of the first `min(n, 16)` lanes of a 16-lane register.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) fn lanes(n: usize) -> __mmask16 {
+    if n >= 16 { 0xffff } else { ((1u32 << n) - 1) as u16 }
+}
+
 /// Whether this CPU runs the AVX-512 kernel (and the kernels' other AVX-512 paths).
 /// `CNNZOO_NO_AVX512=1` turns them off — the portable paths (the `gemm` crate, im2col) then run,
 /// as on a CPU without AVX-512 (for comparison, and for the tests of those paths).
@@ -208,13 +215,12 @@ fn pack_b(b: Rhs, n: usize, p0: usize, kc: usize, out: &mut Vec<f32>) {
                     *o = cc.col_off(jp * NR + t) as i32; // fits: checked by `ConvCols::new`
                 }
                 // SAFETY: AVX-512F holds; every (p, j) read lies in the source (`ConvCols::new`).
-                unsafe { pack_b_conv(&cc, &offs, cols, p0, kc, panel) };
+                unsafe { gather_panel(cc.ptr, &offs, cols, (p0..p0 + kc).map(|p| cc.tap_off(p)), panel) };
             }
             return;
         }
         Rhs::ConvT(cc) => {
             // Columns are taps (fixed offsets per panel), depth steps are pixels (the base).
-            let bases: Vec<usize> = (p0..p0 + kc).map(|q| cc.pix_off(q)).collect();
             for (jp, panel) in out.chunks_exact_mut(NR * kc).enumerate() {
                 let cols = NR.min(n - jp * NR);
                 let mut offs = [0i32; NR];
@@ -222,7 +228,7 @@ fn pack_b(b: Rhs, n: usize, p0: usize, kc: usize, out: &mut Vec<f32>) {
                     *o = cc.tap_off(cc.j0 + jp * NR + t) as i32; // fits: checked by `ConvCols::new`
                 }
                 // SAFETY: as above.
-                unsafe { pack_b_gather_at(cc.ptr, &offs, cols, &bases, panel) };
+                unsafe { gather_panel(cc.ptr, &offs, cols, (p0..p0 + kc).map(|q| cc.pix_off(q)), panel) };
             }
             return;
         }
@@ -238,11 +244,12 @@ fn pack_b(b: Rhs, n: usize, p0: usize, kc: usize, out: &mut Vec<f32>) {
         if b.cs == 1 {
             // SAFETY: AVX-512F holds (as below); rows `p < kc` of `cols` values are readable.
             unsafe { pack_b_rows(origin, b.rs, cols, kc, panel) };
-        } else if b.rs == 1 && b.cs <= i32::MAX as isize / 16 {
+        } else if b.rs == 1 && b.cs <= i32::MAX as isize / NR as isize {
             // Column-major B (a transposed operand): 16-lane gathers, one panel row per step.
+            let offs: [i32; NR] = std::array::from_fn(|t| t as i32 * b.cs as i32);
             // SAFETY: `available()` holds (only AVX-512 machines run this module's kernels),
             // and every gathered address is an element of the operand.
-            unsafe { pack_b_gather(origin, b.cs, cols, kc, panel) };
+            unsafe { gather_panel(origin, &offs, cols, 0..kc, panel) };
         } else if b.rs == 1 {
             // Column-major B: read each column contiguously.
             for j in 0..cols {
@@ -261,65 +268,28 @@ fn pack_b(b: Rhs, n: usize, p0: usize, kc: usize, out: &mut Vec<f32>) {
     }
 }
 
-/// Packs taps `p0..p0+kc` of the implicit column matrix for the `cols` columns whose source
-/// offsets are `offs`: two masked 16-lane gathers per tap, based at the tap's offset.
+/// Packs one NR-wide panel by gathers: depth step `p` reads the `cols` values at
+/// `ptr + bases[p] + offs[t]` (two masked 16-lane gathers). Serves a column-major B (bases
+/// `p`, offsets `t·cs`), a convolution's implicit columns (bases: tap offsets, offsets: pixel
+/// offsets) and their transpose (bases: pixel offsets, offsets: tap offsets).
 ///
 /// # Safety
-/// AVX-512F must be available; `cc` was checked by [`ConvCols::new`] for these rows/columns.
+/// AVX-512F must be available; `cols ≤ NR`; every gathered address lies in the operand.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn pack_b_conv(cc: &ConvCols, offs: &[i32; NR], cols: usize, p0: usize, kc: usize, panel: &mut [f32]) {
-    unsafe {
-        let lanes = |n: usize| -> __mmask16 { if n >= 16 { 0xffff } else { ((1u32 << n) - 1) as u16 } };
-        let (m0, m1) = (lanes(cols), lanes(cols.saturating_sub(16)));
-        let i0 = _mm512_loadu_si512(offs.as_ptr().cast());
-        let i1 = _mm512_loadu_si512(offs.as_ptr().add(16).cast());
-        let out = panel.as_mut_ptr();
-        let (mut c, mut ki, mut kj) = (p0 / (cc.kh * cc.kw), (p0 / cc.kw) % cc.kh, p0 % cc.kw);
-        for p in 0..kc {
-            let base = cc.ptr.add(c * cc.plane + ki * cc.dil[0] * cc.row + kj * cc.dil[1]);
-            let g0 = _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), m0, i0, base);
-            _mm512_storeu_ps(out.add(p * NR), g0);
-            let g1 = if m1 != 0 {
-                _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), m1, i1, base)
-            } else {
-                _mm512_setzero_ps()
-            };
-            _mm512_storeu_ps(out.add(p * NR + 16), g1);
-            kj += 1;
-            if kj == cc.kw {
-                kj = 0;
-                ki += 1;
-                if ki == cc.kh {
-                    ki = 0;
-                    c += 1;
-                }
-            }
-        }
-    }
-}
-
-/// Packs `bases.len()` depth steps: step `p` gathers the `cols` values at `ptr + bases[p] +
-/// offs[t]` (a transposed implicit column matrix: the taps of one pixel per step).
-///
-/// # Safety
-/// AVX-512F must be available; every gathered address lies in the source.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn pack_b_gather_at(
+unsafe fn gather_panel(
     ptr: *const f32,
     offs: &[i32; NR],
     cols: usize,
-    bases: &[usize],
+    bases: impl Iterator<Item = usize>,
     panel: &mut [f32],
 ) {
     unsafe {
-        let lanes = |n: usize| -> __mmask16 { if n >= 16 { 0xffff } else { ((1u32 << n) - 1) as u16 } };
         let (m0, m1) = (lanes(cols), lanes(cols.saturating_sub(16)));
         let i0 = _mm512_loadu_si512(offs.as_ptr().cast());
         let i1 = _mm512_loadu_si512(offs.as_ptr().add(16).cast());
         let out = panel.as_mut_ptr();
-        for (p, &b) in bases.iter().enumerate() {
+        for (p, b) in bases.enumerate() {
             let base = ptr.add(b);
             let g0 = _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), m0, i0, base);
             _mm512_storeu_ps(out.add(p * NR), g0);
@@ -343,59 +313,12 @@ unsafe fn pack_b_gather_at(
 #[target_feature(enable = "avx512f")]
 unsafe fn pack_b_rows(origin: *const f32, rs: isize, cols: usize, kc: usize, panel: &mut [f32]) {
     unsafe {
-        let lanes = |n: usize| -> __mmask16 { if n >= 16 { 0xffff } else { ((1u32 << n) - 1) as u16 } };
         let (m0, m1) = (lanes(cols), lanes(cols.saturating_sub(16)));
         let out = panel.as_mut_ptr();
         for p in 0..kc {
             let src = origin.offset(p as isize * rs);
             _mm512_storeu_ps(out.add(p * NR), _mm512_maskz_loadu_ps(m0, src));
             _mm512_storeu_ps(out.add(p * NR + 16), _mm512_maskz_loadu_ps(m1, src.add(16)));
-        }
-    }
-}
-
-/// Packs a column-major `kc × cols` block (element `(p, j)` at `origin[p + j·cs]`) into a
-/// k-major NR-wide panel with two masked 16-lane gathers per depth step.
-///
-/// # Safety
-/// AVX-512F must be available; `cols ≤ NR`, `16·cs` fits an `i32`, and every `(p, j)` with
-/// `p < kc`, `j < cols` is readable.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn pack_b_gather(origin: *const f32, cs: isize, cols: usize, kc: usize, panel: &mut [f32]) {
-    unsafe {
-        let step = cs as i32;
-        let idx = _mm512_setr_epi32(
-            0,
-            step,
-            2 * step,
-            3 * step,
-            4 * step,
-            5 * step,
-            6 * step,
-            7 * step,
-            8 * step,
-            9 * step,
-            10 * step,
-            11 * step,
-            12 * step,
-            13 * step,
-            14 * step,
-            15 * step,
-        );
-        let lanes = |n: usize| -> __mmask16 { if n >= 16 { 0xffff } else { ((1u32 << n) - 1) as u16 } };
-        let (m0, m1) = (lanes(cols), lanes(cols.saturating_sub(16)));
-        let hi = origin.wrapping_offset(16 * cs);
-        let out = panel.as_mut_ptr();
-        for p in 0..kc {
-            let g0 = _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), m0, idx, origin.add(p));
-            _mm512_storeu_ps(out.add(p * NR), g0);
-            let g1 = if m1 != 0 {
-                _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), m1, idx, hi.add(p))
-            } else {
-                _mm512_setzero_ps()
-            };
-            _mm512_storeu_ps(out.add(p * NR + 16), g1);
         }
     }
 }
@@ -430,14 +353,7 @@ unsafe fn kernel(
                 acc[1] = _mm512_fmadd_ps(av, b1, acc[1]);
             }
         }
-        let lo: __mmask16 = if cols >= 16 { 0xffff } else { ((1u32 << cols) - 1) as u16 };
-        let hi: __mmask16 = if cols >= 32 {
-            0xffff
-        } else if cols > 16 {
-            ((1u32 << (cols - 16)) - 1) as u16
-        } else {
-            0
-        };
+        let (lo, hi) = (lanes(cols), lanes(cols.saturating_sub(16)));
         for (i, acc) in acc.iter().enumerate().take(rows) {
             let row = c.add(i * ldc);
             let (mut v0, mut v1) = (acc[0], acc[1]);
