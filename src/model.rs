@@ -105,7 +105,7 @@ impl Model {
     /// `[b, c, h, w]` → logits `[b, num_classes]`. Panics only if the input does not fit, which
     /// [`Model::try_forward`] reports as an error instead.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        self.forward_with(x, &mut ())
+        crate::kernels::on_pool(|| self.forward_with(x, &mut ()))
     }
 
     /// Forward pass reporting every stage to `probe`.

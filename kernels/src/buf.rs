@@ -218,9 +218,10 @@ pub fn gemm_rhs(
         let dst_ptr = SendPtr(dst.as_mut_ptr());
         let (mr, nr) = (crate::sgemm::MR, crate::sgemm::NR);
         // Split the columns (whole micro-panels) across threads, or the rows when that balances
-        // better: a short, wide-in-K product (a late layer at batch 1) has too few column panels,
-        // and splitting rows also halves the weights each thread streams.
-        let by_rows = threads > 1 && balance(m.div_ceil(mr), threads) > balance(n.div_ceil(nr), threads);
+        // better or A is the larger operand (a late layer at batch 1: few column panels, and
+        // each thread then streams only its share of the weights instead of all of them).
+        let (rows_bal, cols_bal) = (balance(m.div_ceil(mr), threads), balance(n.div_ceil(nr), threads));
+        let by_rows = threads > 1 && (rows_bal > cols_bal || (m > n && rows_bal >= 0.9));
         let run = |r: &std::ops::Range<usize>| {
             // SAFETY: `dst` is checked above; each part writes its own rows or columns `r`;
             // the operands are valid for the shapes given (the caller's contract), and a row

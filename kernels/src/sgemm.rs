@@ -347,6 +347,9 @@ unsafe fn kernel(
             let b0 = _mm512_loadu_ps(b.add(p * NR));
             let b1 = _mm512_loadu_ps(b.add(p * NR + 16));
             let ap = a.add(p * MR);
+            // A streams (from memory when a large weight matrix meets few columns): ask for
+            // the line 32 depth steps ahead.
+            _mm_prefetch::<_MM_HINT_T0>(ap.add(32 * MR).cast());
             for (i, acc) in acc.iter_mut().enumerate() {
                 let av = _mm512_set1_ps(*ap.add(i));
                 acc[0] = _mm512_fmadd_ps(av, b0, acc[0]);
