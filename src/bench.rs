@@ -158,7 +158,7 @@ pub fn run(spec: &BenchSpec, mode: Mode, device: &Device) -> Result<BenchResult>
             let loss = loss_fn.forward(model.forward(x), y);
             let _ = loss.clone().into_scalar::<f32>();
             let t2 = Instant::now();
-            let grads = GradientsParams::from_grads(crate::kernels::on_pool(|| loss.backward()), &model);
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
             let t3 = Instant::now();
             model = optim.step(0.01, model, grads);
             let t4 = Instant::now();

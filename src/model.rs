@@ -103,16 +103,9 @@ pub struct InputRange {
 
 impl Model {
     /// `[b, c, h, w]` → logits `[b, num_classes]`. Panics only if the input does not fit, which
-    /// [`Model::try_forward`] reports as an error instead. Inference runs on the kernels' thread
-    /// pool ([`crate::kernels::on_pool`]: no hand-off per op). A training forward stays on the
-    /// calling thread: Burn keeps batch-norm running statistics per thread, and whichever pool
-    /// thread picked up a step would get its own copy. The shape checks (per-thread state too)
-    /// use [`Model::forward_with`] on the calling thread.
+    /// [`Model::try_forward`] reports as an error instead.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        if x.device().is_autodiff() {
-            return self.forward_with(x, &mut ());
-        }
-        crate::kernels::on_pool(|| self.forward_with(x, &mut ()))
+        self.forward_with(x, &mut ())
     }
 
     /// Forward pass reporting every stage to `probe`.
@@ -152,9 +145,7 @@ impl Model {
 
     fn fits(&self, [c, h, w]: [usize; 3], device: &Device) -> std::result::Result<(), String> {
         take_fault();
-        // On this thread (not `forward`, which moves to the kernels' pool): shape-only mode and
-        // the recorded fault are per thread.
-        shape_only(|| self.forward_with(Tensor::zeros([1, c, h, w], device), &mut ()));
+        shape_only(|| self.forward(Tensor::zeros([1, c, h, w], device)));
         take_fault().map_or(Ok(()), |f| Err(f.reason))
     }
 

@@ -474,7 +474,7 @@ pub fn train(
                 });
             }
             let correct = count_correct(logits.detach(), y);
-            let grads = GradientsParams::from_grads(crate::kernels::on_pool(|| loss.backward()), &model);
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optim.step(lr, model, grads);
             state.seconds += t0.elapsed().as_secs_f64();
             state.loss_sum += loss_value * idx.len() as f64;

@@ -94,22 +94,6 @@ pub fn reference_kernels() -> bool {
     }
 }
 
-/// Runs `f` on a thread of the kernels' thread pool (rayon's global pool), or right here if
-/// this already is one.
-///
-/// Every kernel splits its work with rayon. Called from outside the pool (the program's main
-/// thread), each op hands its work to the pool and sleeps on a lock until it is done — a
-/// wake-up and a hand-back per op, tens of microseconds each, which adds up over the ~100 ops
-/// of a batch-1 forward. From inside, ops fork and join among the pool's threads directly.
-/// Wrap whole inference forwards and backward passes in it — not a training forward: Burn keeps
-/// batch-norm running statistics per thread, and each call may land on a different pool thread.
-pub fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    if rayon::current_thread_index().is_some() {
-        return f();
-    }
-    rayon::scope(|_| f())
-}
-
 static CALLS: AtomicU64 = AtomicU64::new(0);
 
 /// How many ops have run on our kernels in this process (forward calls; a diagnostic, and how

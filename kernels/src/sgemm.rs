@@ -85,9 +85,6 @@ impl ConvCols {
         let (i, q) = (j / pix, j % pix);
         i * self.img + (q / self.wo) * self.stride[0] * self.row + (q % self.wo) * self.stride[1]
     }
-    fn col_off(&self, j: usize) -> usize {
-        self.pix_off(j + self.j0)
-    }
 }
 
 /// The right operand of [`sgemm`]: a strided matrix, a convolution's implicit column matrix
@@ -205,34 +202,29 @@ pub fn pack_a_full(a: Mat, m: usize, k: usize) -> Vec<f32> {
 fn pack_b(b: Rhs, n: usize, p0: usize, kc: usize, out: &mut Vec<f32>) {
     let panels = n.div_ceil(NR);
     let out = crate::buf::scratch(out, panels * NR * kc);
-    let b = match b {
-        Rhs::Mat(b) => b,
-        Rhs::Conv(cc) => {
-            for (jp, panel) in out.chunks_exact_mut(NR * kc).enumerate() {
-                let cols = NR.min(n - jp * NR);
-                let mut offs = [0i32; NR];
-                for (t, o) in offs.iter_mut().enumerate().take(cols) {
-                    *o = cc.col_off(jp * NR + t) as i32; // fits: checked by `ConvCols::new`
-                }
-                // SAFETY: AVX-512F holds; every (p, j) read lies in the source (`ConvCols::new`).
-                unsafe { gather_panel(cc.ptr, &offs, cols, (p0..p0 + kc).map(|p| cc.tap_off(p)), panel) };
-            }
-            return;
-        }
-        Rhs::ConvT(cc) => {
-            // Columns are taps (fixed offsets per panel), depth steps are pixels (the base).
-            for (jp, panel) in out.chunks_exact_mut(NR * kc).enumerate() {
-                let cols = NR.min(n - jp * NR);
-                let mut offs = [0i32; NR];
-                for (t, o) in offs.iter_mut().enumerate().take(cols) {
-                    *o = cc.tap_off(cc.j0 + jp * NR + t) as i32; // fits: checked by `ConvCols::new`
-                }
-                // SAFETY: as above.
-                unsafe { gather_panel(cc.ptr, &offs, cols, (p0..p0 + kc).map(|q| cc.pix_off(q)), panel) };
-            }
-            return;
-        }
+    let (cc, transposed) = match b {
+        Rhs::Mat(b) => return pack_b_mat(b, n, p0, kc, out),
+        Rhs::Conv(cc) => (cc, false),
+        Rhs::ConvT(cc) => (cc, true),
     };
+    // Columns are output pixels and depth steps kernel taps — or, transposed, the other way
+    // round: per panel the columns' offsets are fixed, per depth step the base moves.
+    let col_off = |i: usize| if transposed { cc.tap_off(i) } else { cc.pix_off(i) };
+    let step_off = |i: usize| if transposed { cc.pix_off(i) } else { cc.tap_off(i) };
+    for (jp, panel) in out.chunks_exact_mut(NR * kc).enumerate() {
+        let cols = NR.min(n - jp * NR);
+        let mut offs = [0i32; NR];
+        for (t, o) in offs.iter_mut().enumerate().take(cols) {
+            *o = col_off(cc.j0 + jp * NR + t) as i32; // fits: checked by `ConvCols::new`
+        }
+        // SAFETY: AVX-512F holds; every element read lies in the source (`ConvCols::new`).
+        unsafe { gather_panel(cc.ptr, &offs, cols, (p0..p0 + kc).map(step_off), panel) };
+    }
+}
+
+/// [`pack_b`] of a strided matrix.
+fn pack_b_mat(b: Mat, n: usize, p0: usize, kc: usize, out: &mut [f32]) {
+    let panels = n.div_ceil(NR);
     for jp in 0..panels {
         let panel = &mut out[jp * NR * kc..(jp + 1) * NR * kc];
         let cols = NR.min(n - jp * NR);
@@ -331,7 +323,7 @@ unsafe fn pack_b_rows(origin: *const f32, rs: isize, cols: usize, kc: usize, pan
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn kernel(
+unsafe fn kernel<const PREFETCH: bool>(
     kc: usize,
     a: *const f32,
     b: *const f32,
@@ -347,9 +339,9 @@ unsafe fn kernel(
             let b0 = _mm512_loadu_ps(b.add(p * NR));
             let b1 = _mm512_loadu_ps(b.add(p * NR + 16));
             let ap = a.add(p * MR);
-            // A streams (from memory when a large weight matrix meets few columns): ask for
-            // the line 32 depth steps ahead.
-            _mm_prefetch::<_MM_HINT_T0>(ap.add(32 * MR).cast());
+            if PREFETCH {
+                _mm_prefetch::<_MM_HINT_T0>(ap.add(32 * MR).cast());
+            }
             for (i, acc) in acc.iter_mut().enumerate() {
                 let av = _mm512_set1_ps(*ap.add(i));
                 acc[0] = _mm512_fmadd_ps(av, b0, acc[0]);
@@ -403,6 +395,10 @@ pub unsafe fn sgemm(
     #[cfg(target_arch = "x86_64")]
     SCRATCH.with(|s| {
         let s = &mut *s.borrow_mut();
+        // With few column panels each A panel is used only a few times after coming from
+        // memory (a large weight matrix at batch 1): prefetch it 32 depth steps ahead. With
+        // many, A stays in cache and the prefetches only cost issue slots.
+        let prefetch = n.div_ceil(NR) <= 8;
         let mut p0 = 0;
         while p0 < k {
             // Equal slabs (576 = 2 × 288, not 256 + 256 + 64): a short last slab pays a full
@@ -428,7 +424,11 @@ pub unsafe fn sgemm(
                         // SAFETY: the tile lies inside `dst` (rows < m, cols < n); see above.
                         unsafe {
                             let c = dst.add((r0 + ip * MR) * ldd + jp * NR);
-                            kernel(kc, ap, bp, c, ldd, rows, cols, acc);
+                            if prefetch {
+                                kernel::<true>(kc, ap, bp, c, ldd, rows, cols, acc);
+                            } else {
+                                kernel::<false>(kc, ap, bp, c, ldd, rows, cols, acc);
+                            }
                         }
                     }
                 }
