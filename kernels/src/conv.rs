@@ -1,28 +1,31 @@
 //! 2-D convolution: forward, input gradient, weight gradient, bias gradient.
 //!
-//! **Algorithm.** im2col + GEMM on NCHW, batch-chunked. The batch is cut into chunks of `nb`
+//! **Algorithm.** Implicit GEMM on NCHW, batch-chunked. The batch is cut into chunks of `nb`
 //! images so that one chunk has about [`TARGET_COLS`] output pixels (the late ResNet stages
 //! have 3×3 maps: one image alone would give GEMMs with N = 9), and into at least as many
-//! chunks as threads when the batch allows. Per chunk and group:
-//! - forward: `col[K, nb·P] = im2col(x)`, `y[Co, nb·P] = W[Co, K] · col` (+ bias folded into
-//!   the GEMM's destination);
+//! chunks as threads when the batch allows. Per chunk and group, with `col[K, nb·P]` the
+//! column matrix of the chunk — never written out: the GEMM packs its panels straight from
+//! zero-bordered copies of the chunk's input planes ([`crate::sgemm::Rhs::Conv`], 16-lane
+//! gathers at a per-tap base):
+//! - forward: `y[Co, nb·P] = W[Co, K] · col` (+ bias folded into the GEMM's destination);
 //! - backward, in one pass over the same chunks: `dW[Co, K] += dy[Co, nb·P] · colᵀ` into a
-//!   per-thread accumulator (`colᵀ` is packed with 16-lane gathers, never transposed in
-//!   memory) (a plain GEMM with K = nb·P, never the N = 9 "swapped conv" that
-//!   Burn's default weight gradient becomes), `db += Σ dy`, and `dcol = Wᵀ · dy` followed by
-//!   a col2im scatter-add into the chunk's own images of `dx` (chunks own disjoint images, so
-//!   no locks).
+//!   per-thread accumulator (`colᵀ` packed from the planes the same way,
+//!   [`crate::sgemm::Rhs::ConvT`]: a plain GEMM with K = nb·P, never the N = 9 "swapped
+//!   conv" that Burn's default weight gradient becomes), `db += Σ dy`, and `dcol = Wᵀ · dy`
+//!   followed by a col2im scatter-add (through the padded planes) into the chunk's own images
+//!   of `dx` (chunks own disjoint images, so no locks).
 //!
 //! K = Cin/groups·kh·kw, P = Ho·Wo. A 1×1 stride-1 unpadded conv with one image per chunk
-//! skips im2col/col2im entirely (the image *is* the column matrix); strided or padded 1×1
-//! convs (ResNet's shortcuts) go through a cheap im2col with K = Cin.
+//! uses the image itself as the column matrix. Without AVX-512 the column matrix is written
+//! by [`im2col`] (one vectorized 2-D copy per row and image) for the `gemm` crate.
 //!
 //! **Threads.** Chunks run on rayon's pool with single-threaded GEMMs; when there are fewer
 //! chunks than threads (batch 1) the GEMM itself is split instead.
 //!
-//! **Where the time goes.** GEMM is 80–90 % on ResNet-sized layers; im2col is one pass over
-//! K·nb·P floats per chunk (≈ 1/(2·Co) of the GEMM's work), col2im the same in backward, and
-//! the dy gather plus output scatter are one pass each over the output.
+//! **Where the time goes.** GEMM is 80–90 % on ResNet-sized layers; building the padded planes
+//! is one pass over the input (Cin·H·W per image, kh·kw times less than a column matrix);
+//! col2im is one pass over K·nb·P floats in backward, and the dy gather plus output scatter
+//! are one pass each over the output.
 
 use burn::backend::Flex;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -402,7 +405,15 @@ pub fn backward(geo: &Geom, x: &[f32], w: &[f32], dy: &[f32], need: [bool; 3]) -
     // chunk loop, which then only does the weight and bias gradients.
     let dx_winograd = (need_x && crate::winograd::eligible(geo) && !im2col_only())
         .then(|| crate::winograd::input_grad(geo, w, dy));
-    let need_x = need_x && dx_winograd.is_none();
+    // Any other stride-1 conv: dx is the forward conv of dy with the flipped, transposed
+    // weights — an implicit GEMM, instead of writing `dcol` (K × pixels) and scattering it.
+    let dx_flipped = if need_x && dx_winograd.is_none() && crate::sgemm::available() {
+        input_grad_as_conv(geo, w, dy)
+    } else {
+        None
+    };
+    let dx_direct = dx_winograd.or(dx_flipped);
+    let need_x = need_x && dx_direct.is_none();
     let (pix, co, k, cog, ci, hw) = (geo.pix(), geo.co, geo.k(), geo.cog(), geo.ci, geo.hw());
     let nb = geo.chunk();
     let parts = buf::ranges(geo.n, buf::threads(), nb);
@@ -503,10 +514,49 @@ pub fn backward(geo: &Geom, x: &[f32], w: &[f32], dy: &[f32], need: [bool; 3]) -
         db.iter_mut().zip(&pb).for_each(|(a, b)| *a += b);
     }
     Grads {
-        x: dx_winograd.or(need_x.then_some(dx)),
+        x: dx_direct.or(need_x.then_some(dx)),
         w: need_w.then_some(dw),
         b: need_b.then(|| db.into_iter().map(|v| v as f32).collect()),
     }
+}
+
+/// The input gradient of a stride-1, undilated, ungrouped conv with padding `p ≤ k − 1`, as the
+/// conv `dx = conv(dy, W′, padding k − 1 − p)` with `W′[ci, co] = rot180(W[co, ci])`; `None` for
+/// other convs.
+fn input_grad_as_conv(geo: &Geom, w: &[f32], dy: &[f32]) -> Option<Vec<f32>> {
+    let (kh, kw) = (geo.kh, geo.kw);
+    if geo.stride != [1, 1] || geo.dil != [1, 1] || geo.groups != 1 || geo.pad[0] >= kh || geo.pad[1] >= kw {
+        return None;
+    }
+    if geo.pointwise() {
+        return None; // the chunk loop's 1×1 path has no column matrix to avoid
+    }
+    if geo.ci < 16 {
+        // Few input channels are few rows for this GEMM (LeNet's 6): packing K = Co·kh·kw
+        // taps per column then costs more than `dcol` + col2im.
+        return None;
+    }
+    let (ci, co) = (geo.ci, geo.co);
+    let mut wf = buf::uninit(w.len());
+    for c in 0..ci {
+        for o in 0..co {
+            let src = &w[(o * ci + c) * kh * kw..][..kh * kw];
+            let dst = &mut wf[(c * co + o) * kh * kw..][..kh * kw];
+            for (d, v) in dst.iter_mut().zip(src.iter().rev()) {
+                *d = *v;
+            }
+        }
+    }
+    let back = Geom::new(
+        [geo.n, co, geo.ho, geo.wo],
+        [ci, co, kh, kw],
+        [1, 1],
+        [kh - 1 - geo.pad[0], kw - 1 - geo.pad[1]],
+        [1, 1],
+        1,
+    )?;
+    debug_assert_eq!([back.ho, back.wo], [geo.h, geo.w]);
+    Some(forward(&back, dy, &wf, None, None))
 }
 
 #[derive(Debug, Clone)]

@@ -6,15 +6,17 @@
 //! accumulators, 2 loads of B and 12 broadcasts of A per k, 24 FMAs) computes each tile and
 //! adds it into C. Packing absorbs any operand layout, so transposed operands (the weight
 //! and input gradients of a convolution) cost one strided read per slab and nothing else; a
-//! column-major B (the `colᵀ` of a weight gradient) is packed with 16-lane gathers. Operands
-//! reused across calls (a convolution's weights) are packed once ([`pack_a_full`]). Edge
-//! tiles run the same kernel and store through a lane mask.
+//! column-major B and a convolution's implicit column matrix ([`Rhs::Conv`], [`Rhs::ConvT`]) are
+//! packed with 16-lane gathers. Operands reused across calls (a convolution's weights) are
+//! packed once ([`pack_a_full`]). Edge tiles run the same kernel and store through a lane mask.
+//! Slabs have equal depth (576 = 2 × 288, not 256 + 256 + 64); when few column panels reuse
+//! each A panel (weights streaming from memory at batch 1) the kernel prefetches A ahead.
 //!
 //! **Why not the `gemm` crate.** On the Intel Xeon (AVX-512, 2 FMA ports) these machines run,
 //! `gemm` 0.19 reaches 50–62 GFLOP/s per thread on convolution shapes — about a third of
 //! PyTorch's MKL (160 GFLOP/s per thread, measured in the same session). This kernel reaches
-//! 110–150 GFLOP/s per thread on the same shapes (`examples/gemm_probe.rs`). CPUs without
-//! AVX-512 use `gemm` (see [`crate::buf::gemm`]).
+//! 125–153 GFLOP/s per thread on the same shapes, 297–317 on two threads at 1024³ (MKL: 333;
+//! `examples/gemm_probe.rs`). CPUs without AVX-512 use `gemm` (see [`crate::buf::gemm`]).
 //!
 //! **Where the time goes.** The micro-kernel (FMA-bound); packing is one pass over each
 //! operand per slab/panel (≈ 1/MR + 1/NR of the arithmetic in memory traffic).

@@ -15,8 +15,9 @@
 //!
 //! **Where the time goes.** The 16 GEMMs (K = Ci); the transforms are a few adds per element
 //! (≈ 3 % of the GEMM work at 64 channels, less above), plus the weight transform once per
-//! call. Used when both channel counts are at least [`MIN_CHANNELS`] and the batch has at
-//! least [`MIN_TILES`] tiles; otherwise the transforms dominate and im2col wins.
+//! call (kept between inference calls, [`crate::cache`]). Used when both channel counts are
+//! at least [`MIN_CHANNELS`], the batch has at least two images and [`MIN_TILES`] tiles;
+//! otherwise the transforms dominate and the implicit GEMM of [`crate::conv`] wins.
 
 use rayon::prelude::*;
 
