@@ -49,7 +49,8 @@ pub fn shape_only<T>(f: impl FnOnce() -> T) -> T {
     out
 }
 
-fn is_shape_only() -> bool {
+/// Whether layers on this thread only compute shapes (inside [`shape_only`]).
+pub fn is_shape_only() -> bool {
     SHAPE_ONLY.with(Cell::get)
 }
 

@@ -101,10 +101,23 @@ pub struct InputRange {
     pub max: Option<usize>,
 }
 
+/// Input values up to which an inference forward runs on the kernels' pool ([`Model::forward`]).
+pub const SMALL_INPUT: usize = 1 << 20;
+
 impl Model {
     /// `[b, c, h, w]` → logits `[b, num_classes]`. Panics only if the input does not fit, which
     /// [`Model::try_forward`] reports as an error instead.
+    ///
+    /// A small inference batch (at most [`SMALL_INPUT`] input values: a few 224² images)
+    /// runs on the kernels' thread pool ([`crate::kernels::on_pool`]), where its many short ops
+    /// fork without a thread hand-off each; training and large batches stay on this thread.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        if !x.device().is_autodiff()
+            && x.shape().num_elements() <= SMALL_INPUT
+            && !crate::layers::is_shape_only()
+        {
+            return crate::kernels::on_pool(|| self.forward_with(x, &mut ()));
+        }
         self.forward_with(x, &mut ())
     }
 

@@ -94,6 +94,23 @@ pub fn reference_kernels() -> bool {
     }
 }
 
+/// Runs `f` on a thread of the kernels' thread pool (rayon's global pool), or right here if
+/// this already is one.
+///
+/// Every kernel splits its work with rayon. Called from outside the pool (the program's main
+/// thread), each op hands its work to the pool and sleeps on a lock until it is done — a
+/// wake-up and a hand-back per op, tens of microseconds each, which adds up over the ~100 short
+/// ops of a small-batch forward. From inside, ops fork and join among the pool's threads
+/// directly. Meant for small inference forwards: tensors allocated on pool threads come from
+/// glibc's secondary arena, which is slow for the hundreds of megabytes of a training batch,
+/// and Burn keeps batch-norm running statistics per thread (a training forward must stay put).
+pub fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    if rayon::current_thread_index().is_some() {
+        return f();
+    }
+    rayon::scope(|_| f())
+}
+
 static CALLS: AtomicU64 = AtomicU64::new(0);
 
 /// How many ops have run on our kernels in this process (forward calls; a diagnostic, and how
