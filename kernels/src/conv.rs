@@ -17,7 +17,7 @@
 //!
 //! K = Cin/groups·kh·kw, P = Ho·Wo. A 1×1 stride-1 unpadded conv with one image per chunk
 //! uses the image itself as the column matrix. Without AVX-512 the column matrix is written
-//! by [`im2col`] (one vectorized 2-D copy per row and image) for the `gemm` crate.
+//! by `im2col` (one vectorized 2-D copy per row and image) for the `gemm` crate.
 //!
 //! **Threads.** Chunks run on rayon's pool with single-threaded GEMMs; when there are fewer
 //! chunks than threads (batch 1) the GEMM itself is split instead.
