@@ -1,4 +1,4 @@
-//! The seven families. LeNet, AlexNet, VGG and NiN are plain chains and share [`SeqNet`]; their
+//! The seven families. LeNet, AlexNet, VGG and NiN are plain chains and share [`SeqNet`](sequential::SeqNet); their
 //! files hold the layer tables. GoogLeNet, ResNet and DenseNet have their own module types.
 
 pub mod alexnet;
