@@ -69,7 +69,7 @@ macro_rules! kernel2 {
                 fn avx2(out: &mut [f32], a: &[f32], b: &[f32]) {
                     body(out, a, b)
                 }
-                if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                if crate::buf::avx2() {
                     // SAFETY: the CPU supports the features `avx2` was compiled for.
                     return unsafe { avx2(out, a, b) };
                 }

@@ -354,8 +354,8 @@ pub fn copy_short(dst: &mut [f32], src: &[f32]) {
     assert_eq!(dst.len(), src.len(), "copy_short: lengths differ");
     #[cfg(target_arch = "x86_64")]
     if crate::sgemm::available() {
-        // SAFETY: AVX-512F is available; both slices have `dst.len()` elements.
-        unsafe { copy_masked(dst, src) };
+        // SAFETY: AVX-512F is available; both slices have `dst.len()` elements (one row).
+        unsafe { copy_2d_avx512(dst, src, 1, dst.len(), dst.len(), 1) };
         return;
     }
     let mut d = dst.chunks_exact_mut(8);
@@ -366,22 +366,6 @@ pub fn copy_short(dst: &mut [f32], src: &[f32]) {
     }
     for (d, s) in d.into_remainder().iter_mut().zip(s.remainder()) {
         *d = *s;
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn copy_masked(dst: &mut [f32], src: &[f32]) {
-    use std::arch::x86_64::*;
-    let mut i = 0;
-    while i < dst.len() {
-        let n = (dst.len() - i).min(16);
-        let m = crate::sgemm::lanes(n);
-        // SAFETY: the mask keeps the load and the store inside both slices.
-        unsafe {
-            _mm512_mask_storeu_ps(dst.as_mut_ptr().add(i), m, _mm512_maskz_loadu_ps(m, src.as_ptr().add(i)))
-        };
-        i += n;
     }
 }
 

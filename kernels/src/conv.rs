@@ -168,24 +168,31 @@ fn padded_planes(
     (b, [hp, wp])
 }
 
-/// The implicit column matrix of images `n0..n0+nb`, group `g`, read from `padded` (as
-/// [`padded_planes`] made it) or from `x` itself without padding.
-fn conv_cols(
+/// The implicit column matrix of images `n0..n0+nb`, group `g`, with the zero-bordered planes
+/// it reads ([`padded_planes`]; empty without padding: then it reads `x`). `None` where the
+/// AVX-512 kernel does not run (the caller writes the column matrix instead) or the offsets do
+/// not fit. The `ConvCols` points into the returned planes: keep them together.
+fn implicit_cols(
     geo: &Geom,
     x: &[f32],
-    padded: &[f32],
-    [hp, wp]: [usize; 2],
     g: usize,
     n0: usize,
     nb: usize,
-) -> Option<ConvCols> {
+    parallel: bool,
+) -> Option<(Vec<f32>, ConvCols)> {
+    if !crate::sgemm::available() {
+        return None;
+    }
     let cig = geo.cig();
+    let (padded, [hp, wp]) = padded_planes(geo, x, g, n0, nb, parallel);
     let (src, strides) = if geo.pad != [0, 0] {
-        (padded, [cig * hp * wp, hp * wp, wp])
+        (&padded[..], [cig * hp * wp, hp * wp, wp])
     } else {
         (&x[(n0 * geo.ci + g * cig) * geo.hw()..], [geo.ci * geo.hw(), geo.hw(), geo.w])
     };
-    ConvCols::new(src, nb, cig, strides, [geo.kh, geo.kw], geo.stride, geo.dil, [geo.ho, geo.wo])
+    let cc = ConvCols::new(src, nb, cig, strides, [geo.kh, geo.kw], geo.stride, geo.dil, [geo.ho, geo.wo])?;
+    // Moving the vector keeps its heap buffer (and so the pointer in `cc`) where it is.
+    Some((padded, cc))
 }
 
 /// Fills `col[K, nb·P]` (leading dim `nb·P`) with the patches of images `n0..n0+nb`, group `g`;
@@ -349,14 +356,11 @@ fn forward_chunk(
     for g in 0..geo.groups {
         // Where the AVX-512 kernel runs, B is packed straight from the (padded) images: no
         // column matrix. The padded planes live until this group's GEMM is done.
-        let implicit = !direct && crate::sgemm::available();
-        let (padded, size) =
-            if implicit { padded_planes(geo, x, g, n0, nbc, inner > 1) } else { (Vec::new(), [0, 0]) };
-        let cc = if implicit { conv_cols(geo, x, &padded, size, g, n0, nbc) } else { None };
+        let implicit = if direct { None } else { implicit_cols(geo, x, g, n0, nbc, inner > 1) };
         let b = if direct {
             Rhs::Mat(Mat::rows(&x[(n0 * geo.ci + g * geo.cig()) * geo.hw()..], pix))
-        } else if let Some(cc) = cc {
-            Rhs::Conv(cc)
+        } else if let Some((_, cc)) = &implicit {
+            Rhs::Conv(*cc)
         } else {
             let col = buf::scratch(col, k * cols);
             im2col(geo, x, g, n0, nbc, col, inner > 1);
@@ -462,17 +466,12 @@ pub fn backward(geo: &Geom, x: &[f32], w: &[f32], dy: &[f32], need: [bool; 3]) -
             let direct = geo.pointwise() && nbc == 1;
             for g in 0..geo.groups {
                 let dyg = Mat::rows(&dys[g * cog * cols..], cols);
-                let implicit = need_w && !direct && crate::sgemm::available();
-                let (padded, size) = if implicit {
-                    padded_planes(geo, x, g, n0, nbc, inner > 1)
-                } else {
-                    (Vec::new(), [0, 0])
-                };
-                let cc = if implicit { conv_cols(geo, x, &padded, size, g, n0, nbc) } else { None };
-                if let Some(cc) = cc {
+                let implicit =
+                    if need_w && !direct { implicit_cols(geo, x, g, n0, nbc, inner > 1) } else { None };
+                if let Some((_, cc)) = &implicit {
                     // dW[Co, K] += dy[Co, cols] · colᵀ, colᵀ packed straight from the images.
                     let dyg = Lhs::new(Mat::rows(&dys[g * cog * cols..], cols));
-                    buf::gemm_rhs(cog, k, cols, &mut dw[g * cog * k..], k, &dyg, Rhs::ConvT(cc), true, 1);
+                    buf::gemm_rhs(cog, k, cols, &mut dw[g * cog * k..], k, &dyg, Rhs::ConvT(*cc), true, 1);
                 } else if need_w {
                     // dW[Co, K] += dy[Co, cols] · col[K, cols]ᵀ: both run along the pixels.
                     let (colm, ld): (&[f32], usize) = if direct {
