@@ -8,6 +8,10 @@
 //! values. Only inference (plain flex tensors) uses the cache — training changes the weights
 //! every step.
 //!
+//! Only preparations that hold something are kept: where a convolution's weights are used as
+//! they are (the `gemm` crate's path on CPUs without AVX-512) there is nothing to prepare, and
+//! an entry of zero bytes would only pin the weight tensor (and never count against the bound).
+//!
 //! **Bounded.** Least recently used entries go first once the prepared bytes pass the capacity
 //! (`CNNZOO_WEIGHT_CACHE_MB`, default 256; 0 turns the cache off). A model larger than that
 //! simply prepares its weights every call, as without the cache.
@@ -56,7 +60,9 @@ pub fn stats() -> (usize, usize) {
 }
 
 /// The preparation `tag` of the weights `w` (whose `f32` values are `values`): from the cache,
-/// or made by `make` (which returns the value and its size in bytes) and remembered.
+/// or made by `make` (which returns the value and its size in bytes) and remembered — unless
+/// it holds nothing (0 bytes), or `values` are not `w`'s own contiguous data (then the entry
+/// could not keep them alive: made and not remembered).
 pub(crate) fn prepared<T: Any + Send + Sync>(
     w: &FlexTensor,
     values: &[f32],
@@ -64,7 +70,8 @@ pub(crate) fn prepared<T: Any + Send + Sync>(
     make: impl FnOnce() -> (T, usize),
 ) -> Arc<T> {
     let key = (values.as_ptr() as usize, values.len(), tag);
-    let cap = capacity();
+    let own = w.as_slice::<f32>().is_some_and(|s| std::ptr::eq(s, values));
+    let cap = if own { capacity() } else { 0 };
     if cap > 0 {
         let mut c = CACHE.lock().unwrap_or_else(|e| e.into_inner());
         c.clock += 1;
@@ -78,7 +85,7 @@ pub(crate) fn prepared<T: Any + Send + Sync>(
     }
     let (value, bytes) = make();
     let value = Arc::new(value);
-    if cap == 0 || bytes > cap {
+    if cap == 0 || bytes == 0 || bytes > cap {
         return value;
     }
     let mut c = CACHE.lock().unwrap_or_else(|e| e.into_inner());

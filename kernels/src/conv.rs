@@ -302,8 +302,9 @@ pub fn forward(
     let nb = geo.chunk();
     let inner = geo.inner_threads(geo.n.div_ceil(nb));
     let (k, cog) = (geo.k(), geo.cog());
-    // The weights are packed once and shared by every chunk (and kept across calls in
-    // inference: the tensor held by the cache keeps `w`, which the packing reads, alive).
+    // The weights are packed once and shared by every chunk, and kept across calls in
+    // inference. Without the AVX-512 kernel nothing is packed (the `gemm` crate reads `w` as
+    // it is): nothing to keep.
     let pack = || {
         let wg: Vec<Lhs> =
             (0..geo.groups).map(|g| Lhs::prepacked(Mat::rows(&w[g * cog * k..], k), cog, k)).collect();
@@ -311,8 +312,10 @@ pub fn forward(
         (wg, bytes)
     };
     let wg = match keep {
-        Some(t) => crate::cache::prepared(t, w, crate::cache::tag(&[0, geo.groups, cog, k]), pack),
-        None => std::sync::Arc::new(pack().0),
+        Some(t) if crate::sgemm::available() => {
+            crate::cache::prepared(t, w, crate::cache::tag(&[0, geo.groups, cog, k]), pack)
+        }
+        _ => std::sync::Arc::new(pack().0),
     };
     let body = |(idx, ychunk): (usize, &mut [f32])| {
         let n0 = idx * nb;

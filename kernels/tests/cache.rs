@@ -18,19 +18,39 @@ fn max_diff(a: Tensor<4>, b: Tensor<4>) -> f32 {
     (a - b).abs().max().into_scalar()
 }
 
-// One test function: the cache and its statistics are process-wide, so the two checks must not
-// run side by side.
+// One test function: the cache and its statistics are process-wide, so the checks must not run
+// side by side.
 #[test]
 fn inference_keeps_prepared_weights_training_does_not() {
     inference_reuses_prepared_weights_and_never_goes_stale();
     training_does_not_fill_the_cache();
 }
 
+/// An im2col layer (5×5) and a Winograd layer (3×3 stride 1, 16 channels, 4 images: 256 tiles).
+const LAYERS: [([usize; 4], [usize; 4], usize); 2] =
+    [([2, 3, 12, 12], [8, 3, 5, 5], 2), ([4, 16, 16, 16], [16, 16, 3, 3], 1)];
+
+fn geom(xs: [usize; 4], ws: [usize; 4], pad: usize) -> k::conv::Geom {
+    k::conv::Geom::new(xs, ws, [1, 1], [pad, pad], [1, 1], 1).expect("valid convolution")
+}
+
+/// Whether inference keeps prepared weights for this layer on this machine. The Winograd path
+/// keeps its transformed weights everywhere; the implicit GEMM keeps its packed weights only
+/// where the AVX-512 kernel packs them — the portable path (the `gemm` crate) reads the weights
+/// as they are, so there is nothing to keep.
+fn prepares(geo: &k::conv::Geom) -> bool {
+    (k::winograd::eligible(geo) && !k::conv::im2col_only()) || k::sgemm::available()
+}
+
 fn inference_reuses_prepared_weights_and_never_goes_stale() {
     let dev = Device::flex();
-    // An im2col layer (5×5) and a Winograd layer (3×3 stride 1, 16 channels, batch 2).
-    for (xs, ws, pad) in [([2, 3, 12, 12], [8, 3, 5, 5], 2), ([2, 16, 16, 16], [16, 16, 3, 3], 1)] {
+    assert!(k::winograd::eligible(&geom(LAYERS[1].0, LAYERS[1].1, LAYERS[1].2)), "the second layer is Winograd's");
+    assert!(!k::winograd::eligible(&geom(LAYERS[0].0, LAYERS[0].1, LAYERS[0].2)));
+    for (xs, ws, pad) in LAYERS {
         k::cache::clear();
+        let keeps = prepares(&geom(xs, ws, pad));
+        // Entries after 1, 2 calls with the same weights and a third with other weights.
+        let expect = |n: usize| if keeps { n } else { 0 };
         let opts = ConvOptions::new([1, 1], [pad, pad], [1, 1], 1);
         let x = tensor(xs, 1, &dev);
         let w1 = tensor(ws, 2, &dev);
@@ -43,12 +63,14 @@ fn inference_reuses_prepared_weights_and_never_goes_stale() {
         };
         let (r1, r2) = (reference(&w1), reference(&w2));
 
+        let calls = k::kernel_calls();
         let y1 = k::conv2d(x.clone(), w1.clone(), None, opts.clone());
-        assert_eq!(k::cache::stats().0, 1, "the first call keeps its prepared weights");
+        assert!(k::kernel_calls() > calls, "{ws:?}: ran on our kernel");
+        assert_eq!(k::cache::stats().0, expect(1), "{ws:?}: the first call keeps its prepared weights");
         let again = k::conv2d(x.clone(), w1.clone(), None, opts.clone());
-        assert_eq!(k::cache::stats().0, 1, "the second call finds them");
+        assert_eq!(k::cache::stats().0, expect(1), "{ws:?}: the second call finds them");
         let y2 = k::conv2d(x.clone(), w2.clone(), None, opts.clone());
-        assert_eq!(k::cache::stats().0, 2, "other weights get their own entry");
+        assert_eq!(k::cache::stats().0, expect(2), "{ws:?}: other weights get their own entry");
         assert!(max_diff(y1.clone(), r1.clone()) < 1e-4);
         assert!(max_diff(again, r1.clone()) < 1e-4);
         assert!(max_diff(y2, r2.clone()) < 1e-4, "no stale weights for {ws:?}");
@@ -58,19 +80,28 @@ fn inference_reuses_prepared_weights_and_never_goes_stale() {
         let w3 = tensor(ws, 4, &dev);
         let r3 = reference(&w3);
         assert!(max_diff(k::conv2d(x.clone(), w3, None, opts.clone()), r3) < 1e-4);
-        assert!(k::cache::stats().1 > 0);
+        let (entries, bytes) = k::cache::stats();
+        if keeps {
+            assert!(entries >= 2 && bytes > 0, "{ws:?}: entries hold prepared bytes ({entries}, {bytes})");
+        } else {
+            assert_eq!((entries, bytes), (0, 0), "{ws:?}: nothing prepared, nothing kept");
+        }
         k::cache::clear();
         assert_eq!(k::cache::stats(), (0, 0));
     }
 }
 
 fn training_does_not_fill_the_cache() {
+    // Both layers, on an autodiff device: the Winograd one would be kept in inference on every
+    // path (see `inference_reuses_prepared_weights_and_never_goes_stale`).
     let dev = Device::flex().autodiff();
-    let x = tensor([2, 3, 8, 8], 5, &dev);
-    let w = tensor([4, 3, 3, 3], 6, &dev).require_grad();
-    let before = k::cache::stats().0;
-    let y = k::conv2d(x, w.clone(), None, ConvOptions::new([1, 1], [1, 1], [1, 1], 1));
-    let grads = y.sum().backward();
-    assert!(w.grad(&grads).is_some());
-    assert_eq!(k::cache::stats().0, before, "tracked weights change every step: not cached");
+    for (i, (xs, ws, pad)) in LAYERS.into_iter().enumerate() {
+        let x = tensor(xs, 5, &dev);
+        let w = tensor(ws, 6 + i as u32, &dev).require_grad();
+        let before = k::cache::stats().0;
+        let y = k::conv2d(x, w.clone(), None, ConvOptions::new([1, 1], [pad, pad], [1, 1], 1));
+        let grads = y.sum().backward();
+        assert!(w.grad(&grads).is_some());
+        assert_eq!(k::cache::stats().0, before, "{ws:?}: tracked weights change every step: not cached");
+    }
 }
