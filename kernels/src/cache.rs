@@ -12,11 +12,16 @@
 //! they are (the `gemm` crate's path on CPUs without AVX-512) there is nothing to prepare, and
 //! an entry of zero bytes would only pin the weight tensor (and never count against the bound).
 //!
+//! **Bypass.** [`bypass`] runs a closure during which this thread's inference keeps nothing
+//! (for evaluation passes between training epochs, whose weights are superseded next epoch);
+//! [`crate::on_pool`] carries the setting onto the pool thread that runs its closure.
+//!
 //! **Bounded.** Least recently used entries go first once the prepared bytes pass the capacity
 //! (`CNNZOO_WEIGHT_CACHE_MB`, default 256; 0 turns the cache off). A model larger than that
 //! simply prepares its weights every call, as without the cache.
 
 use std::any::Any;
+use std::cell::Cell;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use burn::backend::flex::FlexTensor;
@@ -36,6 +41,38 @@ struct Cache {
 }
 
 static CACHE: Mutex<Cache> = Mutex::new(Cache { entries: Vec::new(), bytes: 0, clock: 0 });
+
+thread_local! {
+    static BYPASS: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` with the cache bypassed on this thread: inference inside neither inserts prepared
+/// weights nor keeps any (it may still use entries made before; results are the same either
+/// way). Meant for forwards whose weights will not be seen again, such as the evaluation after
+/// each training epoch. Other threads are not affected; a forward run through
+/// [`crate::on_pool`] inside `f` is (the setting travels with its closure). Nests; the previous
+/// setting is restored when `f` returns or unwinds.
+pub fn bypass<R>(f: impl FnOnce() -> R) -> R {
+    with_bypass(true, f)
+}
+
+/// Whether the cache is bypassed on this thread ([`bypass`]).
+pub fn bypassed() -> bool {
+    BYPASS.with(Cell::get)
+}
+
+/// Runs `f` with this thread's bypass setting `on`, restoring the previous one afterwards (also
+/// on unwinding).
+pub(crate) fn with_bypass<R>(on: bool, f: impl FnOnce() -> R) -> R {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            BYPASS.with(|b| b.set(self.0));
+        }
+    }
+    let _restore = Restore(BYPASS.with(|b| b.replace(on)));
+    f()
+}
 
 /// Capacity in bytes (`CNNZOO_WEIGHT_CACHE_MB`, default 256 MiB).
 pub fn capacity() -> usize {
@@ -85,7 +122,7 @@ pub(crate) fn prepared<T: Any + Send + Sync>(
     }
     let (value, bytes) = make();
     let value = Arc::new(value);
-    if cap == 0 || bytes == 0 || bytes > cap {
+    if cap == 0 || bytes == 0 || bytes > cap || bypassed() {
         return value;
     }
     let mut c = CACHE.lock().unwrap_or_else(|e| e.into_inner());

@@ -104,11 +104,16 @@ pub fn reference_kernels() -> bool {
 /// directly. Meant for small inference forwards: tensors allocated on pool threads come from
 /// glibc's secondary arena, which is slow for the hundreds of megabytes of a training batch,
 /// and Burn keeps batch-norm running statistics per thread (a training forward must stay put).
+///
+/// The calling thread's [`cache::bypass`] setting holds inside `f` too. (It is set, not just
+/// inherited, on the pool thread for the duration of `f`: a pool thread that picks up another
+/// caller's `on_pool` closure while `f` waits runs it with that caller's setting.)
 pub fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     if rayon::current_thread_index().is_some() {
         return f();
     }
-    rayon::scope(|_| f())
+    let bypass = cache::bypassed();
+    rayon::scope(|_| cache::with_bypass(bypass, f))
 }
 
 static CALLS: AtomicU64 = AtomicU64::new(0);

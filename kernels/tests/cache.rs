@@ -24,6 +24,7 @@ fn max_diff(a: Tensor<4>, b: Tensor<4>) -> f32 {
 fn inference_keeps_prepared_weights_training_does_not() {
     inference_reuses_prepared_weights_and_never_goes_stale();
     training_does_not_fill_the_cache();
+    bypass_keeps_nothing_directly_and_on_the_pool();
 }
 
 /// An im2col layer (5×5) and a Winograd layer (3×3 stride 1, 16 channels, 4 images: 256 tiles).
@@ -104,4 +105,49 @@ fn training_does_not_fill_the_cache() {
         assert!(w.grad(&grads).is_some());
         assert_eq!(k::cache::stats().0, before, "{ws:?}: tracked weights change every step: not cached");
     }
+}
+
+fn bypass_keeps_nothing_directly_and_on_the_pool() {
+    let dev = Device::flex();
+    // The Winograd layer: kept in inference on every path (unless `CNNZOO_CONV=im2col` on a CPU
+    // without AVX-512, where nothing is ever kept and these checks hold trivially).
+    let (xs, ws, pad) = LAYERS[1];
+    let keeps = prepares(&geom(xs, ws, pad));
+    let opts = ConvOptions::new([1, 1], [pad, pad], [1, 1], 1);
+    let (x, w, w2) = (tensor(xs, 7, &dev), tensor(ws, 8, &dev), tensor(ws, 9, &dev));
+    k::set_reference_kernels(true);
+    let (want, want2) =
+        (k::conv2d(x.clone(), w.clone(), None, opts.clone()), k::conv2d(x.clone(), w2.clone(), None, opts.clone()));
+    k::set_reference_kernels(false);
+    let conv = {
+        let (x, opts) = (x.clone(), opts.clone());
+        move |w: &Tensor<4>| k::conv2d(x.clone(), w.clone(), None, opts.clone())
+    };
+    k::cache::clear();
+
+    let y = k::cache::bypass(|| conv(&w));
+    assert_eq!(k::cache::stats(), (0, 0), "a forward under `bypass` keeps nothing");
+    assert!(max_diff(y, want.clone()) < 1e-4, "bypassed forward");
+    let y = k::cache::bypass(|| {
+        assert!(k::cache::bypassed());
+        let (conv, w) = (conv.clone(), w.clone());
+        k::on_pool(move || conv(&w))
+    });
+    assert_eq!(k::cache::stats(), (0, 0), "nor one run on the kernels' pool inside `bypass`");
+    assert!(max_diff(y, want.clone()) < 1e-4, "bypassed forward on the pool");
+    assert!(!k::cache::bypassed(), "the setting ends with `bypass`");
+
+    // The same forward on the pool without the bypass keeps its weights (so the checks above
+    // could fail); inside `bypass` a kept entry may serve, but other weights are not added.
+    let y = {
+        let (conv, w) = (conv.clone(), w.clone());
+        k::on_pool(move || conv(&w))
+    };
+    assert_eq!(k::cache::stats().0, usize::from(keeps), "outside `bypass` the pool's forward keeps its weights");
+    assert!(max_diff(y, want.clone()) < 1e-4);
+    let kept = k::cache::stats();
+    let (y, y2) = k::cache::bypass(|| (conv(&w), conv(&w2)));
+    assert_eq!(k::cache::stats(), kept, "nothing added under `bypass`");
+    assert!(max_diff(y, want) < 1e-4 && max_diff(y2, want2) < 1e-4, "kept and fresh weights under `bypass`");
+    k::cache::clear();
 }
