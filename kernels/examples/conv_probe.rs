@@ -3,7 +3,8 @@
 //! `train`, forward + backward: `cargo run -p cnnzoo-kernels --example conv_probe -- 1`.
 //! `benchmarks/conv_peer.py` times the same list on PyTorch.
 use cnnzoo_kernels::buf;
-use cnnzoo_kernels::conv::{self, Geom};
+use cnnzoo_kernels::conv;
+use cnnzoo_kernels::geom::Geom;
 use std::time::Instant;
 
 /// (in channels, out channels, kernel, stride, padding, input size, repeats in the network).

@@ -1,7 +1,8 @@
-//! GFLOP/s of the kernels' GEMM (`buf::gemm`: our AVX-512 SGEMM, or the `gemm` crate without
+//! GFLOP/s of the kernels' GEMM (`gemm::gemm`: our AVX-512 SGEMM, or the `gemm` crate without
 //! AVX-512) on square and convolution-shaped problems, 1 and 2 threads, and of the weight-gradient
 //! form `A·Bᵀ`: `cargo run --release -p cnnzoo-kernels --example gemm_probe`.
-use cnnzoo_kernels::buf::{self, Mat};
+use cnnzoo_kernels::gemm::{self, Lhs};
+use cnnzoo_kernels::view::Mat;
 use std::time::Instant;
 
 fn main() {
@@ -20,17 +21,7 @@ fn main() {
             let mut best = f64::MAX;
             for _ in 0..10 {
                 let t = Instant::now();
-                buf::gemm(
-                    m,
-                    n,
-                    k,
-                    &mut c,
-                    n,
-                    &buf::Lhs::new(Mat::rows(&a, k)),
-                    Mat::rows(&b, n),
-                    false,
-                    threads,
-                );
+                gemm::gemm(m, n, k, &mut c, n, &Lhs::new(Mat::rows(&a, k)), Mat::rows(&b, n), false, threads);
                 best = best.min(t.elapsed().as_secs_f64());
             }
             println!("{m}x{n}x{k} threads {threads}: {:.1} GFLOP/s", 2.0 * (m * n * k) as f64 / best / 1e9);
@@ -44,7 +35,7 @@ fn main() {
         let mut best = f64::MAX;
         for _ in 0..10 {
             let t = Instant::now();
-            buf::gemm_nt(m, n, k, &mut c, n, &a, k, &b, k, true);
+            gemm::gemm_nt(m, n, k, &mut c, n, &a, k, &b, k, true);
             best = best.min(t.elapsed().as_secs_f64());
         }
         println!("nt {m}x{n}x{k} threads 1: {:.1} GFLOP/s", 2.0 * (m * n * k) as f64 / best / 1e9);

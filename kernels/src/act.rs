@@ -11,14 +11,13 @@
 
 use burn::backend::Flex;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, Ops};
 use burn::backend::flex::FlexTensor;
 use burn::tensor::{Tensor, activation};
 use rayon::prelude::*;
 
-use crate::AD;
+use crate::autodiff;
 use crate::buf::{self, contiguous, slice};
 
 /// Elements per parallel block.
@@ -69,7 +68,7 @@ macro_rules! kernel2 {
                 fn avx2(out: &mut [f32], a: &[f32], b: &[f32]) {
                     body(out, a, b)
                 }
-                if crate::buf::avx2() {
+                if crate::cpu::avx2() {
                     // SAFETY: the CPU supports the features `avx2` was compiled for.
                     return unsafe { avx2(out, a, b) };
                 }
@@ -107,26 +106,26 @@ impl Backward<Flex, 1> for ActBackward {
     type State = FlexTensor;
 
     fn backward(self, ops: Ops<FlexTensor, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [Some(node)] = ops.parents else { return };
-        let dy = contiguous(grads.consume::<Flex>(&ops.node));
+        let dy = autodiff::output_grad(grads, &ops);
+        let [node] = ops.parents.map(|p| p.map(|n| n.id));
         let y = ops.state;
         let f = match self.0 {
             Kind::Relu => relu_bwd,
             Kind::Sigmoid => sigmoid_bwd,
         };
-        let dx = map2(slice(&dy), slice(&y), f);
-        grads.register::<Flex>(node.id, buf::tensor(dx, &buf::dims(&y)));
+        let dx = node.map(|_| map2(slice(&dy), slice(&y), f));
+        autodiff::register(grads, node, dx, &buf::dims(&y));
     }
 }
 
 fn apply<const D: usize>(x: Tensor<D>, kind: Kind) -> Tensor<D> {
-    let Some(r) = crate::route(&x) else {
+    let Some(r) = crate::dispatch::route(&x) else {
         return match kind {
             Kind::Relu => activation::relu(x),
             Kind::Sigmoid => activation::sigmoid(x),
         };
     };
-    crate::count_call();
+    crate::dispatch::count_call();
     let (xp, guard) = r.into_parts();
     let xp = contiguous(xp);
     let f = match kind {
@@ -134,16 +133,7 @@ fn apply<const D: usize>(x: Tensor<D>, kind: Kind) -> Tensor<D> {
         Kind::Sigmoid => sigmoid_fwd,
     };
     let y = buf::tensor(map2(slice(&xp), &[], f), &buf::dims(&xp));
-    match guard {
-        Some(g) => {
-            let out = match ActBackward(kind).prepare::<NoCheckpointing>([g]).compute_bound().stateful() {
-                OpsKind::Tracked(prep) => prep.finish(y.clone(), y),
-                OpsKind::UnTracked(prep) => prep.finish(y),
-            };
-            Tensor::from_primitive::<AD>(out)
-        }
-        None => Tensor::from_primitive::<Flex>(y),
-    }
+    autodiff::finish(ActBackward(kind), [guard], FlexTensor::clone, y)
 }
 
 /// ReLU, `max(x, 0)`.

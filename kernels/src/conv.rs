@@ -5,12 +5,12 @@
 //! have 3×3 maps: one image alone would give GEMMs with N = 9), and into at least as many
 //! chunks as threads when the batch allows. Per chunk and group, with `col[K, nb·P]` the
 //! column matrix of the chunk — never written out: the GEMM packs its panels straight from
-//! zero-bordered copies of the chunk's input planes ([`crate::sgemm::Rhs::Conv`], 16-lane
+//! zero-bordered copies of the chunk's input planes ([`crate::view::Rhs::Conv`], 16-lane
 //! gathers at a per-tap base):
 //! - forward: `y[Co, nb·P] = W[Co, K] · col` (+ bias folded into the GEMM's destination);
 //! - backward, in one pass over the same chunks: `dW[Co, K] += dy[Co, nb·P] · colᵀ` into a
 //!   per-thread accumulator (`colᵀ` packed from the planes the same way,
-//!   [`crate::sgemm::Rhs::ConvT`]: a plain GEMM with K = nb·P, never the N = 9 "swapped
+//!   [`crate::view::Rhs::ConvT`]: a plain GEMM with K = nb·P, never the N = 9 "swapped
 //!   conv" that Burn's default weight gradient becomes), `db += Σ dy`, and `dcol = Wᵀ · dy`
 //!   followed by a col2im scatter-add (through the padded planes) into the chunk's own images
 //!   of `dx` (chunks own disjoint images, so no locks).
@@ -29,17 +29,20 @@
 
 use burn::backend::Flex;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, Ops};
 use burn::backend::flex::FlexTensor;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Tensor, module};
 use rayon::prelude::*;
 
-use crate::buf::{self, Lhs, Mat, contiguous, slice};
-use crate::sgemm::{ConvCols, Rhs};
-use crate::{AD, Route, route_all};
+use crate::autodiff;
+use crate::buf::{self, contiguous, slice};
+use crate::copy;
+use crate::dispatch::{Route, route_all};
+use crate::gemm::{self, Lhs};
+use crate::geom::Geom;
+use crate::view::{ConvCols, Mat, Rhs};
 
 /// Whether the Winograd path is switched off (`CNNZOO_CONV=im2col`; for comparison and for
 /// the property tests, which check both paths).
@@ -50,86 +53,6 @@ pub fn im2col_only() -> bool {
 
 /// Output pixels one chunk aims for (columns of the chunk's GEMM).
 pub const TARGET_COLS: usize = 1024;
-
-/// Shapes and hyper-parameters of one convolution.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Geom {
-    pub n: usize,
-    pub ci: usize,
-    pub h: usize,
-    pub w: usize,
-    pub co: usize,
-    pub kh: usize,
-    pub kw: usize,
-    pub stride: [usize; 2],
-    pub pad: [usize; 2],
-    pub dil: [usize; 2],
-    pub groups: usize,
-    pub ho: usize,
-    pub wo: usize,
-}
-
-impl Geom {
-    /// The geometry of `x [n, ci, h, w] ⋆ w [co, ci/groups, kh, kw]`, or `None` if the shapes do
-    /// not fit (the caller then leaves the error to Burn's op).
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        x: [usize; 4],
-        w: [usize; 4],
-        stride: [usize; 2],
-        pad: [usize; 2],
-        dil: [usize; 2],
-        groups: usize,
-    ) -> Option<Self> {
-        let [n, ci, h, wd] = x;
-        let [co, cig, kh, kw] = w;
-        if groups == 0 || ci != cig * groups || co % groups != 0 || stride.contains(&0) || dil.contains(&0) {
-            return None;
-        }
-        let ho = crate::window_out(h, kh, stride[0], pad[0], dil[0], false)?;
-        let wo = crate::window_out(wd, kw, stride[1], pad[1], dil[1], false)?;
-        Some(Self { n, ci, h, w: wd, co, kh, kw, stride, pad, dil, groups, ho, wo })
-    }
-
-    fn cig(&self) -> usize {
-        self.ci / self.groups
-    }
-    fn cog(&self) -> usize {
-        self.co / self.groups
-    }
-    /// Rows of the column matrix (reduction length of the forward GEMM).
-    fn k(&self) -> usize {
-        self.cig() * self.kh * self.kw
-    }
-    fn hw(&self) -> usize {
-        self.h * self.w
-    }
-    /// Output pixels per image.
-    fn pix(&self) -> usize {
-        self.ho * self.wo
-    }
-    /// 1×1, stride 1, no padding: the image is its own column matrix.
-    fn pointwise(&self) -> bool {
-        self.kh == 1 && self.kw == 1 && self.stride == [1, 1] && self.pad == [0, 0]
-    }
-    /// Output shape.
-    pub fn out_dims(&self) -> [usize; 4] {
-        [self.n, self.co, self.ho, self.wo]
-    }
-    /// Images per chunk.
-    fn chunk(&self) -> usize {
-        let mut nb = TARGET_COLS.div_ceil(self.pix().max(1)).max(1);
-        let t = buf::threads();
-        if self.n >= t {
-            nb = nb.min(self.n.div_ceil(t));
-        }
-        nb.clamp(1, self.n.max(1))
-    }
-    /// Threads each GEMM may use when `parts` work items run side by side.
-    fn inner_threads(&self, parts: usize) -> usize {
-        if parts < buf::threads() { buf::threads() } else { 1 }
-    }
-}
 
 /// The planes of images `n0..n0+nb`, group `g`, copied into zero-bordered planes of the padded
 /// size (empty when there is no padding: the input planes serve as they are), and that size.
@@ -157,7 +80,7 @@ fn padded_planes(
             let row = &mut plane[(p0 + r) * wp..(p0 + r + 1) * wp];
             row[..p1].fill(0.0);
             row[p1 + geo.w..].fill(0.0);
-            buf::copy_short(&mut row[p1..p1 + geo.w], src);
+            copy::copy_short(&mut row[p1..p1 + geo.w], src);
         }
     };
     if parallel {
@@ -168,31 +91,39 @@ fn padded_planes(
     (b, [hp, wp])
 }
 
-/// The implicit column matrix of images `n0..n0+nb`, group `g`, with the zero-bordered planes
-/// it reads ([`padded_planes`]; empty without padding: then it reads `x`). `None` where the
-/// AVX-512 kernel does not run (the caller writes the column matrix instead) or the offsets do
-/// not fit. The `ConvCols` points into the returned planes: keep them together.
-fn implicit_cols(
+/// The zero-bordered planes the implicit column matrix of images `n0..n0+nb`, group `g`
+/// reads ([`padded_planes`]; empty without padding: then it reads `x`); `None` where the
+/// AVX-512 kernel does not run (the caller writes the column matrix instead).
+fn implicit_planes(
     geo: &Geom,
     x: &[f32],
     g: usize,
     n0: usize,
     nb: usize,
     parallel: bool,
-) -> Option<(Vec<f32>, ConvCols)> {
-    if !crate::sgemm::available() {
-        return None;
-    }
+) -> Option<Vec<f32>> {
+    crate::sgemm::available().then(|| padded_planes(geo, x, g, n0, nb, parallel).0)
+}
+
+/// The implicit column matrix of images `n0..n0+nb`, group `g`, over the planes
+/// [`implicit_planes`] made (or `x` itself without padding); `None` if the offsets do not fit.
+fn implicit_cols<'a>(
+    geo: &Geom,
+    x: &'a [f32],
+    padded: &'a [f32],
+    g: usize,
+    n0: usize,
+    nb: usize,
+) -> Option<ConvCols<'a>> {
     let cig = geo.cig();
-    let (padded, [hp, wp]) = padded_planes(geo, x, g, n0, nb, parallel);
+    let [p0, p1] = geo.pad;
+    let (hp, wp) = (geo.h + 2 * p0, geo.w + 2 * p1);
     let (src, strides) = if geo.pad != [0, 0] {
-        (&padded[..], [cig * hp * wp, hp * wp, wp])
+        (padded, [cig * hp * wp, hp * wp, wp])
     } else {
-        (&x[(n0 * geo.ci + g * cig) * geo.hw()..], [geo.ci * geo.hw(), geo.hw(), geo.w])
+        (x.get((n0 * geo.ci + g * cig) * geo.hw()..)?, [geo.ci * geo.hw(), geo.hw(), geo.w])
     };
-    let cc = ConvCols::new(src, nb, cig, strides, [geo.kh, geo.kw], geo.stride, geo.dil, [geo.ho, geo.wo])?;
-    // Moving the vector keeps its heap buffer (and so the pointer in `cc`) where it is.
-    Some((padded, cc))
+    ConvCols::new(src, nb, cig, strides, [geo.kh, geo.kw], geo.stride, geo.dil, [geo.ho, geo.wo])
 }
 
 /// Fills `col[K, nb·P]` (leading dim `nb·P`) with the patches of images `n0..n0+nb`, group `g`;
@@ -208,7 +139,7 @@ fn im2col(geo: &Geom, x: &[f32], g: usize, n0: usize, nb: usize, col: &mut [f32]
         for (c, dst_row) in col.chunks_mut(ld).enumerate() {
             for j in 0..nb {
                 let img = &x[((n0 + j) * geo.ci + g * cig + c) * hw..][..hw];
-                buf::copy_short(&mut dst_row[j * pix..(j + 1) * pix], img);
+                copy::copy_short(&mut dst_row[j * pix..(j + 1) * pix], img);
             }
         }
         return;
@@ -229,7 +160,7 @@ fn im2col(geo: &Geom, x: &[f32], g: usize, n0: usize, nb: usize, col: &mut [f32]
             let src = plane(j, c);
             let dst = &mut dst_row[j * pix..(j + 1) * pix];
             let start = ki * d0 * wp + kj * d1;
-            buf::copy_2d(dst, &src[start..], geo.ho, geo.wo, s0 * wp, s1);
+            copy::copy_2d(dst, &src[start..], geo.ho, geo.wo, s0 * wp, s1);
         }
     };
     if parallel {
@@ -267,7 +198,7 @@ fn col2im(geo: &Geom, col: &[f32], g: usize, nb: usize, dx: &mut [f32]) {
                         continue;
                     }
                     let start = ki * d0 * wp + kj * d1;
-                    buf::add_2d(&mut plane[start..], src, geo.ho, geo.wo, s0 * wp, s1);
+                    copy::add_2d(&mut plane[start..], src, geo.ho, geo.wo, s0 * wp, s1);
                 }
             }
             if padded {
@@ -299,31 +230,59 @@ pub fn forward(
     if y.is_empty() {
         return y;
     }
-    let nb = geo.chunk();
+    let nb = geo.chunk(TARGET_COLS);
     let inner = geo.inner_threads(geo.n.div_ceil(nb));
     let (k, cog) = (geo.k(), geo.cog());
     // The weights are packed once and shared by every chunk, and kept across calls in
     // inference. Without the AVX-512 kernel nothing is packed (the `gemm` crate reads `w` as
     // it is): nothing to keep.
-    let pack = || {
-        let wg: Vec<Lhs> =
-            (0..geo.groups).map(|g| Lhs::prepacked(Mat::rows(&w[g * cog * k..], k), cog, k)).collect();
-        let bytes = wg.iter().map(Lhs::bytes).sum();
-        (wg, bytes)
-    };
-    let wg = match keep {
+    let group_w = |g: usize| Mat::rows(&w[g * cog * k..], k);
+    let kept = match keep {
         Some(t) if crate::sgemm::available() => {
-            crate::cache::prepared(t, w, crate::cache::tag(&[0, geo.groups, cog, k]), pack)
+            let pack = || {
+                let wg: Vec<Lhs<'static>> = (0..geo.groups)
+                    .map(|g| Lhs::packed(group_w(g), cog, k).expect("the AVX-512 kernel runs"))
+                    .collect();
+                let bytes = wg.iter().map(Lhs::bytes).sum();
+                (wg, bytes)
+            };
+            Some(crate::cache::prepared(t, w, crate::cache::tag(&[0, geo.groups, cog, k]), pack))
         }
-        _ => std::sync::Arc::new(pack().0),
+        _ => None,
+    };
+    let local: Vec<Lhs>;
+    let wg: &[Lhs] = match &kept {
+        Some(wg) => wg,
+        None => {
+            local = (0..geo.groups).map(|g| Lhs::prepacked(group_w(g), cog, k)).collect();
+            &local
+        }
     };
     let body = |(idx, ychunk): (usize, &mut [f32])| {
         let n0 = idx * nb;
         let nbc = ychunk.len() / (co * pix);
         let direct = geo.pointwise() && nbc == 1;
-        SCRATCH.with(|s| {
-            let (col, tmp) = &mut *s.borrow_mut();
-            forward_chunk(geo, x, &wg[..], bias, n0, nbc, direct, ychunk, col, tmp, inner)
+        SCRATCH.with(|s| match s.try_borrow_mut() {
+            Ok(mut s) => {
+                let (col, tmp) = &mut *s;
+                forward_chunk(geo, x, wg, bias, n0, nbc, direct, ychunk, col, tmp, inner)
+            }
+            // This thread is already inside a chunk: it picked this one up while waiting in a
+            // parallel loop of that one (another convolution running on the pool). Fresh
+            // scratch, instead of a second borrow of the same.
+            Err(_) => forward_chunk(
+                geo,
+                x,
+                wg,
+                bias,
+                n0,
+                nbc,
+                direct,
+                ychunk,
+                &mut Vec::new(),
+                &mut Vec::new(),
+                inner,
+            ),
         })
     };
     if inner > 1 {
@@ -359,11 +318,12 @@ fn forward_chunk(
     for g in 0..geo.groups {
         // Where the AVX-512 kernel runs, B is packed straight from the (padded) images: no
         // column matrix. The padded planes live until this group's GEMM is done.
-        let implicit = if direct { None } else { implicit_cols(geo, x, g, n0, nbc, inner > 1) };
+        let planes = if direct { None } else { implicit_planes(geo, x, g, n0, nbc, inner > 1) };
+        let implicit = planes.as_deref().and_then(|p| implicit_cols(geo, x, p, g, n0, nbc));
         let b = if direct {
             Rhs::Mat(Mat::rows(&x[(n0 * geo.ci + g * geo.cig()) * geo.hw()..], pix))
-        } else if let Some((_, cc)) = &implicit {
-            Rhs::Conv(*cc)
+        } else if let Some(cc) = implicit {
+            Rhs::Conv(cc)
         } else {
             let col = buf::scratch(col, k * cols);
             im2col(geo, x, g, n0, nbc, col, inner > 1);
@@ -377,10 +337,10 @@ fn forward_chunk(
                     row.fill(bias[g * cog + o]);
                 }
             }
-            buf::gemm_rhs(cog, pix, k, dst, pix, a, b, bias.is_some(), inner);
+            gemm::gemm_rhs(cog, pix, k, dst, pix, a, b, bias.is_some(), inner);
         } else {
             let tmp = buf::scratch(tmp, cog * cols);
-            buf::gemm_rhs(cog, cols, k, tmp, cols, a, b, false, inner);
+            gemm::gemm_rhs(cog, cols, k, tmp, cols, a, b, false, inner);
             for j in 0..nbc {
                 for o in 0..cog {
                     let dst = &mut ychunk[(j * co + g * cog + o) * pix..][..pix];
@@ -390,7 +350,7 @@ fn forward_chunk(
                             let bv = bias[g * cog + o];
                             dst.iter_mut().zip(src).for_each(|(d, s)| *d = s + bv);
                         }
-                        None => buf::copy_short(dst, src),
+                        None => copy::copy_short(dst, src),
                     }
                 }
             }
@@ -422,7 +382,7 @@ pub fn backward(geo: &Geom, x: &[f32], w: &[f32], dy: &[f32], need: [bool; 3]) -
     let dx_direct = dx_winograd.or(dx_flipped);
     let need_x = need_x && dx_direct.is_none();
     let (pix, co, k, cog, ci, hw) = (geo.pix(), geo.co, geo.k(), geo.cog(), geo.ci, geo.hw());
-    let nb = geo.chunk();
+    let nb = geo.chunk(TARGET_COLS);
     let parts = buf::ranges(geo.n, buf::threads(), nb);
     let inner = geo.inner_threads(parts.len());
     let mut dx = if need_x { buf::zeros(geo.n * ci * hw) } else { Vec::new() };
@@ -453,7 +413,7 @@ pub fn backward(geo: &Geom, x: &[f32], w: &[f32], dy: &[f32], need: [bool; 3]) -
                 let dyc = buf::scratch(&mut dyc, co * cols);
                 for j in 0..nbc {
                     for o in 0..co {
-                        buf::copy_short(
+                        copy::copy_short(
                             &mut dyc[o * cols + j * pix..][..pix],
                             &dy[((n0 + j) * co + o) * pix..][..pix],
                         );
@@ -469,12 +429,13 @@ pub fn backward(geo: &Geom, x: &[f32], w: &[f32], dy: &[f32], need: [bool; 3]) -
             let direct = geo.pointwise() && nbc == 1;
             for g in 0..geo.groups {
                 let dyg = Mat::rows(&dys[g * cog * cols..], cols);
-                let implicit =
-                    if need_w && !direct { implicit_cols(geo, x, g, n0, nbc, inner > 1) } else { None };
-                if let Some((_, cc)) = &implicit {
+                let planes =
+                    if need_w && !direct { implicit_planes(geo, x, g, n0, nbc, inner > 1) } else { None };
+                let implicit = planes.as_deref().and_then(|p| implicit_cols(geo, x, p, g, n0, nbc));
+                if let Some(cc) = implicit {
                     // dW[Co, K] += dy[Co, cols] · colᵀ, colᵀ packed straight from the images.
                     let dyg = Lhs::new(Mat::rows(&dys[g * cog * cols..], cols));
-                    buf::gemm_rhs(cog, k, cols, &mut dw[g * cog * k..], k, &dyg, Rhs::ConvT(*cc), true, 1);
+                    gemm::gemm_rhs(cog, k, cols, &mut dw[g * cog * k..], k, &dyg, Rhs::ConvT(cc), true, 1);
                 } else if need_w {
                     // dW[Co, K] += dy[Co, cols] · col[K, cols]ᵀ: both run along the pixels.
                     let (colm, ld): (&[f32], usize) = if direct {
@@ -485,17 +446,17 @@ pub fn backward(geo: &Geom, x: &[f32], w: &[f32], dy: &[f32], need: [bool; 3]) -
                         (col, cols)
                     };
                     let dyg = &dys[g * cog * cols..(g + 1) * cog * cols];
-                    buf::gemm_nt(cog, k, cols, &mut dw[g * cog * k..], k, dyg, cols, colm, ld, true);
+                    gemm::gemm_nt(cog, k, cols, &mut dw[g * cog * k..], k, dyg, cols, colm, ld, true);
                 }
                 if let Some(dxp) = dxp.as_deref_mut() {
                     let wt = &wt[g];
                     let local = &mut dxp[(n0 - range.start) * ci * hw..];
                     if direct {
                         let dst = &mut local[g * geo.cig() * hw..(g + 1) * geo.cig() * hw];
-                        buf::gemm(k, cols, cog, dst, hw, wt, dyg, false, inner);
+                        gemm::gemm(k, cols, cog, dst, hw, wt, dyg, false, inner);
                     } else {
                         let dcol = buf::scratch(&mut dcol, k * cols);
-                        buf::gemm(k, cols, cog, dcol, cols, wt, dyg, false, inner);
+                        gemm::gemm(k, cols, cog, dcol, cols, wt, dyg, false, inner);
                         col2im(geo, dcol, g, nbc, local);
                     }
                 }
@@ -575,20 +536,14 @@ impl Backward<Flex, 3> for ConvBackward {
     type State = ConvState;
 
     fn backward(self, ops: Ops<ConvState, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [nx, nw, nb] = ops.parents;
-        let dy = contiguous(grads.consume::<Flex>(&ops.node));
+        let dy = autodiff::output_grad(grads, &ops);
+        let [nx, nw, nb] = ops.parents.map(|p| p.map(|n| n.id));
         let ConvState { x, w, geo } = ops.state;
         let need = [nx.is_some(), nw.is_some(), nb.is_some()];
         let g = backward(&geo, slice(&x), slice(&w), slice(&dy), need);
-        if let (Some(node), Some(v)) = (nx, g.x) {
-            grads.register::<Flex>(node.id, buf::tensor(v, &[geo.n, geo.ci, geo.h, geo.w]));
-        }
-        if let (Some(node), Some(v)) = (nw, g.w) {
-            grads.register::<Flex>(node.id, buf::tensor(v, &[geo.co, geo.cig(), geo.kh, geo.kw]));
-        }
-        if let (Some(node), Some(v)) = (nb, g.b) {
-            grads.register::<Flex>(node.id, buf::tensor(v, &[geo.co]));
-        }
+        autodiff::register(grads, nx, g.x, &[geo.n, geo.ci, geo.h, geo.w]);
+        autodiff::register(grads, nw, g.w, &[geo.co, geo.cig(), geo.kh, geo.kw]);
+        autodiff::register(grads, nb, g.b, &[geo.co]);
     }
 }
 
@@ -615,11 +570,11 @@ pub fn conv2d(
     let Some(routes) = route_all(&x, &[&weight]) else {
         return module::conv2d(x, weight, bias, options);
     };
-    let autodiff = matches!(routes[0], Route::Ad(..));
-    let Some((bp, bg)) = crate::route_bias(bias.as_ref(), geo.co, autodiff, &x.device()) else {
+    let on_ad = matches!(routes[0], Route::Ad(..));
+    let Some((bp, bg)) = crate::dispatch::route_bias(bias.as_ref(), geo.co, on_ad, &x.device()) else {
         return module::conv2d(x, weight, bias, options);
     };
-    crate::count_call();
+    crate::dispatch::count_call();
     let mut routes = routes.into_iter();
     let (xp, xg) = routes.next().expect("x").into_parts();
     let (wp, wg) = routes.next().expect("w").into_parts();
@@ -627,14 +582,5 @@ pub fn conv2d(
     let bias_vals = if bias.is_some() { bp.as_ref().map(slice) } else { None };
     let keep = wg.is_none().then_some(&wp);
     let y = buf::tensor(forward(&geo, slice(&xp), slice(&wp), bias_vals, keep), &geo.out_dims());
-    match (xg, wg, bg) {
-        (Some(xg), Some(wg), Some(bg)) => {
-            let out = match ConvBackward.prepare::<NoCheckpointing>([xg, wg, bg]).compute_bound().stateful() {
-                OpsKind::Tracked(prep) => prep.finish(ConvState { x: xp, w: wp, geo }, y),
-                OpsKind::UnTracked(prep) => prep.finish(y),
-            };
-            Tensor::from_primitive::<AD>(out)
-        }
-        _ => Tensor::from_primitive::<Flex>(y),
-    }
+    autodiff::finish(ConvBackward, [xg, wg, bg], |_| ConvState { x: xp, w: wp, geo }, y)
 }

@@ -10,14 +10,16 @@
 
 use burn::backend::Flex;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, Ops};
 use burn::backend::flex::FlexTensor;
 use burn::tensor::Tensor;
 
-use crate::buf::{self, Lhs, Mat, contiguous, slice};
-use crate::{AD, Route, route_all};
+use crate::autodiff;
+use crate::buf::{self, contiguous, slice};
+use crate::dispatch::{Route, route_all};
+use crate::gemm::{self, Lhs};
+use crate::view::Mat;
 
 #[derive(Debug, Clone)]
 struct LinearState {
@@ -33,28 +35,31 @@ impl Backward<Flex, 3> for LinearBackward {
     type State = LinearState;
 
     fn backward(self, ops: Ops<LinearState, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [nx, nw, nb] = ops.parents;
-        let dy = contiguous(grads.consume::<Flex>(&ops.node));
+        let dy = autodiff::output_grad(grads, &ops);
+        let [nx, nw, nb] = ops.parents.map(|p| p.map(|n| n.id));
         let LinearState { x, w, dims: [b, i, o] } = ops.state;
         let (dy, x, w) = (slice(&dy), slice(&x), slice(&w));
         let t = buf::threads();
-        if let Some(node) = nx {
+        let dx = nx.map(|_| {
             let mut dx = buf::uninit(b * i);
-            buf::gemm(b, i, o, &mut dx, i, &Lhs::new(Mat::rows(dy, o)), Mat::cols(w, o), false, t);
-            grads.register::<Flex>(node.id, buf::tensor(dx, &[b, i]));
-        }
-        if let Some(node) = nw {
+            gemm::gemm(b, i, o, &mut dx, i, &Lhs::new(Mat::rows(dy, o)), Mat::cols(w, o), false, t);
+            dx
+        });
+        autodiff::register(grads, nx, dx, &[b, i]);
+        let dw = nw.map(|_| {
             let mut dw = buf::uninit(i * o);
-            buf::gemm(i, o, b, &mut dw, o, &Lhs::new(Mat::cols(x, i)), Mat::rows(dy, o), false, t);
-            grads.register::<Flex>(node.id, buf::tensor(dw, &[i, o]));
-        }
-        if let Some(node) = nb {
+            gemm::gemm(i, o, b, &mut dw, o, &Lhs::new(Mat::cols(x, i)), Mat::rows(dy, o), false, t);
+            dw
+        });
+        autodiff::register(grads, nw, dw, &[i, o]);
+        let db = nb.map(|_| {
             let mut db = vec![0f32; o];
             for row in dy.chunks(o.max(1)) {
                 db.iter_mut().zip(row).for_each(|(a, v)| *a += v);
             }
-            grads.register::<Flex>(node.id, buf::tensor(db, &[o]));
-        }
+            db
+        });
+        autodiff::register(grads, nb, db, &[o]);
     }
 }
 
@@ -74,11 +79,11 @@ pub fn linear(x: Tensor<2>, w: Tensor<2>, bias: Option<Tensor<1>>) -> Tensor<2> 
     let Some(routes) = route_all(&x, &[&w]) else {
         return reference(x, w, bias);
     };
-    let autodiff = matches!(routes[0], Route::Ad(..));
-    let Some((bp, bg)) = crate::route_bias(bias.as_ref(), o, autodiff, &x.device()) else {
+    let on_ad = matches!(routes[0], Route::Ad(..));
+    let Some((bp, bg)) = crate::dispatch::route_bias(bias.as_ref(), o, on_ad, &x.device()) else {
         return reference(x, w, bias);
     };
-    crate::count_call();
+    crate::dispatch::count_call();
     let mut routes = routes.into_iter().map(Route::into_parts);
     let (xp, xg) = routes.next().expect("x");
     let (wp, wg) = routes.next().expect("w");
@@ -91,7 +96,7 @@ pub fn linear(x: Tensor<2>, w: Tensor<2>, bias: Option<Tensor<1>>) -> Tensor<2> 
         }
     }
     let xs = slice(&xp);
-    buf::gemm(
+    gemm::gemm(
         b,
         o,
         i,
@@ -103,15 +108,5 @@ pub fn linear(x: Tensor<2>, w: Tensor<2>, bias: Option<Tensor<1>>) -> Tensor<2> 
         buf::threads(),
     );
     let y = buf::tensor(y, &[b, o]);
-    match (xg, wg, bg) {
-        (Some(xg), Some(wg), Some(bg)) => {
-            let out = match LinearBackward.prepare::<NoCheckpointing>([xg, wg, bg]).compute_bound().stateful()
-            {
-                OpsKind::Tracked(prep) => prep.finish(LinearState { x: xp, w: wp, dims: [b, i, o] }, y),
-                OpsKind::UnTracked(prep) => prep.finish(y),
-            };
-            Tensor::from_primitive::<AD>(out)
-        }
-        _ => Tensor::from_primitive::<Flex>(y),
-    }
+    autodiff::finish(LinearBackward, [xg, wg, bg], |_| LinearState { x: xp, w: wp, dims: [b, i, o] }, y)
 }

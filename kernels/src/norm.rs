@@ -16,17 +16,17 @@
 
 use burn::backend::Flex;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, Ops};
 use burn::backend::flex::FlexTensor;
 use burn::tensor::module;
 pub use burn::tensor::module::BatchNormTrainOutput;
 use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
 
+use crate::autodiff;
 use crate::buf::{self, contiguous, slice};
-use crate::{AD, Route, route_all};
+use crate::dispatch::{Route, route_all};
 
 /// `[N, C, S]` view of the input.
 #[derive(Debug, Clone, Copy)]
@@ -144,21 +144,15 @@ impl Backward<Flex, 3> for BnBackward {
     type State = BnState;
 
     fn backward(self, ops: Ops<BnState, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [nx, ng, nb] = ops.parents;
-        let dy = contiguous(grads.consume::<Flex>(&ops.node));
+        let dy = autodiff::output_grad(grads, &ops);
+        let [nx, ng, nb] = ops.parents.map(|p| p.map(|n| n.id));
         let st = ops.state;
         let shape = buf::dims(&st.x);
         let d = Dims::of(&shape);
         let (dx, dg, db) = train_backward(d, slice(&st.x), slice(&dy), &st.mean, &st.inv, &st.gamma);
-        if let Some(node) = nx {
-            grads.register::<Flex>(node.id, buf::tensor(dx, &shape));
-        }
-        if let Some(node) = ng {
-            grads.register::<Flex>(node.id, buf::tensor(dg, &[d.c]));
-        }
-        if let Some(node) = nb {
-            grads.register::<Flex>(node.id, buf::tensor(db, &[d.c]));
-        }
+        autodiff::register(grads, nx, Some(dx), &shape);
+        autodiff::register(grads, ng, Some(dg), &[d.c]);
+        autodiff::register(grads, nb, Some(db), &[d.c]);
     }
 }
 
@@ -180,7 +174,7 @@ pub fn batch_norm_train<const D: usize>(
     let Some(routes) = routes else {
         return module::batch_norm_train(x, gamma, beta, epsilon);
     };
-    crate::count_call();
+    crate::dispatch::count_call();
     let device = x.device();
     let d = Dims::of(&dims);
     let mut routes = routes.into_iter().map(Route::into_parts);
@@ -192,19 +186,8 @@ pub fn batch_norm_train<const D: usize>(
     let y = buf::tensor(y, &dims);
     let stat = |v: &Vec<f32>| Tensor::<1>::from_data(TensorData::new(v.clone(), [d.c]), &device);
     let (mean_t, var_t) = (stat(&mean), stat(&var));
-    let output = match (xg, gg, bg) {
-        (Some(xg), Some(gg), Some(bg)) => {
-            let out = match BnBackward.prepare::<NoCheckpointing>([xg, gg, bg]).compute_bound().stateful() {
-                OpsKind::Tracked(prep) => {
-                    let gamma = slice(&gp).to_vec();
-                    prep.finish(BnState { x: xp, mean, inv, gamma }, y)
-                }
-                OpsKind::UnTracked(prep) => prep.finish(y),
-            };
-            Tensor::from_primitive::<AD>(out)
-        }
-        _ => Tensor::from_primitive::<Flex>(y),
-    };
+    let state = |_: &FlexTensor| BnState { x: xp, mean, inv, gamma: slice(&gp).to_vec() };
+    let output = autodiff::finish(BnBackward, [xg, gg, bg], state, y);
     BatchNormTrainOutput { output, mean: mean_t, variance: var_t }
 }
 
@@ -218,7 +201,7 @@ pub fn batch_norm_eval<const D: usize>(
     epsilon: f64,
 ) -> Tensor<D> {
     let dims = x.dims();
-    let xp = match crate::route(&x) {
+    let xp = match crate::dispatch::route(&x) {
         Some(Route::Plain(xp)) if D >= 2 => xp,
         _ => return module::batch_norm(x, gamma, beta, mean, var, epsilon),
     };
@@ -230,7 +213,7 @@ pub fn batch_norm_eval<const D: usize>(
     if [&g, &b, &m, &v].iter().any(|p| p.len() != d.c) {
         return module::batch_norm(x, gamma, beta, mean, var, epsilon);
     }
-    crate::count_call();
+    crate::dispatch::count_call();
     let xp = contiguous(xp);
     let scale: Vec<f32> = (0..d.c).map(|c| (g[c] as f64 / (v[c] as f64 + epsilon).sqrt()) as f32).collect();
     let shift: Vec<f32> = (0..d.c).map(|c| b[c] - m[c] * scale[c]).collect();

@@ -16,14 +16,13 @@
 
 use burn::backend::Flex;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, Ops};
 use burn::tensor::ops::{AvgPoolOptions, MaxPoolOptions};
 use burn::tensor::{Tensor, module};
 use rayon::prelude::*;
 
-use crate::AD;
+use crate::autodiff;
 use crate::buf::{self, contiguous, slice};
 
 /// Window geometry of one pooling op (square or not, symmetric padding, no dilation).
@@ -45,8 +44,8 @@ impl Window {
         if p[0] * 2 > k[0] || p[1] * 2 > k[1] {
             return None; // PyTorch's own limit; let Burn report it
         }
-        let ho = crate::window_out(h, k[0], s[0], p[0], 1, ceil)?;
-        let wo = crate::window_out(w, k[1], s[1], p[1], 1, ceil)?;
+        let ho = crate::geom::window_out(h, k[0], s[0], p[0], 1, ceil)?;
+        let wo = crate::geom::window_out(w, k[1], s[1], p[1], 1, ceil)?;
         Some(Self { planes: n * c, h, w, k, s, p, ho, wo })
     }
     fn out_dims(&self, dims: [usize; 4]) -> [usize; 4] {
@@ -101,7 +100,7 @@ fn max_plane_wide(
         ) {
             max_plane(win, rows, want_idx, yp, ip, xp, vb, vi)
         }
-        if buf::avx2() {
+        if crate::cpu::avx2() {
             // SAFETY: the CPU supports the features `avx2` is compiled for.
             return unsafe { avx2(win, rows, want_idx, yp, ip, xp, vb, vi) };
         }
@@ -313,13 +312,13 @@ impl Backward<Flex, 1> for PoolBackward {
     type State = PoolState;
 
     fn backward(self, ops: Ops<PoolState, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [Some(node)] = ops.parents else { return };
-        let dy = contiguous(grads.consume::<Flex>(&ops.node));
+        let [Some(node)] = ops.parents.each_ref().map(|p| p.as_ref().map(|n| n.id)) else { return };
+        let dy = autodiff::output_grad(grads, &ops);
         let (dx, dims) = match &ops.state {
             PoolState::Max { win, dims, idx } => (max_backward(win, idx, slice(&dy)), *dims),
             PoolState::Avg { win, dims, inv } => (avg_backward(win, slice(&dy), inv), *dims),
         };
-        grads.register::<Flex>(node.id, buf::tensor(dx, &dims));
+        autodiff::register(grads, Some(node), Some(dx), &dims);
     }
 }
 
@@ -331,22 +330,13 @@ fn run(
 ) -> Option<Tensor<4>> {
     let win = win?;
     let dims = x.dims();
-    let (xp, guard) = crate::route(x)?.into_parts();
-    crate::count_call();
+    let (xp, guard) = crate::dispatch::route(x)?.into_parts();
+    crate::dispatch::count_call();
     let xp = contiguous(xp);
     // The backward state (max-pool indices) only matters on an autodiff device.
     let (y, state) = fwd(&win, slice(&xp), guard.is_some());
     let y = buf::tensor(y, &win.out_dims(dims));
-    Some(match guard {
-        Some(g) => {
-            let out = match PoolBackward.prepare::<NoCheckpointing>([g]).compute_bound().stateful() {
-                OpsKind::Tracked(prep) => prep.finish(state, y),
-                OpsKind::UnTracked(prep) => prep.finish(y),
-            };
-            Tensor::from_primitive::<AD>(out)
-        }
-        None => Tensor::from_primitive::<Flex>(y),
-    })
+    Some(autodiff::finish(PoolBackward, [guard], |_| state, y))
 }
 
 fn symmetric(p: [(usize, usize); 2]) -> Option<[usize; 2]> {

@@ -16,7 +16,7 @@
 //! `gemm` 0.19 reaches 50–62 GFLOP/s per thread on convolution shapes — about a third of
 //! PyTorch's MKL (160 GFLOP/s per thread, measured in the same session). This kernel reaches
 //! 125–153 GFLOP/s per thread on the same shapes, 297–317 on two threads at 1024³ (MKL: 333;
-//! `examples/gemm_probe.rs`). CPUs without AVX-512 use `gemm` (see [`crate::buf::gemm`]).
+//! `examples/gemm_probe.rs`). CPUs without AVX-512 use the `gemm` crate (the `gemm` module picks one or the other).
 //!
 //! **Where the time goes.** The micro-kernel (FMA-bound); packing is one pass over each
 //! operand per slab/panel (≈ 1/MR + 1/NR of the arithmetic in memory traffic).
@@ -24,91 +24,9 @@
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
-use crate::buf::Mat;
-
-/// The column matrix of a convolution, never materialized: element `(p, j)` — kernel tap
-/// `p = (c, ki, kj)`, output pixel `j` of the chunk — is read from the (zero-bordered) input
-/// planes when B is packed, so a convolution's forward GEMM skips im2col's write and re-read
-/// of a `K × pixels` matrix (the largest memory stream when the output channels are few).
-#[derive(Clone, Copy, Debug)]
-pub struct ConvCols {
-    ptr: *const f32,
-    /// Floats between images, channel planes and input rows.
-    img: usize,
-    plane: usize,
-    row: usize,
-    kh: usize,
-    kw: usize,
-    stride: [usize; 2],
-    dil: [usize; 2],
-    ho: usize,
-    wo: usize,
-    /// First column (a thread's share starts here).
-    j0: usize,
-}
-
-// SAFETY: a read-only view, used while the slice it was made from is borrowed (as `Mat`).
-unsafe impl Send for ConvCols {}
-unsafe impl Sync for ConvCols {}
-
-impl ConvCols {
-    /// The column matrix (`cin·kh·kw` rows, `images·ho·wo` columns) of `images` images laid
-    /// out in `src` with the given strides (already padded: tap `(ki, kj)` of output `(oh, ow)`
-    /// reads row `oh·s + ki·d`, column `ow·s + kj·d`). `None` if some element would lie outside
-    /// `src` or an offset would not fit the gathers' 32-bit indices. Serves as [`Rhs::Conv`]
-    /// and as its transpose [`Rhs::ConvT`].
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        src: &[f32],
-        images: usize,
-        cin: usize,
-        [img, plane, row]: [usize; 3],
-        [kh, kw]: [usize; 2],
-        stride: [usize; 2],
-        dil: [usize; 2],
-        [ho, wo]: [usize; 2],
-    ) -> Option<Self> {
-        let c = Self { ptr: src.as_ptr(), img, plane, row, kh, kw, stride, dil, ho, wo, j0: 0 };
-        if images == 0 || cin == 0 || kh == 0 || kw == 0 || ho == 0 || wo == 0 {
-            return None;
-        }
-        let (last_pix, last_tap) = (c.pix_off(images * ho * wo - 1), c.tap_off(cin * kh * kw - 1));
-        let fits = last_pix.max(last_tap) < i32::MAX as usize;
-        (last_pix + last_tap < src.len() && fits).then_some(c)
-    }
-    /// Source offset of kernel tap `p = (c, ki, kj)`.
-    fn tap_off(&self, p: usize) -> usize {
-        let (c, ki, kj) = (p / (self.kh * self.kw), (p / self.kw) % self.kh, p % self.kw);
-        c * self.plane + ki * self.dil[0] * self.row + kj * self.dil[1]
-    }
-    /// Source offset of output pixel `j` of the chunk (image, row, column).
-    fn pix_off(&self, j: usize) -> usize {
-        let pix = self.ho * self.wo;
-        let (i, q) = (j / pix, j % pix);
-        i * self.img + (q / self.wo) * self.stride[0] * self.row + (q % self.wo) * self.stride[1]
-    }
-}
-
-/// The right operand of [`sgemm`]: a strided matrix, a convolution's implicit column matrix
-/// (`taps × pixels`, the forward GEMM), or its transpose (`pixels × taps`: the weight gradient
-/// `dW = dy · colᵀ`).
-#[derive(Clone, Copy, Debug)]
-pub enum Rhs {
-    Mat(Mat),
-    Conv(ConvCols),
-    ConvT(ConvCols),
-}
-
-impl Rhs {
-    /// The same operand without its first `j` columns (pixels for `Conv`, taps for `ConvT`).
-    pub fn skip_cols(self, j: usize) -> Self {
-        match self {
-            Rhs::Mat(m) => Rhs::Mat(m.skip_cols(j)),
-            Rhs::Conv(c) => Rhs::Conv(ConvCols { j0: c.j0 + j, ..c }),
-            Rhs::ConvT(c) => Rhs::ConvT(ConvCols { j0: c.j0 + j, ..c }),
-        }
-    }
-}
+#[cfg(target_arch = "x86_64")]
+use crate::cpu::lanes;
+use crate::view::{Mat, Rhs};
 
 /// Rows of a micro-tile.
 pub const MR: usize = 12;
@@ -119,52 +37,40 @@ pub const KC: usize = 256;
 /// Rows of A packed at a time (fits L2 with a slab of B streaming through L1).
 pub const MC: usize = 120;
 
-/// The mask of the first `min(n, 16)` lanes of a 16-lane register.
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-pub(crate) fn lanes(n: usize) -> __mmask16 {
-    if n >= 16 { 0xffff } else { ((1u32 << n) - 1) as u16 }
-}
-
-/// Whether this CPU runs the AVX-512 kernel (and the kernels' other AVX-512 paths).
-/// `CNNZOO_NO_AVX512=1` turns them off — the portable paths (the `gemm` crate, im2col) then run,
-/// as on a CPU without AVX-512 (for comparison, and for the tests of those paths).
+/// Whether this CPU runs the AVX-512 kernel (and the kernels' other AVX-512 paths); see
+/// [`crate::cpu::avx512`] (`CNNZOO_NO_AVX512=1` turns them off).
 pub fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        static AVX512: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *AVX512.get_or_init(|| {
-            let off = std::env::var("CNNZOO_NO_AVX512").is_ok_and(|v| !v.is_empty() && v != "0");
-            !off && std::arch::is_x86_feature_detected!("avx512f")
-        })
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    false
+    crate::cpu::avx512()
 }
 
 /// Packs rows `r0..r0+mc`, depth `p0..p0+kc` of A into MR-row micro-panels (k-major), into the
-/// first `mc.div_ceil(MR)·MR·kc` floats of `out`.
-fn pack_a(a: Mat, r0: usize, mc: usize, p0: usize, kc: usize, out: &mut [f32]) {
+/// first `mc.div_ceil(MR)·MR·kc` floats of `out`. The caller has checked that `a` covers
+/// `(r0 + mc) × (p0 + kc)` ([`Mat::covers`]): the reads are unchecked.
+///
+/// # Safety
+/// `a` covers `(r0 + mc) × (p0 + kc)`.
+unsafe fn pack_a(a: Mat, r0: usize, mc: usize, p0: usize, kc: usize, out: &mut [f32]) {
     for ip in 0..mc.div_ceil(MR) {
         let panel = &mut out[ip * MR * kc..(ip + 1) * MR * kc];
         let rows = MR.min(mc - ip * MR);
         if rows < MR {
             panel.fill(0.0); // the padding rows of an edge panel
         }
-        // SAFETY (all reads below): the caller's operand covers rows < m and columns < k.
-        let origin = unsafe { a.ptr.offset((r0 + ip * MR) as isize * a.rs + p0 as isize * a.cs) };
-        if a.rs == 1 {
+        let (rs, cs) = (a.rs(), a.cs());
+        // SAFETY (all reads below): the caller checked that `a` covers rows `r0..r0 + mc` and
+        // columns `p0..p0 + kc` (`Mat::covers`), so every offset formed lies in its data.
+        let origin = unsafe { a.ptr().add((r0 + ip * MR) * rs + p0 * cs) };
+        if rs == 1 {
             // Column-major A (a transposed operand): each k step is `rows` contiguous values.
             for p in 0..kc {
-                let src = unsafe { std::slice::from_raw_parts(origin.offset(p as isize * a.cs), rows) };
+                let src = unsafe { std::slice::from_raw_parts(origin.add(p * cs), rows) };
                 panel[p * MR..p * MR + rows].copy_from_slice(src);
             }
-        } else if a.cs == 1 && rows == MR {
+        } else if cs == 1 && rows == MR {
             // Row-major A (weights): read the MR rows side by side so the panel is written
             // in order, one k step (MR values) at a time.
-            let row: [&[f32]; MR] = std::array::from_fn(|i| unsafe {
-                std::slice::from_raw_parts(origin.offset(i as isize * a.rs), kc)
-            });
+            let row: [&[f32]; MR] =
+                std::array::from_fn(|i| unsafe { std::slice::from_raw_parts(origin.add(i * rs), kc) });
             for (p, dst) in panel.chunks_exact_mut(MR).enumerate() {
                 for i in 0..MR {
                     dst[i] = row[i][p];
@@ -172,9 +78,9 @@ fn pack_a(a: Mat, r0: usize, mc: usize, p0: usize, kc: usize, out: &mut [f32]) {
             }
         } else {
             for i in 0..rows {
-                let row = unsafe { origin.offset(i as isize * a.rs) };
+                let row = unsafe { origin.add(i * rs) };
                 for p in 0..kc {
-                    panel[p * MR + i] = unsafe { *row.offset(p as isize * a.cs) };
+                    panel[p * MR + i] = unsafe { *row.add(p * cs) };
                 }
             }
         }
@@ -184,8 +90,12 @@ fn pack_a(a: Mat, r0: usize, mc: usize, p0: usize, kc: usize, out: &mut [f32]) {
 /// Packs all of A (`m×k`) once into MR-row panels spanning the whole depth, k-major, for
 /// operands reused across many GEMMs (a convolution's weights across batch chunks); panels in
 /// parallel. Slab `p0..p0+kc` of panel `ip` is then `packed[ip·MR·k + p0·MR ..][.. kc·MR]`.
+///
+/// # Panics
+/// If `a` does not cover `m×k`.
 pub fn pack_a_full(a: Mat, m: usize, k: usize) -> Vec<f32> {
     use rayon::prelude::*;
+    assert!(a.covers(m, k), "pack_a_full: operand smaller than {m}×{k}");
     let panels = m.div_ceil(MR);
     let mut out = crate::buf::uninit(panels * MR * k);
     if out.is_empty() {
@@ -195,17 +105,22 @@ pub fn pack_a_full(a: Mat, m: usize, k: usize) -> Vec<f32> {
     let per_task = (16384 / (MR * k).max(1)).max(1);
     out.par_chunks_mut(per_task * MR * k).enumerate().for_each(|(t, dst)| {
         let r0 = t * per_task * MR;
-        pack_a(a, r0, (per_task * MR).min(m - r0), 0, k, dst);
+        // SAFETY: `a` covers `m×k` (checked above) and `r0 + rows ≤ m`.
+        unsafe { pack_a(a, r0, (per_task * MR).min(m - r0), 0, k, dst) };
     });
     out
 }
 
 /// Packs depth `p0..p0+kc`, columns `0..n` of B into NR-column micro-panels (k-major).
-fn pack_b(b: Rhs, n: usize, p0: usize, kc: usize, out: &mut Vec<f32>) {
+///
+/// # Safety
+/// AVX-512F is available and `b` covers `(p0 + kc) × n` ([`Rhs::covers`]).
+unsafe fn pack_b(b: Rhs, n: usize, p0: usize, kc: usize, out: &mut Vec<f32>) {
     let panels = n.div_ceil(NR);
     let out = crate::buf::scratch(out, panels * NR * kc);
     let (cc, transposed) = match b {
-        Rhs::Mat(b) => return pack_b_mat(b, n, p0, kc, out),
+        // SAFETY: the caller's contract.
+        Rhs::Mat(b) => return unsafe { pack_b_mat(b, n, p0, kc, out) },
         Rhs::Conv(cc) => (cc, false),
         Rhs::ConvT(cc) => (cc, true),
     };
@@ -217,15 +132,20 @@ fn pack_b(b: Rhs, n: usize, p0: usize, kc: usize, out: &mut Vec<f32>) {
         let cols = NR.min(n - jp * NR);
         let mut offs = [0i32; NR];
         for (t, o) in offs.iter_mut().enumerate().take(cols) {
-            *o = col_off(cc.j0 + jp * NR + t) as i32; // fits: checked by `ConvCols::new`
+            *o = col_off(cc.j0() + jp * NR + t) as i32; // fits: checked by `ConvCols::new`
         }
-        // SAFETY: AVX-512F holds; every element read lies in the source (`ConvCols::new`).
-        unsafe { gather_panel(cc.ptr, &offs, cols, (p0..p0 + kc).map(step_off), panel) };
+        // SAFETY: AVX-512F holds (this module's kernels run only where it does); every element
+        // read lies in the source (`ConvCols::new` checked every tap and pixel, the caller that
+        // the view covers this depth and these columns: `Rhs::covers`).
+        unsafe { gather_panel(cc.ptr(), &offs, cols, (p0..p0 + kc).map(step_off), panel) };
     }
 }
 
 /// [`pack_b`] of a strided matrix.
-fn pack_b_mat(b: Mat, n: usize, p0: usize, kc: usize, out: &mut [f32]) {
+///
+/// # Safety
+/// As [`pack_b`].
+unsafe fn pack_b_mat(b: Mat, n: usize, p0: usize, kc: usize, out: &mut [f32]) {
     let panels = n.div_ceil(NR);
     for jp in 0..panels {
         let panel = &mut out[jp * NR * kc..(jp + 1) * NR * kc];
@@ -233,21 +153,23 @@ fn pack_b_mat(b: Mat, n: usize, p0: usize, kc: usize, out: &mut [f32]) {
         if cols < NR {
             panel.fill(0.0); // the padding columns of an edge panel
         }
-        // SAFETY (all reads below): as in `pack_a`.
-        let origin = unsafe { b.ptr.offset(p0 as isize * b.rs + (jp * NR) as isize * b.cs) };
-        if b.cs == 1 {
+        let (rs, cs) = (b.rs(), b.cs());
+        // SAFETY (all reads below): the caller checked that `b` covers depth `p0..p0 + kc` and
+        // columns `0..n` (`Rhs::covers`).
+        let origin = unsafe { b.ptr().add(p0 * rs + jp * NR * cs) };
+        if cs == 1 {
             // SAFETY: AVX-512F holds (as below); rows `p < kc` of `cols` values are readable.
-            unsafe { pack_b_rows(origin, b.rs, cols, kc, panel) };
-        } else if b.rs == 1 && b.cs <= i32::MAX as isize / NR as isize {
+            unsafe { pack_b_rows(origin, rs, cols, kc, panel) };
+        } else if rs == 1 && cs <= i32::MAX as usize / NR {
             // Column-major B (a transposed operand): 16-lane gathers, one panel row per step.
-            let offs: [i32; NR] = std::array::from_fn(|t| t as i32 * b.cs as i32);
+            let offs: [i32; NR] = std::array::from_fn(|t| t as i32 * cs as i32);
             // SAFETY: `available()` holds (only AVX-512 machines run this module's kernels),
             // and every gathered address is an element of the operand.
             unsafe { gather_panel(origin, &offs, cols, 0..kc, panel) };
-        } else if b.rs == 1 {
+        } else if rs == 1 {
             // Column-major B: read each column contiguously.
             for j in 0..cols {
-                let src = unsafe { std::slice::from_raw_parts(origin.offset(j as isize * b.cs), kc) };
+                let src = unsafe { std::slice::from_raw_parts(origin.add(j * cs), kc) };
                 for (p, &v) in src.iter().enumerate() {
                     panel[p * NR + j] = v;
                 }
@@ -255,7 +177,7 @@ fn pack_b_mat(b: Mat, n: usize, p0: usize, kc: usize, out: &mut [f32]) {
         } else {
             for p in 0..kc {
                 for j in 0..cols {
-                    panel[p * NR + j] = unsafe { *origin.offset(p as isize * b.rs + j as isize * b.cs) };
+                    panel[p * NR + j] = unsafe { *origin.add(p * rs + j * cs) };
                 }
             }
         }
@@ -305,14 +227,16 @@ unsafe fn gather_panel(
 /// readable at `origin[p·rs + j]`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn pack_b_rows(origin: *const f32, rs: isize, cols: usize, kc: usize, panel: &mut [f32]) {
+unsafe fn pack_b_rows(origin: *const f32, rs: usize, cols: usize, kc: usize, panel: &mut [f32]) {
     unsafe {
         let (m0, m1) = (lanes(cols), lanes(cols.saturating_sub(16)));
         let out = panel.as_mut_ptr();
         for p in 0..kc {
-            let src = origin.offset(p as isize * rs);
+            let src = origin.add(p * rs);
             _mm512_storeu_ps(out.add(p * NR), _mm512_maskz_loadu_ps(m0, src));
-            _mm512_storeu_ps(out.add(p * NR + 16), _mm512_maskz_loadu_ps(m1, src.add(16)));
+            // `src + 16` may lie past the operand when `cols ≤ 16` (then `m1` is empty and
+            // nothing is read there): formed with `wrapping_add`, never dereferenced.
+            _mm512_storeu_ps(out.add(p * NR + 16), _mm512_maskz_loadu_ps(m1, src.wrapping_add(16)));
         }
     }
 }
@@ -342,7 +266,9 @@ unsafe fn kernel<const PREFETCH: bool>(
             let b1 = _mm512_loadu_ps(b.add(p * NR + 16));
             let ap = a.add(p * MR);
             if PREFETCH {
-                _mm_prefetch::<_MM_HINT_T0>(ap.add(32 * MR).cast());
+                // 32 steps ahead, past the panel's end near its end: a prefetch never faults,
+                // and the address is formed with `wrapping_add` (not an out-of-bounds `add`).
+                _mm_prefetch::<_MM_HINT_T0>(ap.wrapping_add(32 * MR).cast());
             }
             for (i, acc) in acc.iter_mut().enumerate() {
                 let av = _mm512_set1_ps(*ap.add(i));
@@ -353,13 +279,15 @@ unsafe fn kernel<const PREFETCH: bool>(
         let (lo, hi) = (lanes(cols), lanes(cols.saturating_sub(16)));
         for (i, acc) in acc.iter().enumerate().take(rows) {
             let row = c.add(i * ldc);
+            // Past the destination when `cols ≤ 16` (`hi` is empty then): never dereferenced.
+            let row_hi = row.wrapping_add(16);
             let (mut v0, mut v1) = (acc[0], acc[1]);
             if accumulate {
                 v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(lo, row));
-                v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(hi, row.add(16)));
+                v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(hi, row_hi));
             }
             _mm512_mask_storeu_ps(row, lo, v0);
-            _mm512_mask_storeu_ps(row.add(16), hi, v1);
+            _mm512_mask_storeu_ps(row_hi, hi, v1);
         }
     }
 }
@@ -378,8 +306,8 @@ thread_local! {
 /// Single-threaded `dst[m×n] (leading dim ldd) = (accumulate ? dst : 0) + A·B`.
 ///
 /// # Safety
-/// [`available`] must be true; `a` and `b` must be valid for `m×k` and `k×n` reads with their
-/// strides, `dst` for `m` rows of `n` elements at stride `ldd`, not aliasing `a` or `b`.
+/// [`available`] must be true; `a` and `b` must cover `m×k` and `k×n` ([`Mat::covers`],
+/// [`Rhs::covers`]), `dst` for `m` rows of `n` elements at stride `ldd`, not aliasing `a` or `b`.
 /// `packed`, if given, is A as [`pack_a_full`] made it (then `a` is not read). A
 /// [`Rhs::Conv`] must have been built for at least `k` rows and `n` columns (after its `j0`).
 #[allow(clippy::too_many_arguments)]
@@ -407,12 +335,15 @@ pub unsafe fn sgemm(
             // pass over C for little arithmetic.
             let kc = k.div_ceil(k.div_ceil(KC)).min(k - p0);
             let acc = accumulate || p0 > 0;
-            pack_b(b, n, p0, kc, &mut s.b);
+            // SAFETY: this function's contract (`available`, `b` covers `k×n`).
+            unsafe { pack_b(b, n, p0, kc, &mut s.b) };
             let mut r0 = 0;
             while r0 < m {
                 let mc = MC.min(m - r0);
                 if packed.is_none() {
-                    pack_a(a, r0, mc, p0, kc, crate::buf::scratch(&mut s.a, mc.div_ceil(MR) * MR * kc));
+                    let out = crate::buf::scratch(&mut s.a, mc.div_ceil(MR) * MR * kc);
+                    // SAFETY: `a` covers `m×k` (this function's contract).
+                    unsafe { pack_a(a, r0, mc, p0, kc, out) };
                 }
                 for jp in 0..n.div_ceil(NR) {
                     let cols = NR.min(n - jp * NR);

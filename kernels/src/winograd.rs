@@ -17,12 +17,14 @@
 //! (≈ 3 % of the GEMM work at 64 channels, less above), plus the weight transform once per
 //! call (kept between inference calls, [`crate::cache`]). Used when both channel counts are
 //! at least [`MIN_CHANNELS`], the batch has at least two images and [`MIN_TILES`] tiles;
-//! otherwise the transforms dominate and the implicit GEMM of [`crate::conv`] wins.
+//! otherwise the transforms dominate and the implicit GEMM of the `conv` module wins.
 
 use rayon::prelude::*;
 
-use crate::buf::{self, Lhs, Mat};
-use crate::conv::Geom;
+use crate::buf;
+use crate::gemm::{self, Lhs};
+use crate::geom::Geom;
+use crate::view::Mat;
 
 /// Smallest channel count (in and out) that takes the Winograd path.
 pub const MIN_CHANNELS: usize = 16;
@@ -53,7 +55,7 @@ pub const MIN_TILES: usize = 256;
 
 /// `U[ξ] = G g Gᵀ` for every (out, in) pair, as 16 packed `[co × ci]` operands. `g(o, c)`
 /// gives the 3×3 kernel (row-major) of output channel `o`, input channel `c`.
-fn transform_weights(co: usize, ci: usize, g: impl Fn(usize, usize) -> [f32; 9]) -> Vec<Lhs> {
+fn transform_weights(co: usize, ci: usize, g: impl Fn(usize, usize) -> [f32; 9]) -> Vec<Lhs<'static>> {
     let mut u = vec![vec![0f32; co * ci]; 16];
     for o in 0..co {
         for c in 0..ci {
@@ -185,7 +187,7 @@ fn run(geo: &Geom, x: &[f32], u: &[Lhs], bias: Option<&[f32]>) -> Vec<f32> {
         // 16 GEMMs: M[ξ][o][t] = U[ξ] · V[·][ξ][·] (rows c at stride 16·T).
         let mut m = buf::uninit(16 * co * t_all);
         for (xi, (mx, ux)) in m.chunks_mut(co * t_all).zip(u).enumerate() {
-            buf::gemm(co, t_all, ci, mx, t_all, ux, Mat::rows(&v[xi * t_all..], 16 * t_all), false, inner);
+            gemm::gemm(co, t_all, ci, mx, t_all, ux, Mat::rows(&v[xi * t_all..], 16 * t_all), false, inner);
         }
         // Output transform, one channel at a time, vectorized across all tiles of the chunk:
         // the four outputs of every tile (`[(a·2 + b)·T + t]`) …

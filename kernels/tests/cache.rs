@@ -31,21 +31,24 @@ fn inference_keeps_prepared_weights_training_does_not() {
 const LAYERS: [([usize; 4], [usize; 4], usize); 2] =
     [([2, 3, 12, 12], [8, 3, 5, 5], 2), ([4, 16, 16, 16], [16, 16, 3, 3], 1)];
 
-fn geom(xs: [usize; 4], ws: [usize; 4], pad: usize) -> k::conv::Geom {
-    k::conv::Geom::new(xs, ws, [1, 1], [pad, pad], [1, 1], 1).expect("valid convolution")
+fn geom(xs: [usize; 4], ws: [usize; 4], pad: usize) -> k::geom::Geom {
+    k::geom::Geom::new(xs, ws, [1, 1], [pad, pad], [1, 1], 1).expect("valid convolution")
 }
 
 /// Whether inference keeps prepared weights for this layer on this machine. The Winograd path
 /// keeps its transformed weights everywhere; the implicit GEMM keeps its packed weights only
 /// where the AVX-512 kernel packs them — the portable path (the `gemm` crate) reads the weights
 /// as they are, so there is nothing to keep.
-fn prepares(geo: &k::conv::Geom) -> bool {
+fn prepares(geo: &k::geom::Geom) -> bool {
     (k::winograd::eligible(geo) && !k::conv::im2col_only()) || k::sgemm::available()
 }
 
 fn inference_reuses_prepared_weights_and_never_goes_stale() {
     let dev = Device::flex();
-    assert!(k::winograd::eligible(&geom(LAYERS[1].0, LAYERS[1].1, LAYERS[1].2)), "the second layer is Winograd's");
+    assert!(
+        k::winograd::eligible(&geom(LAYERS[1].0, LAYERS[1].1, LAYERS[1].2)),
+        "the second layer is Winograd's"
+    );
     assert!(!k::winograd::eligible(&geom(LAYERS[0].0, LAYERS[0].1, LAYERS[0].2)));
     for (xs, ws, pad) in LAYERS {
         k::cache::clear();
@@ -116,8 +119,10 @@ fn bypass_keeps_nothing_directly_and_on_the_pool() {
     let opts = ConvOptions::new([1, 1], [pad, pad], [1, 1], 1);
     let (x, w, w2) = (tensor(xs, 7, &dev), tensor(ws, 8, &dev), tensor(ws, 9, &dev));
     k::set_reference_kernels(true);
-    let (want, want2) =
-        (k::conv2d(x.clone(), w.clone(), None, opts.clone()), k::conv2d(x.clone(), w2.clone(), None, opts.clone()));
+    let (want, want2) = (
+        k::conv2d(x.clone(), w.clone(), None, opts.clone()),
+        k::conv2d(x.clone(), w2.clone(), None, opts.clone()),
+    );
     k::set_reference_kernels(false);
     let conv = {
         let (x, opts) = (x.clone(), opts.clone());
@@ -143,7 +148,11 @@ fn bypass_keeps_nothing_directly_and_on_the_pool() {
         let (conv, w) = (conv.clone(), w.clone());
         k::on_pool(move || conv(&w))
     };
-    assert_eq!(k::cache::stats().0, usize::from(keeps), "outside `bypass` the pool's forward keeps its weights");
+    assert_eq!(
+        k::cache::stats().0,
+        usize::from(keeps),
+        "outside `bypass` the pool's forward keeps its weights"
+    );
     assert!(max_diff(y, want.clone()) < 1e-4);
     let kept = k::cache::stats();
     let (y, y2) = k::cache::bypass(|| (conv(&w), conv(&w2)));

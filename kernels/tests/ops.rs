@@ -354,7 +354,7 @@ fn exp_is_accurate() {
 
 #[test]
 fn winograd_matches_burn_directly() {
-    use k::conv::Geom;
+    use k::geom::Geom;
     let dev = ad();
     for (n, ci, h, w, co, pad) in [(2, 16, 9, 7, 20, 1), (1, 24, 5, 5, 16, 0), (3, 16, 6, 8, 16, 2)] {
         let geo = Geom::new([n, ci, h, w], [co, ci, 3, 3], [1, 1], [pad, pad], [1, 1], 1).unwrap();
@@ -378,7 +378,8 @@ fn winograd_matches_burn_directly() {
 
 #[test]
 fn gemm_splits_by_rows_or_columns_like_a_naive_product() {
-    use k::buf::{self, Lhs, Mat};
+    use k::gemm::{self, Lhs};
+    use k::view::Mat;
     // (m, n, k): few column panels and many rows (split by rows), the reverse, edge tiles.
     for (m, n, kk) in [(100, 20, 300), (13, 200, 70), (64, 49, 577), (5, 3, 2)] {
         let a = values(m * kk, 60);
@@ -399,7 +400,7 @@ fn gemm_splits_by_rows_or_columns_like_a_naive_product() {
                     Lhs::new(Mat::rows(&a, kk))
                 };
                 let mut c = vec![1f32; m * n];
-                buf::gemm(m, n, kk, &mut c, n, &lhs, Mat::rows(&b, n), true, threads);
+                gemm::gemm(m, n, kk, &mut c, n, &lhs, Mat::rows(&b, n), true, threads);
                 for (i, (&got, &w)) in c.iter().zip(&want).enumerate() {
                     assert!(
                         (got as f64 - (w + 1.0)).abs() < 1e-3 * (1.0 + w.abs()),
@@ -420,16 +421,96 @@ fn copy_2d_matches_scalar() {
         let n = (rows - 1) * rs + (cols - 1) * cs + 1;
         let src: Vec<f32> = (0..n).map(|i| i as f32).collect();
         let mut dst = vec![-1f32; rows * cols];
-        k::buf::copy_2d(&mut dst, &src, rows, cols, rs, cs);
+        k::copy::copy_2d(&mut dst, &src, rows, cols, rs, cs);
         let want: Vec<f32> = (0..rows * cols).map(|i| ((i / cols) * rs + (i % cols) * cs) as f32).collect();
         assert_eq!(dst, want, "{rows}x{cols} rs {rs} cs {cs}");
         // The adjoint adds the block back where it came from.
         let mut back = vec![1f32; n];
-        k::buf::add_2d(&mut back, &dst, rows, cols, rs, cs);
+        k::copy::add_2d(&mut back, &dst, rows, cols, rs, cs);
         let mut want_back = vec![1f32; n];
         for (i, v) in want.iter().enumerate() {
             want_back[(i / cols) * rs + (i % cols) * cs] += v;
         }
         assert_eq!(back, want_back, "add_2d {rows}x{cols} rs {rs} cs {cs}");
     }
+}
+
+#[test]
+fn gemm_entry_points_reject_operands_smaller_than_the_product() {
+    use k::gemm::{self, Lhs};
+    use k::view::{ConvCols, Mat, Rhs};
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    let (m, n, kk) = (5, 7, 3);
+    let (a, b) = (values(m * kk, 70), values(kk * n, 71));
+    let mut c = vec![0f32; m * n];
+    // The full operands pass; each one a value short is refused before anything is read.
+    gemm::gemm(m, n, kk, &mut c, n, &Lhs::new(Mat::rows(&a, kk)), Mat::rows(&b, n), false, 1);
+    let cases: [(&str, Box<dyn Fn(&mut [f32])>); 6] = [
+        (
+            "short A",
+            Box::new(|c| {
+                gemm::gemm(m, n, kk, c, n, &Lhs::new(Mat::rows(&a[1..], kk)), Mat::rows(&b, n), false, 1)
+            }),
+        ),
+        (
+            "short B",
+            Box::new(|c| {
+                gemm::gemm(m, n, kk, c, n, &Lhs::new(Mat::rows(&a, kk)), Mat::rows(&b[1..], n), false, 2)
+            }),
+        ),
+        (
+            "short C",
+            Box::new(|c| {
+                gemm::gemm(m, n, kk, &mut c[1..], n, &Lhs::new(Mat::rows(&a, kk)), Mat::rows(&b, n), false, 1)
+            }),
+        ),
+        (
+            "overlapping rows of C",
+            Box::new(|c| {
+                gemm::gemm(m, n, kk, c, n - 1, &Lhs::new(Mat::rows(&a, kk)), Mat::rows(&b, n), false, 1)
+            }),
+        ),
+        (
+            "A prepared for another depth",
+            Box::new(|c| {
+                let lhs = Lhs::prepacked(Mat::rows(&a[..m * (kk - 1)], kk - 1), m, kk - 1);
+                gemm::gemm(m, n, kk, c, n, &lhs, Mat::rows(&b, n), false, 1)
+            }),
+        ),
+        (
+            "A transposed, too short",
+            Box::new(|c| {
+                gemm::gemm(
+                    m,
+                    n,
+                    kk,
+                    c,
+                    n,
+                    &Lhs::new(Mat::cols(&a[..m * kk - 1], m)),
+                    Mat::rows(&b, n),
+                    false,
+                    1,
+                )
+            }),
+        ),
+    ];
+    for (what, f) in &cases {
+        let before = c.clone();
+        let r = catch_unwind(AssertUnwindSafe(|| f(&mut c)));
+        assert!(r.is_err(), "{what}: accepted");
+        assert_eq!(c, before, "{what}: wrote before refusing");
+    }
+    assert!(
+        catch_unwind(|| k::sgemm::pack_a_full(Mat::rows(&a[1..], kk), m, kk)).is_err(),
+        "pack_a_full: short A"
+    );
+    assert!(catch_unwind(|| Lhs::owned(a[1..].to_vec(), kk, m, kk)).is_err(), "Lhs::owned: short values");
+    // The implicit column matrix checks its source once, and each product against its extent.
+    let src = values(2 * 3 * 6 * 6, 72);
+    let view = |len: usize| ConvCols::new(&src[..len], 2, 3, [108, 36, 6], [3, 3], [1, 1], [1, 1], [4, 4]);
+    assert!(view(src.len()).is_some(), "a source that holds every tap of every pixel");
+    assert!(view(src.len() - 1).is_none(), "one value short");
+    let cc = view(src.len()).expect("checked above");
+    assert!(Rhs::Conv(cc).covers(27, 32) && !Rhs::Conv(cc).covers(28, 32) && !Rhs::Conv(cc).covers(27, 33));
+    assert!(Rhs::ConvT(cc).covers(32, 27) && !Rhs::ConvT(cc).skip_cols(1).covers(32, 27));
 }
