@@ -15,7 +15,7 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops};
 use burn::backend::flex::FlexTensor;
 use burn::tensor::{Tensor, activation};
-use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 use crate::autodiff;
 use crate::buf::{self, contiguous, slice};
@@ -41,7 +41,7 @@ pub fn exp(x: f32) -> f32 {
     let p = p * r + 8.333_452e-3;
     let p = p * r + 4.166_579_6e-2;
     let p = p * r + 1.666_666_5e-1;
-    let p = p * r + 5.000_000_1e-1;
+    let p = p * r + 0.5; // Cephes: 5.0000001e-1, which is 0.5 in f32
     let er = p * r * r + r + 1.0;
     er * f32::from_bits(((n_bits + 127) << 23) as u32)
 }
@@ -51,21 +51,19 @@ fn sigmoid1(x: f32) -> f32 {
     1.0 / (1.0 + exp(-x))
 }
 
-/// Defines `$name(out, a, b)` applying `$f` elementwise, with an AVX2+FMA copy picked at run
-/// time on x86-64.
+/// Defines `$name(out, a, b)` writing `$f` of `a` and `b` elementwise into every element of
+/// `out` (panics if `a` or `b` is shorter), with an AVX2+FMA copy picked at run time on x86-64.
 macro_rules! kernel2 {
-    ($name:ident, |$o:ident, $a:ident, $b:ident| $body:expr) => {
-        fn $name(out: &mut [f32], a: &[f32], b: &[f32]) {
+    ($name:ident, |$a:ident, $b:ident| $body:expr) => {
+        fn $name<'o>(out: &'o mut [MaybeUninit<f32>], a: &[f32], b: &[f32]) -> &'o mut [f32] {
             #[inline(always)]
-            fn body(out: &mut [f32], a: &[f32], b: &[f32]) {
-                for (($o, &$a), &$b) in out.iter_mut().zip(a).zip(b) {
-                    *$o = $body;
-                }
+            fn body<'o>(out: &'o mut [MaybeUninit<f32>], a: &[f32], b: &[f32]) -> &'o mut [f32] {
+                buf::write_all(out, a.iter().zip(b).map(|(&$a, &$b)| $body))
             }
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx2,fma")]
-                fn avx2(out: &mut [f32], a: &[f32], b: &[f32]) {
+                fn avx2<'o>(out: &'o mut [MaybeUninit<f32>], a: &[f32], b: &[f32]) -> &'o mut [f32] {
                     body(out, a, b)
                 }
                 if crate::cpu::avx2() {
@@ -78,19 +76,22 @@ macro_rules! kernel2 {
     };
 }
 
-kernel2!(relu_fwd, |o, x, _u| if x < 0.0 { 0.0 } else { x }); // NaN passes through, as in PyTorch
-kernel2!(relu_bwd, |o, g, y| if y > 0.0 { g } else { 0.0 });
-kernel2!(sigmoid_fwd, |o, x, _u| sigmoid1(x));
-kernel2!(sigmoid_bwd, |o, g, y| g * y * (1.0 - y));
+kernel2!(relu_fwd, |x, _u| if x < 0.0 { 0.0 } else { x }); // NaN passes through, as in PyTorch
+kernel2!(relu_bwd, |g, y| if y > 0.0 { g } else { 0.0 });
+kernel2!(sigmoid_fwd, |x, _u| sigmoid1(x));
+kernel2!(sigmoid_bwd, |g, y| g * y * (1.0 - y));
+
+/// An elementwise kernel: writes every element of its output from `a` and `b`.
+type Kernel2 = for<'o> fn(&'o mut [MaybeUninit<f32>], &[f32], &[f32]) -> &'o mut [f32];
 
 /// Runs `f(out, a, b)` over blocks in parallel (`b` may be empty: then `a` is passed again).
-fn map2(a: &[f32], b: &[f32], f: fn(&mut [f32], &[f32], &[f32])) -> Vec<f32> {
-    let mut out = buf::uninit(a.len());
+fn map2(a: &[f32], b: &[f32], f: Kernel2) -> Vec<f32> {
     let b = if b.is_empty() { a } else { b };
-    out.par_chunks_mut(BLOCK)
-        .zip(a.par_chunks(BLOCK).zip(b.par_chunks(BLOCK)))
-        .for_each(|(o, (a, b))| f(o, a, b));
-    out
+    assert_eq!(a.len(), b.len(), "elementwise operands differ in length");
+    buf::par_init(a.len(), BLOCK, 1, |i, out| {
+        let r = i * BLOCK..i * BLOCK + out.len();
+        f(out, &a[r.clone()], &b[r])
+    })
 }
 
 #[derive(Debug, Clone, Copy)]

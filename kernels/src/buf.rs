@@ -2,8 +2,11 @@
 //! result vectors back into tensors without a copy, scratch space, splitting work across
 //! threads, and two vectorizable reductions.
 
+use std::mem::MaybeUninit;
+
 use burn::backend::flex::FlexTensor;
 use burn::tensor::TensorData;
+use rayon::prelude::*;
 
 /// The tensor itself if its `f32` data is one contiguous run, else a contiguous copy.
 pub fn contiguous(t: FlexTensor) -> FlexTensor {
@@ -26,17 +29,121 @@ pub fn tensor(v: Vec<f32>, shape: &[usize]) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(v, shape.to_vec()))
 }
 
-/// A zeroed `f32` buffer (fresh large blocks come zeroed from the OS, so this costs no pass).
+/// A zeroed `f32` buffer (fresh large blocks come zeroed from the OS, so this costs no pass;
+/// recycled ones cost one `memset`). The GEMM destinations start from it: their kernels write
+/// through `&mut [f32]`, and a pass over the output is a few percent of a GEMM's work;
+/// elementwise kernels write uninitialised memory instead ([`par_init`]).
 pub fn zeros(n: usize) -> Vec<f32> {
     vec![0.0; n]
 }
 
-/// An output buffer of `n` floats that the caller overwrites completely before anything reads
-/// it (skips the zeroing pass `zeros` costs once the allocator recycles memory).
-pub fn uninit(n: usize) -> Vec<f32> {
+/// Writes the values of `src` into every element of `dst`, in order, and returns `dst` as the
+/// initialised floats it now is.
+///
+/// # Panics
+/// If `src` has fewer values than `dst` has elements (extra values are ignored).
+#[inline(always)]
+pub fn write_all(dst: &mut [MaybeUninit<f32>], src: impl IntoIterator<Item = f32>) -> &mut [f32] {
+    let mut written = 0;
+    for (d, v) in dst.iter_mut().zip(src) {
+        d.write(v);
+        written += 1;
+    }
+    assert_eq!(written, dst.len(), "write_all: source shorter than destination");
+    // SAFETY: all `dst.len()` elements were written just above, and `MaybeUninit<f32>` has the
+    // layout of `f32`.
+    unsafe { &mut *(dst as *mut [MaybeUninit<f32>] as *mut [f32]) }
+}
+
+/// Initialises an uninitialised buffer front to back, one segment at a time: each segment is
+/// written in full ([`write_all`]) before the next, so the buffer's front up to the cursor is
+/// always initialised, and [`Filler::finish`] hands it all back once the cursor is at its end.
+pub struct Filler<'a> {
+    buf: &'a mut [MaybeUninit<f32>],
+    done: usize,
+}
+
+impl<'a> Filler<'a> {
+    pub fn new(buf: &'a mut [MaybeUninit<f32>]) -> Self {
+        Self { buf, done: 0 }
+    }
+    /// Writes the next `n` elements from `src` and returns them (to be updated in place).
+    ///
+    /// # Panics
+    /// If fewer than `n` elements are left, or `src` has fewer than `n` values.
+    pub fn next(&mut self, n: usize, src: impl IntoIterator<Item = f32>) -> &mut [f32] {
+        let seg = &mut self.buf[self.done..self.done + n];
+        let seg = write_all(seg, src);
+        self.done += n;
+        seg
+    }
+    /// The whole buffer, initialised.
+    ///
+    /// # Panics
+    /// If the cursor is not at its end.
+    pub fn finish(self) -> &'a mut [f32] {
+        assert_eq!(self.done, self.buf.len(), "Filler: buffer not filled");
+        // SAFETY: elements `0..done` were each written by a completed `next` (a `next` that
+        // panics does not advance the cursor), and `done` is the whole length.
+        unsafe { &mut *(self.buf as *mut [MaybeUninit<f32>] as *mut [f32]) }
+    }
+}
+
+/// A vector of `n` floats initialised in parallel without zeroing them first: `f(i, piece)`
+/// gets piece `i` of `block` elements (the last may be shorter; at least `min_len` pieces per
+/// task) and must return that same piece initialised — from [`write_all`] or
+/// [`Filler::finish`] (a `&mut [f32]` of that place and length can only exist once it is).
+///
+/// # Panics
+/// If `f` returns anything but its piece (or panics itself).
+pub fn par_init<F>(n: usize, block: usize, min_len: usize, f: F) -> Vec<f32>
+where
+    F: for<'a> Fn(usize, &'a mut [MaybeUninit<f32>]) -> &'a mut [f32] + Sync,
+{
     let mut v = Vec::with_capacity(n);
-    // SAFETY: `f32` has no invalid bit patterns, and every caller writes all `n` elements
-    // before reading any (conv/pool/activation outputs, batch-norm outputs).
+    v.spare_capacity_mut()[..n]
+        .par_chunks_mut(block.max(1))
+        .enumerate()
+        .with_min_len(min_len.max(1))
+        .for_each(|(i, piece)| {
+            let (ptr, len) = (piece.as_ptr().cast::<f32>(), piece.len());
+            let done = f(i, piece);
+            assert!(
+                std::ptr::eq(done.as_ptr(), ptr) && done.len() == len,
+                "par_init: piece {i} not returned"
+            );
+        });
+    // SAFETY: the pieces partition the first `n` elements, and each was returned as a
+    // `&mut [f32]` of its own place and length (checked above) — a reference safe code can only
+    // hold to initialised floats — so all `n` elements are initialised.
+    unsafe { v.set_len(n) };
+    v
+}
+
+/// `f` itself, typed as the piece writer [`par_init`] and [`seq_init`] take (for a closure kept
+/// in a variable, whose signature would otherwise not be inferred as one).
+pub fn piece_fn<F>(f: F) -> F
+where
+    F: for<'a> Fn(usize, &'a mut [MaybeUninit<f32>]) -> &'a mut [f32],
+{
+    f
+}
+
+/// [`par_init`] on this thread, pieces in order.
+///
+/// # Panics
+/// As [`par_init`].
+pub fn seq_init<F>(n: usize, block: usize, f: F) -> Vec<f32>
+where
+    F: for<'a> Fn(usize, &'a mut [MaybeUninit<f32>]) -> &'a mut [f32],
+{
+    let mut v = Vec::with_capacity(n);
+    for (i, piece) in v.spare_capacity_mut()[..n].chunks_mut(block.max(1)).enumerate() {
+        let (ptr, len) = (piece.as_ptr().cast::<f32>(), piece.len());
+        let done = f(i, piece);
+        assert!(std::ptr::eq(done.as_ptr(), ptr) && done.len() == len, "seq_init: piece {i} not returned");
+    }
+    // SAFETY: as in `par_init`.
     unsafe { v.set_len(n) };
     v
 }
@@ -71,7 +178,7 @@ pub fn ranges(n: usize, parts: usize, align: usize) -> Vec<std::ops::Range<usize
 }
 
 /// Cuts `data` into consecutive mutable pieces of the given lengths.
-pub fn split_mut<'a, T>(mut data: &'a mut [T], lens: impl IntoIterator<Item = usize>) -> Vec<&'a mut [T]> {
+pub fn split_mut<T>(mut data: &mut [T], lens: impl IntoIterator<Item = usize>) -> Vec<&mut [T]> {
     let mut out = Vec::new();
     for len in lens {
         let (head, tail) = data.split_at_mut(len);

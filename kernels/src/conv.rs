@@ -70,16 +70,13 @@ fn padded_planes(
     if p0 + p1 == 0 {
         return (Vec::new(), [hp, wp]);
     }
-    let mut b = buf::uninit(nb * cig * hp * wp);
+    // Zeroed: the borders stay as they are, the interior is copied in.
+    let mut b = buf::zeros(nb * cig * hp * wp);
     let fill = |(i, plane): (usize, &mut [f32])| {
         let (j, c) = (i / cig, i % cig);
         let img = &x[((n0 + j) * geo.ci + g * cig + c) * hw..][..hw];
-        plane[..p0 * wp].fill(0.0);
-        plane[(p0 + geo.h) * wp..].fill(0.0);
         for (r, src) in img.chunks(geo.w).enumerate() {
             let row = &mut plane[(p0 + r) * wp..(p0 + r + 1) * wp];
-            row[..p1].fill(0.0);
-            row[p1 + geo.w..].fill(0.0);
             copy::copy_short(&mut row[p1..p1 + geo.w], src);
         }
     };
@@ -226,7 +223,7 @@ pub fn forward(
         return crate::winograd::forward(geo, x, w, bias, keep);
     }
     let (pix, co) = (geo.pix(), geo.co);
-    let mut y = buf::uninit(geo.n * co * pix);
+    let mut y = buf::zeros(geo.n * co * pix);
     if y.is_empty() {
         return y;
     }
@@ -500,7 +497,7 @@ fn input_grad_as_conv(geo: &Geom, w: &[f32], dy: &[f32]) -> Option<Vec<f32>> {
         return None;
     }
     let (ci, co) = (geo.ci, geo.co);
-    let mut wf = buf::uninit(w.len());
+    let mut wf = buf::zeros(w.len());
     for c in 0..ci {
         for o in 0..co {
             let src = &w[(o * ci + c) * kh * kw..][..kh * kw];

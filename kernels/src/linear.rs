@@ -41,13 +41,13 @@ impl Backward<Flex, 3> for LinearBackward {
         let (dy, x, w) = (slice(&dy), slice(&x), slice(&w));
         let t = buf::threads();
         let dx = nx.map(|_| {
-            let mut dx = buf::uninit(b * i);
+            let mut dx = buf::zeros(b * i);
             gemm::gemm(b, i, o, &mut dx, i, &Lhs::new(Mat::rows(dy, o)), Mat::cols(w, o), false, t);
             dx
         });
         autodiff::register(grads, nx, dx, &[b, i]);
         let dw = nw.map(|_| {
-            let mut dw = buf::uninit(i * o);
+            let mut dw = buf::zeros(i * o);
             gemm::gemm(i, o, b, &mut dw, o, &Lhs::new(Mat::cols(x, i)), Mat::rows(dy, o), false, t);
             dw
         });
@@ -88,13 +88,12 @@ pub fn linear(x: Tensor<2>, w: Tensor<2>, bias: Option<Tensor<1>>) -> Tensor<2> 
     let (xp, xg) = routes.next().expect("x");
     let (wp, wg) = routes.next().expect("w");
     let (xp, wp) = (contiguous(xp), contiguous(wp));
-    let mut y = buf::uninit(b * o);
     let has_bias = bias.is_some();
-    if let (true, Some(bp)) = (has_bias, &bp) {
-        for row in y.chunks_mut(o.max(1)) {
-            row.copy_from_slice(slice(bp));
-        }
-    }
+    // The GEMM adds into the bias rows, or writes into zeros.
+    let mut y = match (has_bias, &bp) {
+        (true, Some(bp)) => slice(bp).iter().copied().cycle().take(b * o).collect(),
+        _ => buf::zeros(b * o),
+    };
     let xs = slice(&xp);
     gemm::gemm(
         b,

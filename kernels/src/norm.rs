@@ -65,17 +65,14 @@ fn stats(d: Dims, x: &[f32]) -> (Vec<f32>, Vec<f32>) {
 
 /// `y = x·scale[c] + shift[c]`, parallel over images.
 fn affine(d: Dims, x: &[f32], scale: &[f32], shift: &[f32]) -> Vec<f32> {
-    let mut y = buf::uninit(x.len());
     // Parallel over (image, channel) planes, a few thousand elements per task at least.
     let s = d.s.max(1);
-    y.par_chunks_mut(s).zip(x.par_chunks(s)).enumerate().with_min_len(4096usize.div_ceil(s)).for_each(
-        |(p, (yp, xp))| {
-            let ch = p % d.c.max(1);
-            let (a, b) = (scale[ch], shift[ch]);
-            yp.iter_mut().zip(xp).for_each(|(y, x)| *y = x * a + b);
-        },
-    );
-    y
+    buf::par_init(x.len(), s, 4096usize.div_ceil(s), |p, yp| {
+        let ch = p % d.c.max(1);
+        let (a, b) = (scale[ch], shift[ch]);
+        let xp = &x[p * s..][..yp.len()];
+        buf::write_all(yp, xp.iter().map(|x| x * a + b))
+    })
 }
 
 /// Train forward: `(y, mean, biased var, 1/σ)`.
@@ -111,19 +108,14 @@ fn train_backward(
         b[ch] = (-g * iv * k) as f32;
         c[ch] = (g * iv * (k * mean[ch] as f64 - sdy[ch] / m)) as f32;
     }
-    let mut dx = buf::uninit(x.len());
     let s = d.s.max(1);
-    dx.par_chunks_mut(s)
-        .zip(x.par_chunks(s).zip(dy.par_chunks(s)))
-        .enumerate()
-        .with_min_len(4096usize.div_ceil(s))
-        .for_each(|(p, (dp, (xp, gp)))| {
-            let ch = p % d.c.max(1);
-            let (a, b, c) = (a[ch], b[ch], c[ch]);
-            for ((o, x), g) in dp.iter_mut().zip(xp).zip(gp) {
-                *o = a * g + b * x + c;
-            }
-        });
+    assert_eq!(x.len(), dy.len(), "batch norm: x and dy differ in length");
+    let dx = buf::par_init(x.len(), s, 4096usize.div_ceil(s), |p, dp| {
+        let ch = p % d.c.max(1);
+        let (a, b, c) = (a[ch], b[ch], c[ch]);
+        let r = p * s..p * s + dp.len();
+        buf::write_all(dp, x[r.clone()].iter().zip(&dy[r]).map(|(x, g)| a * g + b * x + c))
+    });
     let dgamma = (0..d.c).map(|ch| (sdyx[ch] * inv[ch] as f64) as f32).collect();
     let dbeta = sdy.into_iter().map(|v| v as f32).collect();
     (dx, dgamma, dbeta)

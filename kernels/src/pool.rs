@@ -190,13 +190,14 @@ fn max_plane(
 /// `u32::MAX` and lose every tie to a real cell.
 fn max_forward(win: &Window, x: &[f32], want_idx: bool) -> (Vec<f32>, Vec<u32>) {
     let (hw, ohw) = (win.h * win.w, win.ho * win.wo);
-    let mut y = buf::uninit(win.planes * ohw);
     let mut idx = if want_idx { vec![0u32; win.planes * ohw] } else { Vec::new() };
     let g = win.group();
     let rows = win.spans(0);
     // Padded row: cell `p + c` is input column `c`; long enough for every window (ceil mode).
     let len = (win.w + 2 * win.p[1]).max((win.wo - 1) * win.s[1] + win.k[1]);
     if want_idx {
+        // Training: the indices are written alongside (into a zeroed buffer, as `y`).
+        let mut y = buf::zeros(win.planes * ohw);
         y.par_chunks_mut(g * ohw).zip(idx.par_chunks_mut(g * ohw)).zip(x.par_chunks(g * hw)).for_each(
             |((yp, ip), xp)| {
                 let (mut vb, mut vi) = (vec![f32::NEG_INFINITY; len], vec![u32::MAX; len]);
@@ -205,15 +206,20 @@ fn max_forward(win: &Window, x: &[f32], want_idx: bool) -> (Vec<f32>, Vec<u32>) 
                 }
             },
         );
+        (y, idx)
     } else {
-        y.par_chunks_mut(g * ohw).zip(x.par_chunks(g * hw)).for_each(|(yp, xp)| {
+        // Inference: each task zeroes its share of `y` in cache, just before writing it.
+        let y = buf::par_init(win.planes * ohw, g * ohw, 1, |t, yp| {
+            let yp = buf::write_all(yp, std::iter::repeat(0.0));
+            let xp = &x[t * g * hw..];
             let mut vb = vec![f32::NEG_INFINITY; len];
             for (yp, xp) in yp.chunks_mut(ohw).zip(xp.chunks(hw)) {
                 max_plane_wide(win, &rows, false, yp, &mut [], xp, &mut vb, &mut []);
             }
+            yp
         });
+        (y, idx)
     }
-    (y, idx)
 }
 
 fn max_backward(win: &Window, idx: &[u32], dy: &[f32]) -> Vec<f32> {
@@ -250,26 +256,29 @@ fn avg_divisors(win: &Window, include_pad: bool) -> Vec<f32> {
 /// (whole rows, vectorized), then each output sums its window's columns and scales.
 fn avg_forward(win: &Window, x: &[f32], inv: &[f32]) -> Vec<f32> {
     let (hw, ohw, w) = (win.h * win.w, win.ho * win.wo, win.w);
-    let mut y = buf::uninit(win.planes * ohw);
     let g = win.group();
     let (rows, cols) = (win.spans(0), win.spans(1));
-    y.par_chunks_mut(g * ohw).zip(x.par_chunks(g * hw)).for_each(|(yp, xp)| {
+    // Every output is written once, row by row in order.
+    buf::par_init(win.planes * ohw, g * ohw, 1, |t, yp| {
+        let planes = yp.len() / ohw.max(1);
+        let xp = &x[t * g * hw..][..planes * hw];
+        let mut out = buf::Filler::new(yp);
         let mut vsum = vec![0f32; w];
-        for (yp, xp) in yp.chunks_mut(ohw).zip(xp.chunks(hw)) {
+        for xp in xp.chunks(hw.max(1)).take(planes) {
             for (oh, &(r0, r1, _)) in rows.iter().enumerate() {
                 vsum.fill(0.0);
                 for r in r0..r1 {
                     vsum.iter_mut().zip(&xp[r * w..(r + 1) * w]).for_each(|(a, v)| *a += v);
                 }
-                let out = &mut yp[oh * win.wo..(oh + 1) * win.wo];
                 let inv = &inv[oh * win.wo..(oh + 1) * win.wo];
-                for ((o, &d), &(c0, c1, _)) in out.iter_mut().zip(inv).zip(&cols) {
-                    *o = vsum[c0..c1].iter().sum::<f32>() * d;
-                }
+                out.next(
+                    win.wo,
+                    inv.iter().zip(&cols).map(|(&d, &(c0, c1, _))| vsum[c0..c1].iter().sum::<f32>() * d),
+                );
             }
         }
-    });
-    y
+        out.finish()
+    })
 }
 
 /// The adjoint of [`avg_forward`]: each output row's `dy / divisor` is spread over its

@@ -97,7 +97,7 @@ pub fn pack_a_full(a: Mat, m: usize, k: usize) -> Vec<f32> {
     use rayon::prelude::*;
     assert!(a.covers(m, k), "pack_a_full: operand smaller than {m}×{k}");
     let panels = m.div_ceil(MR);
-    let mut out = crate::buf::uninit(panels * MR * k);
+    let mut out = crate::buf::zeros(panels * MR * k);
     if out.is_empty() {
         return out;
     }

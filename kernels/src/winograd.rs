@@ -19,6 +19,8 @@
 //! at least [`MIN_CHANNELS`], the batch has at least two images and [`MIN_TILES`] tiles;
 //! otherwise the transforms dominate and the implicit GEMM of the `conv` module wins.
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 use crate::buf;
@@ -82,8 +84,8 @@ fn transform_weights(co: usize, ci: usize, g: impl Fn(usize, usize) -> [f32; 9])
 }
 
 /// `Bᵀ d B` on a row of tiles: `d` and `e` hold 16 vectors of `tw` tiles, element `(r, s)` at
-/// `[(r·4 + s)·tw ..]`.
-fn input_rows(d: &[f32], e: &mut [f32], tw: usize) {
+/// `[(r·4 + s)·tw ..]`; every element of `e` (16·tw) is written.
+fn input_rows<'e>(d: &[f32], e: &'e mut [MaybeUninit<f32>], tw: usize) -> &'e mut [f32] {
     let at = |r: usize, s: usize| (r * 4 + s) * tw;
     let mut t = vec![0f32; 16 * tw];
     for s in 0..4 {
@@ -95,15 +97,17 @@ fn input_rows(d: &[f32], e: &mut [f32], tw: usize) {
             t[at(3, s) + i] = d1 - d3;
         }
     }
+    // Row r of the result is written in order s = 0..4, rows in order: front to back.
+    let mut out = buf::Filler::new(e);
     for r in 0..4 {
-        for i in 0..tw {
-            let (t0, t1, t2, t3) = (t[at(r, 0) + i], t[at(r, 1) + i], t[at(r, 2) + i], t[at(r, 3) + i]);
-            e[at(r, 0) + i] = t0 - t2;
-            e[at(r, 1) + i] = t1 + t2;
-            e[at(r, 2) + i] = t2 - t1;
-            e[at(r, 3) + i] = t1 - t3;
-        }
+        let row = |s: usize| &t[at(r, s)..][..tw];
+        let (t0, t1, t2, t3) = (row(0), row(1), row(2), row(3));
+        out.next(tw, t0.iter().zip(t2).map(|(a, b)| a - b));
+        out.next(tw, t1.iter().zip(t2).map(|(a, b)| a + b));
+        out.next(tw, t2.iter().zip(t1).map(|(a, b)| a - b));
+        out.next(tw, t1.iter().zip(t3).map(|(a, b)| a - b));
     }
+    out.finish()
 }
 
 /// `Aᵀ m A` on a row of tiles: `m(ξ)` is the vector of `tw` tiles at transform position
@@ -145,15 +149,14 @@ fn run(geo: &Geom, x: &[f32], u: &[Lhs], bias: Option<&[f32]>) -> Vec<f32> {
     let chunks = geo.n.div_ceil(nb);
     let inner = if chunks < threads { threads } else { 1 };
     let (p0, p1) = (geo.pad[0] as isize, geo.pad[1] as isize);
-    let mut y = buf::uninit(geo.n * co * ho * wo);
+    let mut y = buf::zeros(geo.n * co * ho * wo);
     let body = |(idx, ychunk): (usize, &mut [f32])| {
         let n0 = idx * nb;
         let nbc = ychunk.len() / (co * ho * wo);
         let t_all = nbc * per_img;
         // V[c][ξ][t]: one channel's 16 transform-domain rows are contiguous, so channels can
         // be transformed in parallel when this chunk has the machine to itself (batch 1).
-        let mut v = buf::uninit(16 * ci * t_all);
-        let transform_in = |(c, vc): (usize, &mut [f32])| {
+        let transform_in = buf::piece_fn(|c: usize, vc: &mut [MaybeUninit<f32>]| {
             // d[r·4 + s][t] = x[2·ty + r − p, 2·tx + s − p], vectorized across all tiles.
             let mut d = vec![0f32; 16 * t_all];
             for j in 0..nbc {
@@ -177,15 +180,15 @@ fn run(geo: &Geom, x: &[f32], u: &[Lhs], bias: Option<&[f32]>) -> Vec<f32> {
                     }
                 }
             }
-            input_rows(&d, vc, t_all);
-        };
-        if inner > 1 {
-            v.par_chunks_mut(16 * t_all).enumerate().for_each(transform_in);
+            input_rows(&d, vc, t_all)
+        });
+        let v = if inner > 1 {
+            buf::par_init(16 * ci * t_all, 16 * t_all, 1, transform_in)
         } else {
-            v.chunks_mut(16 * t_all).enumerate().for_each(transform_in);
-        }
+            buf::seq_init(16 * ci * t_all, 16 * t_all, transform_in)
+        };
         // 16 GEMMs: M[ξ][o][t] = U[ξ] · V[·][ξ][·] (rows c at stride 16·T).
-        let mut m = buf::uninit(16 * co * t_all);
+        let mut m = buf::zeros(16 * co * t_all);
         for (xi, (mx, ux)) in m.chunks_mut(co * t_all).zip(u).enumerate() {
             gemm::gemm(co, t_all, ci, mx, t_all, ux, Mat::rows(&v[xi * t_all..], 16 * t_all), false, inner);
         }

@@ -445,7 +445,8 @@ fn gemm_entry_points_reject_operands_smaller_than_the_product() {
     let mut c = vec![0f32; m * n];
     // The full operands pass; each one a value short is refused before anything is read.
     gemm::gemm(m, n, kk, &mut c, n, &Lhs::new(Mat::rows(&a, kk)), Mat::rows(&b, n), false, 1);
-    let cases: [(&str, Box<dyn Fn(&mut [f32])>); 6] = [
+    type Case<'a> = (&'static str, Box<dyn Fn(&mut [f32]) + 'a>);
+    let cases: [Case; 6] = [
         (
             "short A",
             Box::new(|c| {
