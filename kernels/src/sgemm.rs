@@ -322,6 +322,12 @@ pub unsafe fn sgemm(
     b: Rhs,
     accumulate: bool,
 ) {
+    debug_assert!(available(), "sgemm without AVX-512");
+    debug_assert!(b.covers(k, n), "sgemm: right operand smaller than {k}×{n}");
+    debug_assert!(
+        packed.map_or(a.covers(m, k), |p| p.len() >= m.div_ceil(MR) * MR * k),
+        "sgemm: left operand smaller than {m}×{k}"
+    );
     #[cfg(target_arch = "x86_64")]
     SCRATCH.with(|s| {
         let s = &mut *s.borrow_mut();
