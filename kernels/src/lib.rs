@@ -1,12 +1,12 @@
 //! cnnzoo's own CPU kernels for Burn's `flex` device.
 //!
 //! Each public function here has the signature of the Burn op it replaces (`conv2d`,
-//! `batch_norm`, `max_pool2d`, `relu`, `matmul` + bias, …) and takes the same [`Tensor`]s. On
-//! the flex device with `f32` data it runs our kernel — forward, and on an autodiff device a
-//! backward step registered in Burn's graph, so `loss.backward()` and the stock optimizers see
-//! an ordinary op. On any other device (CUDA, wgpu), for other dtypes, or when the reference
-//! switch is on ([`set_reference_kernels`] or `CNNZOO_REFERENCE_KERNELS=1`), it calls Burn's
-//! own op.
+//! `batch_norm`, `max_pool2d`, `relu`, `matmul` + bias, …) and takes the same
+//! [`Tensor`](burn::tensor::Tensor)s. On the flex device with `f32` data it runs our kernel —
+//! forward, and on an autodiff device a backward step registered in Burn's graph, so
+//! `loss.backward()` and the stock optimizers see an ordinary op. On any other device (CUDA,
+//! wgpu), for other dtypes, or when the reference switch is on ([`set_reference_kernels`] or
+//! `CNNZOO_REFERENCE_KERNELS=1`), it calls Burn's own op.
 //!
 //! In inference the prepared (packed or transformed) weights of a convolution are kept between
 //! calls ([`cache`]).
