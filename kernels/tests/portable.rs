@@ -36,7 +36,9 @@ fn portable_paths_match_burn() {
     unsafe { std::env::set_var("CNNZOO_NO_AVX512", "1") };
     assert!(!k::sgemm::available(), "the switch turns the AVX-512 paths off");
     let dev = Device::flex().autodiff();
-    // (n, ci, hw, co, k, stride, pad): 5×5 padded, stride 2, 1×1, and two Winograd shapes.
+    // (n, ci, hw, co, k, stride, pad): 5×5 padded, stride 2, 1×1, and two 3×3 stride-1 shapes
+    // (the first with enough tiles for the Winograd path, the second without).
+    let mut winograd_layers = 0;
     for (n, ci, hw, co, kk, s, p) in [
         (2, 3, 11, 5, 5, 1, 2),
         (2, 4, 12, 6, 3, 2, 1),
@@ -69,7 +71,14 @@ fn portable_paths_match_burn() {
         assert_close(dx, dxr, &format!("{what} dx"));
         assert_close(dw, dwr, &format!("{what} dw"));
         assert_close(db, dbr, &format!("{what} db"));
-        // Inference twice: the second call reuses the kept (here unpacked) weights.
+        // Inference twice. On this path only the Winograd layers prepare (transform) their
+        // weights, kept by the first call and reused by the second; the others use the weights
+        // as they are and keep nothing.
+        let geo = k::geom::Geom::new([n, ci, hw, hw], [co, ci, kk, kk], [s, s], [p, p], [1, 1], 1)
+            .expect("geometry");
+        let keeps = k::winograd::eligible(&geo) && !k::conv::im2col_only();
+        winograd_layers += usize::from(k::winograd::eligible(&geo));
+        let kept = k::cache::stats().0;
         let plain = Device::flex();
         let (xp, wp) = (
             Tensor::<4>::from_data(x.clone().into_data(), &plain),
@@ -83,7 +92,9 @@ fn portable_paths_match_burn() {
                 &format!("{what} inference"),
             );
         }
+        assert_eq!(k::cache::stats().0, kept + usize::from(keeps), "{what}: weights kept");
     }
+    assert_eq!(winograd_layers, 1, "one shape takes the Winograd path");
     // Linear (three GEMMs on the `gemm` crate).
     let x = tensor([5, 7], 5, &dev).require_grad();
     let w = tensor([7, 3], 6, &dev).require_grad();
