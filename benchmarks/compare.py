@@ -19,8 +19,14 @@ import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SEVEN = ["d2l_lenet", "d2l_alexnet", "d2l_vgg11_r4", "d2l_nin", "d2l_googlenet", "d2l_resnet18", "d2l_densenet"]
-DEFAULT_CASES = SEVEN + ["resnet18:infer:1", "resnet18:infer:32"]
+EXTRA_CASES = ["resnet18:infer:1", "resnet18:infer:32"]
+
+
+def default_cases(cnnzoo):
+    """The seven d2l models as the registry lists them (`cnnzoo list`), plus EXTRA_CASES."""
+    rows = json.loads(subprocess.run([cnnzoo, "list", "--format", "json"], check=True,
+                                     capture_output=True, text=True).stdout)
+    return [r["name"] for r in rows if r["d2l_seven"]] + EXTRA_CASES
 
 
 def parse_case(case):
@@ -61,7 +67,7 @@ def cpu_name():
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("cases", nargs="*", default=DEFAULT_CASES)
+    ap.add_argument("cases", nargs="*", help="default: the seven d2l models, then " + ", ".join(EXTRA_CASES))
     ap.add_argument("--cnnzoo", default=os.path.join(os.path.expanduser("~"), ".cache", "cnnzoo-target", "debug", "cnnzoo"))
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=1)
@@ -72,7 +78,7 @@ def main():
     threads = os.cpu_count() or 1
     env = dict(os.environ, RAYON_NUM_THREADS=str(threads))
     rows, raw = [], []
-    for case in args.cases:
+    for case in args.cases or default_cases(args.cnnzoo):
         model, modes, case_extra = parse_case(case)
         for mode in modes:
             common = ["--mode", mode, "--steps", str(args.steps), "--warmup", str(args.warmup)] + case_extra + args.extra

@@ -29,6 +29,22 @@ pub enum Mode {
     Both,
 }
 
+impl Mode {
+    /// The single modes this one stands for: `Both` is a training step, then inference.
+    pub fn each(self) -> &'static [Mode] {
+        match self {
+            Mode::Both => &[Mode::Train, Mode::Infer],
+            Mode::Train => &[Mode::Train],
+            Mode::Infer => &[Mode::Infer],
+        }
+    }
+}
+
+/// The models `bench` and `compare` measure by default: the seven of d2l's chapter.
+pub fn default_models() -> Vec<String> {
+    crate::registry::D2L_SEVEN.iter().map(|s| s.to_string()).collect()
+}
+
 /// Median / min / max of a series of seconds.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
 pub struct Stat {
@@ -100,6 +116,53 @@ pub struct BenchSpec {
     pub warmup: usize,
 }
 
+impl BenchSpec {
+    /// The benchmark of preset `name` as `train` would run it: its training input (or `input`),
+    /// 10 classes, its recipe's batch size (or `batch`); checked to fit the model.
+    pub fn for_model(
+        name: &str,
+        input: Option<[usize; 3]>,
+        batch: Option<usize>,
+        steps: usize,
+        warmup: usize,
+        device: &Device,
+    ) -> Result<Self> {
+        let entry = crate::registry::find(name)?;
+        let input = input.unwrap_or(entry.train_input());
+        let spec = BenchSpec {
+            model: entry.name.to_string(),
+            config: entry.config_with(10, input[0]),
+            input,
+            batch: batch.unwrap_or(entry.recipe.batch_size),
+            steps,
+            warmup,
+        };
+        spec.config.init(device).check_input(entry.name, input, device)?;
+        Ok(spec)
+    }
+}
+
+impl BenchResult {
+    /// One row of `cnnzoo bench`'s table.
+    pub fn table_row(&self) -> String {
+        let [c, h, w] = self.input;
+        let phases: Vec<String> = self.phases.iter().map(|(n, s)| format!("{n} {s:.3}")).collect();
+        format!(
+            "{:<14} {:<5} {:>5} {:>11} {:>9.1} {:>9.1} {:>9.1} {:>8.1} {:>9}  {}",
+            self.model,
+            self.mode,
+            self.batch,
+            format!("{c}x{h}x{w}"),
+            self.images_per_sec.median,
+            self.images_per_sec.min,
+            self.images_per_sec.max,
+            self.gflops,
+            self.peak_mib.map_or("-".into(), |m| format!("{m:.0}")),
+            phases.join(", ")
+        )
+    }
+}
+
 /// Resets the kernel's peak-RSS counter for this process (Linux ≥ 4.0); false elsewhere.
 fn reset_peak() -> bool {
     std::fs::write("/proc/self/clear_refs", "5").is_ok()
@@ -132,10 +195,14 @@ pub fn threads() -> usize {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
-/// Runs one benchmark.
+/// Runs one benchmark of a single mode (`Mode::Both` is refused: run each of
+/// [`Mode::each`]).
 pub fn run(spec: &BenchSpec, mode: Mode, device: &Device) -> Result<BenchResult> {
     if spec.batch == 0 || spec.steps == 0 {
         return Err(Error::invalid("--batch/--steps", "must be at least 1"));
+    }
+    if mode == Mode::Both {
+        return Err(Error::invalid("mode", "run `train` and `infer` separately (see Mode::each)"));
     }
     let [c, h, w] = spec.input;
     let probe_model = spec.config.init(device);
@@ -217,4 +284,21 @@ pub fn run(spec: &BenchSpec, mode: Mode, device: &Device) -> Result<BenchResult>
         gflops: flops_per_step / steps.median.max(1e-12) / 1e9,
         peak_mib: peak_mib(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_is_a_training_step_and_inference() {
+        assert_eq!(Mode::Both.each(), [Mode::Train, Mode::Infer]);
+        let device = Device::flex();
+        let spec = BenchSpec::for_model("d2l_lenet", None, Some(2), 1, 0, &device).unwrap();
+        // A single run of `Both` used to time inference only; now it is refused.
+        assert!(run(&spec, Mode::Both, &device).is_err());
+        let modes: Vec<String> =
+            Mode::Both.each().iter().map(|&m| run(&spec, m, &device).unwrap().mode).collect();
+        assert_eq!(modes, ["train", "infer"]);
+    }
 }

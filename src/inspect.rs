@@ -6,7 +6,7 @@ use burn::tensor::{Device, Tensor};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::layers::{macs_counter, shape_only};
+use crate::instrument::{macs_counter, shape_only};
 use crate::model::Model;
 use crate::probe::ShapeProbe;
 
@@ -95,7 +95,7 @@ pub fn summarize(
             activation_bytes: bytes(&t.shape),
         })
         .collect();
-    let params = crate::layers::num_params(model);
+    let params = crate::instrument::num_params(model);
     Ok(Summary {
         model: name.to_string(),
         input,
@@ -205,5 +205,15 @@ impl Summary {
             self.input[0],
         ));
         out
+    }
+}
+
+/// Parses `C,H,W` (also `CxHxW`).
+pub fn parse_chw(s: &str) -> Result<[usize; 3], String> {
+    let parts: Vec<&str> = s.split([',', 'x', '×']).map(str::trim).collect();
+    let nums: Result<Vec<usize>, _> = parts.iter().map(|p| p.parse::<usize>()).collect();
+    match nums.as_deref() {
+        Ok([c, h, w]) if *c > 0 && *h > 0 && *w > 0 => Ok([*c, *h, *w]),
+        _ => Err(format!("expected C,H,W with three positive integers (e.g. 3,224,224), got `{s}`")),
     }
 }

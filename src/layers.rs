@@ -9,14 +9,13 @@
 //! Besides computing, each layer
 //! - counts its multiply-accumulates into a per-thread counter (conv and linear only, the
 //!   convention of torchvision's `_ops` and d2l's tables), read by [`crate::inspect`];
-//! - checks its input shape and, instead of letting Burn panic, records a [`ShapeFault`] and
+//! - checks its input shape and, instead of letting Burn panic, records a
+//!   [`ShapeFault`](crate::instrument::ShapeFault) and
 //!   returns a placeholder, which [`crate::Model::try_forward`] turns into an error;
-//! - in *shape-only* mode ([`shape_only`]) skips the arithmetic and returns zeros of the right
+//! - in *shape-only* mode ([`shape_only`](crate::instrument::shape_only)) skips the arithmetic and returns zeros of the right
 //!   shape, which makes shape inference (the minimum input size, `cnnzoo list`) nearly free.
 
-use std::cell::{Cell, RefCell};
-
-use burn::module::{Initializer, Module, ModuleVisitor, Param, RunningState};
+use burn::module::{Initializer, Module, Param, RunningState};
 use burn::tensor::module::adaptive_avg_pool2d;
 use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions};
 use burn::tensor::{Device, Distribution, Tensor};
@@ -26,80 +25,7 @@ use cnnzoo_kernels::{
     window_out,
 };
 
-thread_local! {
-    static MACS: Cell<u64> = const { Cell::new(0) };
-    static SHAPE_ONLY: Cell<bool> = const { Cell::new(false) };
-    static FAULT: RefCell<Option<ShapeFault>> = const { RefCell::new(None) };
-}
-
-/// Multiply-accumulates counted on this thread since it started (conv + linear layers).
-pub fn macs_counter() -> u64 {
-    MACS.with(Cell::get)
-}
-
-fn count_macs(n: usize) {
-    MACS.with(|m| m.set(m.get() + n as u64));
-}
-
-/// Runs `f` with shape-only layers on this thread: outputs are zeros of the right shape.
-pub fn shape_only<T>(f: impl FnOnce() -> T) -> T {
-    let before = SHAPE_ONLY.with(|s| s.replace(true));
-    let out = f();
-    SHAPE_ONLY.with(|s| s.set(before));
-    out
-}
-
-/// Whether layers on this thread only compute shapes (inside [`shape_only`]).
-pub fn is_shape_only() -> bool {
-    SHAPE_ONLY.with(Cell::get)
-}
-
-/// The first layer whose input did not fit, as recorded during a forward pass.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ShapeFault {
-    /// What the layer expected and what it got.
-    pub reason: String,
-}
-
-fn fault(reason: String) {
-    FAULT.with(|f| {
-        let mut f = f.borrow_mut();
-        if f.is_none() {
-            *f = Some(ShapeFault { reason });
-        }
-    });
-}
-
-/// Clears and returns the fault recorded on this thread, if any.
-pub fn take_fault() -> Option<ShapeFault> {
-    FAULT.with(|f| f.borrow_mut().take())
-}
-
-/// Trainable parameters of a module, as PyTorch counts them: batch-norm running statistics
-/// are buffers, not parameters (Burn's `Module::num_params` counts them too).
-pub fn num_params<M: Module>(module: &M) -> usize {
-    struct Counter {
-        path: Vec<String>,
-        total: usize,
-    }
-    impl ModuleVisitor for Counter {
-        fn enter_module(&mut self, name: &str, _container: &str) {
-            self.path.push(name.to_string());
-        }
-        fn exit_module(&mut self, _name: &str, _container: &str) {
-            self.path.pop();
-        }
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            let buffer = matches!(self.path.last().map(String::as_str), Some("running_mean" | "running_var"));
-            if !buffer {
-                self.total += param.lazy_shape().num_elements();
-            }
-        }
-    }
-    let mut counter = Counter { path: Vec::new(), total: 0 };
-    module.visit(&mut counter);
-    counter.total
-}
+use crate::instrument::{Describe, count_macs, fault, is_shape_only};
 
 /// PyTorch's default for a layer's bias: U(−1/√fan_in, 1/√fan_in).
 fn pytorch_bias_init(fan_in: usize) -> Initializer {
@@ -629,57 +555,53 @@ pub enum Layer {
     Seq(Vec<Layer>),
 }
 
-impl Layer {
-    /// Forward on a feature map. Linear layers belong after a flatten: a preset that puts one
-    /// here is a bug.
-    pub fn forward4<P: crate::probe::Probe>(&self, x: Tensor<4>, probe: &mut P) -> Tensor<4> {
-        match self {
-            Layer::Conv(m) => m.forward(x),
-            Layer::Norm(m) => m.forward(x),
-            Layer::Relu(m) => m.forward(x),
-            Layer::Sigmoid(m) => m.forward(x),
-            Layer::MaxPool(m) => m.forward(x),
-            Layer::AvgPool(m) => m.forward(x),
-            Layer::AdaptiveAvgPool(m) => m.forward(x),
-            Layer::Dropout(m) => m.forward(x),
-            Layer::Seq(layers) => forward_seq4(layers, x, probe),
-            Layer::Linear(_) => unreachable!("a Linear layer inside a feature extractor"),
-        }
-    }
+// What `cnnzoo summary` calls each layer.
+macro_rules! describe_as_type {
+    ($($t:ty),* $(,)?) => { $(impl Describe for $t {})* };
+}
+describe_as_type!(BatchNorm, Relu, Sigmoid, Flatten, Dropout, AdaptiveAvgPool2d, Linear);
 
-    /// Forward on a flat `[b, n]` input (classifier heads).
-    pub fn forward2<P: crate::probe::Probe>(&self, x: Tensor<2>, probe: &mut P) -> Tensor<2> {
+impl Describe for Conv2d {
+    fn describe(&self) -> String {
+        format!("Conv{k}x{k}", k = self.kernel)
+    }
+}
+impl Describe for MaxPool2d {
+    fn describe(&self) -> String {
+        format!("MaxPool{k}x{k}", k = self.kernel)
+    }
+}
+impl Describe for AvgPool2d {
+    fn describe(&self) -> String {
+        format!("AvgPool{k}x{k}", k = self.kernel)
+    }
+}
+impl Describe for Layer {
+    fn describe(&self) -> String {
         match self {
-            Layer::Linear(m) => m.forward(x),
-            Layer::Norm(m) => m.forward(x),
-            Layer::Relu(m) => m.forward(x),
-            Layer::Sigmoid(m) => m.forward(x),
-            Layer::Dropout(m) => m.forward(x),
-            Layer::Seq(layers) => forward_seq2(layers, x, probe),
-            other => unreachable!("{other:?} inside a classifier head"),
+            Layer::Conv(m) => m.describe(),
+            Layer::Norm(m) => m.describe(),
+            Layer::Relu(m) => m.describe(),
+            Layer::Sigmoid(m) => m.describe(),
+            Layer::MaxPool(m) => m.describe(),
+            Layer::AvgPool(m) => m.describe(),
+            Layer::AdaptiveAvgPool(m) => m.describe(),
+            Layer::Dropout(m) => m.describe(),
+            Layer::Linear(m) => m.describe(),
+            Layer::Seq(_) => "Sequential".into(),
         }
     }
 }
-
-/// Runs a chain on a feature map, tapping each element by its index.
-pub fn forward_seq4<P: crate::probe::Probe>(layers: &[Layer], mut x: Tensor<4>, probe: &mut P) -> Tensor<4> {
-    for (i, layer) in layers.iter().enumerate() {
-        x = probe.stage(i, layer, |p| layer.forward4(x, p));
+impl Describe for Vec<Layer> {
+    fn describe(&self) -> String {
+        "Sequential".into()
     }
-    x
-}
-
-/// Runs a chain on flat features, tapping each element by its index.
-pub fn forward_seq2<P: crate::probe::Probe>(layers: &[Layer], mut x: Tensor<2>, probe: &mut P) -> Tensor<2> {
-    for (i, layer) in layers.iter().enumerate() {
-        x = probe.stage(i, layer, |p| layer.forward2(x, p));
-    }
-    x
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::instrument::take_fault;
 
     #[test]
     fn window_out_matches_pytorch() {

@@ -15,17 +15,23 @@
 // boxing would add an indirection to every forward for no memory that matters (one model).
 #![allow(clippy::large_enum_variant)]
 
+// Read top-down: each module uses only modules listed above it (`error`, `fsutil`, `instrument`
+// and `plot` use nothing of the crate but `error`).
 pub mod bench;
+pub mod compare;
 pub mod data;
 pub mod error;
 pub mod fsutil;
 pub mod inspect;
+pub mod instrument;
 pub mod interop;
 pub mod layers;
 pub mod model;
 pub mod models;
 pub mod plot;
+pub mod predict;
 pub mod probe;
+pub mod recipe;
 pub mod registry;
 pub mod train;
 

@@ -1,11 +1,13 @@
-//! [`ModelConfig`] (the saved, serializable description) and [`Model`] (the module tree).
+//! [`ModelConfig`] (the saved, serializable description), [`Model`] (the module tree) and the
+//! lists that join them: one line per family here, everything else in the family's file.
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::layers::{shape_only, take_fault};
+use crate::instrument::{Describe, shape_only, take_fault};
+use crate::models::Family;
 use crate::models::alexnet::AlexNetConfig;
 use crate::models::densenet::{DenseNet, DenseNetConfig};
 use crate::models::googlenet::{GoogLeNet, GoogLeNetConfig};
@@ -14,72 +16,109 @@ use crate::models::nin::NinConfig;
 use crate::models::resnet::{ResNet, ResNetConfig};
 use crate::models::sequential::SeqNet;
 use crate::models::vgg::VggConfig;
-use crate::probe::{Describe, Probe};
+use crate::probe::Probe;
 
-/// Everything needed to rebuild a model: one variant per family.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "family", rename_all = "snake_case")]
-pub enum ModelConfig {
+/// The saved, serializable description of a model: one variant per family (the `family` tag
+/// in `config.json`), each delegating to the family's [`Family`] implementation and building
+/// its network with the config's own `init`.
+macro_rules! families {
+    ($($(#[$doc:meta])* $variant:ident($config:ty) => $network:ident,)*) => {
+        /// Everything needed to rebuild a model: one variant per family.
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[serde(tag = "family", rename_all = "snake_case")]
+        pub enum ModelConfig {
+            $($(#[$doc])* $variant($config),)*
+        }
+
+        impl ModelConfig {
+            /// Builds the module tree on `device` (parameters are initialized lazily, on first use).
+            pub fn init(&self, device: &Device) -> Model {
+                match self {
+                    $(ModelConfig::$variant(c) => Model::$network(c.init(device)),)*
+                }
+            }
+
+            /// The family's own definition.
+            pub fn family(&self) -> &dyn Family {
+                match self {
+                    $(ModelConfig::$variant(c) => c,)*
+                }
+            }
+
+            /// The family's own definition, to change.
+            pub fn family_mut(&mut self) -> &mut dyn Family {
+                match self {
+                    $(ModelConfig::$variant(c) => c,)*
+                }
+            }
+        }
+
+        $(impl From<$config> for ModelConfig {
+            fn from(c: $config) -> Self {
+                ModelConfig::$variant(c)
+            }
+        })*
+    };
+}
+
+// One line per family: its config type, and the [`Model`] variant its `init` builds.
+families! {
     /// LeNet / BN-LeNet.
-    LeNet(LeNetConfig),
+    LeNet(LeNetConfig) => Seq,
     /// AlexNet.
-    AlexNet(AlexNetConfig),
+    AlexNet(AlexNetConfig) => Seq,
     /// VGG.
-    Vgg(VggConfig),
+    Vgg(VggConfig) => Seq,
     /// Network in Network.
-    Nin(NinConfig),
+    Nin(NinConfig) => Seq,
     /// GoogLeNet.
-    GoogLeNet(GoogLeNetConfig),
+    GoogLeNet(GoogLeNetConfig) => GoogLeNet,
     /// ResNet.
-    ResNet(ResNetConfig),
+    ResNet(ResNetConfig) => ResNet,
     /// DenseNet.
-    DenseNet(DenseNetConfig),
+    DenseNet(DenseNetConfig) => DenseNet,
 }
 
 impl ModelConfig {
-    /// Builds the module tree on `device` (parameters are initialized lazily, on first use).
-    pub fn init(&self, device: &Device) -> Model {
-        match self {
-            ModelConfig::LeNet(c) => Model::Seq(c.init(device)),
-            ModelConfig::AlexNet(c) => Model::Seq(c.init(device)),
-            ModelConfig::Vgg(c) => Model::Seq(c.init(device)),
-            ModelConfig::Nin(c) => Model::Seq(c.init(device)),
-            ModelConfig::GoogLeNet(c) => Model::GoogLeNet(c.init(device)),
-            ModelConfig::ResNet(c) => Model::ResNet(c.init(device)),
-            ModelConfig::DenseNet(c) => Model::DenseNet(c.init(device)),
-        }
-    }
-
     /// Input channels the first layer expects.
     pub fn in_channels(&self) -> usize {
-        match self {
-            ModelConfig::LeNet(c) => c.in_channels,
-            ModelConfig::AlexNet(c) => c.in_channels,
-            ModelConfig::Vgg(c) => c.in_channels,
-            ModelConfig::Nin(c) => c.in_channels,
-            ModelConfig::GoogLeNet(c) => c.in_channels,
-            ModelConfig::ResNet(c) => c.in_channels,
-            ModelConfig::DenseNet(c) => c.in_channels,
-        }
+        self.family().in_channels()
     }
 
     /// Number of output classes.
     pub fn num_classes(&self) -> usize {
-        match self {
-            ModelConfig::LeNet(c) => c.num_classes,
-            ModelConfig::AlexNet(c) => c.num_classes,
-            ModelConfig::Vgg(c) => c.num_classes,
-            ModelConfig::Nin(c) => c.num_classes,
-            ModelConfig::GoogLeNet(c) => c.num_classes,
-            ModelConfig::ResNet(c) => c.num_classes,
-            ModelConfig::DenseNet(c) => c.num_classes,
-        }
+        self.family().num_classes()
+    }
+
+    /// The same model with other classes and/or input channels.
+    pub fn with_io(mut self, num_classes: usize, in_channels: usize) -> Self {
+        self.family_mut().set_io(num_classes, in_channels);
+        self
     }
 }
 
-/// A built network of any family.
-#[derive(Module, Debug)]
-pub enum Model {
+/// A built network of any family: one variant per network type (LeNet, AlexNet, VGG and NiN
+/// share [`SeqNet`]), each with a `forward_with(x, probe)`.
+macro_rules! networks {
+    ($($(#[$doc:meta])* $variant:ident($net:ty),)*) => {
+        /// A built network of any family.
+        #[derive(Module, Debug)]
+        pub enum Model {
+            $($(#[$doc])* $variant($net),)*
+        }
+
+        impl Model {
+            /// Forward pass reporting every stage to `probe`.
+            pub fn forward_with<P: Probe>(&self, x: Tensor<4>, probe: &mut P) -> Tensor<2> {
+                match self {
+                    $(Model::$variant(m) => m.forward_with(x, probe),)*
+                }
+            }
+        }
+    };
+}
+
+networks! {
     /// LeNet, AlexNet, VGG, NiN.
     Seq(SeqNet),
     /// GoogLeNet.
@@ -114,21 +153,11 @@ impl Model {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         if !x.device().is_autodiff()
             && x.shape().num_elements() <= SMALL_INPUT
-            && !crate::layers::is_shape_only()
+            && !crate::instrument::is_shape_only()
         {
             return crate::kernels::on_pool(|| self.forward_with(x, &mut ()));
         }
         self.forward_with(x, &mut ())
-    }
-
-    /// Forward pass reporting every stage to `probe`.
-    pub fn forward_with<P: Probe>(&self, x: Tensor<4>, probe: &mut P) -> Tensor<2> {
-        match self {
-            Model::Seq(m) => m.forward_with(x, probe),
-            Model::GoogLeNet(m) => m.forward_with(x, probe),
-            Model::ResNet(m) => m.forward_with(x, probe),
-            Model::DenseNet(m) => m.forward_with(x, probe),
-        }
     }
 
     /// Like [`Model::forward_with`], but an input that does not fit the network is an

@@ -1,4 +1,4 @@
-//! Taps on the real forward pass.
+//! Taps on the real forward pass (built on [`crate::instrument`]; it knows no layer type).
 //!
 //! Every model's `forward_with(x, probe)` wraps each named stage in [`Probe::stage`]; the plain
 //! `forward(x)` passes `&mut ()`, for which all bookkeeping compiles away. A probe sees the stage's
@@ -11,14 +11,7 @@ use std::fmt::Display;
 use burn::module::Module;
 use burn::tensor::Tensor;
 
-/// A short, human name for a module kind ("Conv3x3", "BasicBlock"), shown by `cnnzoo summary`.
-pub trait Describe {
-    /// The kind of this module.
-    fn describe(&self) -> String {
-        let full = std::any::type_name::<Self>();
-        full.rsplit("::").next().unwrap_or(full).to_string()
-    }
-}
+use crate::instrument::{Describe, macs_counter, num_params};
 
 /// Observer of a forward pass.
 pub trait Probe: Sized {
@@ -46,7 +39,7 @@ pub trait Probe: Sized {
         }
         self.enter(name.to_string());
         let out = f(self);
-        self.leave(module.describe(), crate::layers::num_params(module), &out);
+        self.leave(module.describe(), num_params(module), &out);
         out
     }
 }
@@ -105,7 +98,7 @@ impl Probe for ShapeProbe {
 
     fn enter(&mut self, name: String) {
         let path = join_path(self.stack.last().map(|(p, _)| p.as_str()), name);
-        self.stack.push((path, crate::layers::macs_counter()));
+        self.stack.push((path, macs_counter()));
     }
 
     fn leave<const D: usize>(&mut self, kind: String, params: usize, out: &Tensor<D>) {
@@ -115,7 +108,7 @@ impl Probe for ShapeProbe {
             kind,
             shape: out.dims().to_vec(),
             params,
-            macs: crate::layers::macs_counter() - macs_before,
+            macs: macs_counter() - macs_before,
         });
     }
 }
@@ -129,50 +122,6 @@ impl ShapeProbe {
             self.taps.iter().any(|c| c.path.starts_with(&prefix))
         };
         self.taps.iter().filter(|t| t.depth() == depth || (t.depth() < depth && !has_children(t))).collect()
-    }
-}
-
-macro_rules! describe_as_type {
-    ($($t:ty),* $(,)?) => { $(impl Describe for $t {})* };
-}
-
-use crate::layers::*;
-describe_as_type!(BatchNorm, Relu, Sigmoid, Flatten, Dropout, AdaptiveAvgPool2d, Linear);
-
-impl Describe for Conv2d {
-    fn describe(&self) -> String {
-        format!("Conv{k}x{k}", k = self.kernel)
-    }
-}
-impl Describe for MaxPool2d {
-    fn describe(&self) -> String {
-        format!("MaxPool{k}x{k}", k = self.kernel)
-    }
-}
-impl Describe for AvgPool2d {
-    fn describe(&self) -> String {
-        format!("AvgPool{k}x{k}", k = self.kernel)
-    }
-}
-impl Describe for Layer {
-    fn describe(&self) -> String {
-        match self {
-            Layer::Conv(m) => m.describe(),
-            Layer::Norm(m) => m.describe(),
-            Layer::Relu(m) => m.describe(),
-            Layer::Sigmoid(m) => m.describe(),
-            Layer::MaxPool(m) => m.describe(),
-            Layer::AvgPool(m) => m.describe(),
-            Layer::AdaptiveAvgPool(m) => m.describe(),
-            Layer::Dropout(m) => m.describe(),
-            Layer::Linear(m) => m.describe(),
-            Layer::Seq(_) => "Sequential".into(),
-        }
-    }
-}
-impl Describe for Vec<Layer> {
-    fn describe(&self) -> String {
-        "Sequential".into()
     }
 }
 

@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 
+use crate::data::transforms::Preprocess;
 use crate::error::{Error, Result};
 use crate::model::ModelConfig;
 use crate::models::alexnet::AlexNetConfig;
@@ -13,6 +14,7 @@ use crate::models::lenet::LeNetConfig;
 use crate::models::nin::NinConfig;
 use crate::models::resnet::{BlockKind, ResNetConfig};
 use crate::models::vgg::{self, VggConfig};
+use crate::recipe::Recipe;
 
 /// Where a preset comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -34,7 +36,30 @@ impl Flavour {
     }
 }
 
-/// One registry row.
+/// Which names a preset's classes have at its default class count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Labels {
+    /// Fashion-MNIST's ten classes (the d2l presets).
+    FashionMnist,
+    /// ImageNet-1k's classes (the torchvision presets).
+    Imagenet,
+}
+
+impl Labels {
+    /// The class names, in label order.
+    pub fn names(self) -> Vec<String> {
+        match self {
+            Labels::FashionMnist => crate::data::FASHION_CLASSES.iter().map(|s| s.to_string()).collect(),
+            Labels::Imagenet => {
+                crate::data::transforms::imagenet_classes().into_iter().map(String::from).collect()
+            }
+        }
+    }
+}
+
+/// One registry row: everything cnnzoo knows about a preset, in one place (as torchvision's
+/// weights enums hold a model's transforms, categories and metrics).
 #[derive(Debug, Clone, Copy)]
 pub struct Entry {
     /// Registry name, e.g. `resnet18`.
@@ -47,6 +72,12 @@ pub struct Entry {
     pub input: [usize; 3],
     /// Default number of classes.
     pub num_classes: usize,
+    /// Names of those classes.
+    pub labels: Labels,
+    /// How an image is prepared for the default input (`predict`, imported weights).
+    pub preprocess: Preprocess,
+    /// Default training recipe (`train`, `bench` batch sizes, `compare`).
+    pub recipe: Recipe,
     /// Published parameter count at the default classes and channels.
     pub params: usize,
     /// One-line description.
@@ -64,23 +95,42 @@ impl Entry {
     pub fn config_with(&self, num_classes: usize, in_channels: usize) -> ModelConfig {
         (self.build)(num_classes, in_channels)
     }
+
+    /// The input `train` uses by default: the d2l input for d2l presets; Fashion-MNIST's one
+    /// channel at the preset's side for torchvision presets.
+    pub fn train_input(&self) -> [usize; 3] {
+        match self.flavour {
+            Flavour::D2l => self.input,
+            Flavour::Torchvision => [1, self.input[1], self.input[2]],
+        }
+    }
+
+    /// The preprocessing for weights of this preset with `in_channels` input channels: the
+    /// preset's own at its own channel count, else grey levels.
+    pub fn preprocess_for(&self, in_channels: usize) -> Preprocess {
+        if in_channels == self.input[0] { self.preprocess } else { Preprocess::Grey }
+    }
+
+    /// Whether the preset is one of the seven models of d2l's comparison ([`D2L_SEVEN`]).
+    pub fn in_d2l_seven(&self) -> bool {
+        D2L_SEVEN.contains(&self.name)
+    }
 }
 
 macro_rules! d2l {
-    ($name:literal, $family:literal, $side:literal, $params:literal, $about:literal, $cfg:expr) => {
+    ($name:literal, $family:literal, $side:literal, $params:literal, ($lr:literal, $batch:literal), $about:literal, $cfg:expr) => {
         Entry {
             name: $name,
             family: $family,
             flavour: Flavour::D2l,
             input: [1, $side, $side],
             num_classes: 10,
+            labels: Labels::FashionMnist,
+            preprocess: Preprocess::Grey,
+            recipe: Recipe::d2l($lr, $batch),
             params: $params,
             about: $about,
-            build: |num_classes, in_channels| {
-                let mut cfg = $cfg;
-                set_io(&mut cfg, num_classes, in_channels);
-                cfg
-            },
+            build: |num_classes, in_channels| ModelConfig::from($cfg).with_io(num_classes, in_channels),
         }
     };
 }
@@ -93,29 +143,14 @@ macro_rules! tv {
             flavour: Flavour::Torchvision,
             input: [3, 224, 224],
             num_classes: 1000,
+            labels: Labels::Imagenet,
+            preprocess: Preprocess::Imagenet,
+            recipe: Recipe::torchvision(0.01, 128),
             params: $params,
             about: $about,
             build: $build,
         }
     };
-}
-
-fn set_io(cfg: &mut ModelConfig, num_classes: usize, in_channels: usize) {
-    macro_rules! set {
-        ($c:expr) => {{
-            $c.num_classes = num_classes;
-            $c.in_channels = in_channels;
-        }};
-    }
-    match cfg {
-        ModelConfig::LeNet(c) => set!(c),
-        ModelConfig::AlexNet(c) => set!(c),
-        ModelConfig::Vgg(c) => set!(c),
-        ModelConfig::Nin(c) => set!(c),
-        ModelConfig::GoogLeNet(c) => set!(c),
-        ModelConfig::ResNet(c) => set!(c),
-        ModelConfig::DenseNet(c) => set!(c),
-    }
 }
 
 fn resnet(layers: [usize; 4], block: BlockKind) -> impl Fn(usize, usize) -> ModelConfig {
@@ -130,72 +165,73 @@ pub const MODELS: &[Entry] =
             "LeNet",
             28,
             61_706,
+            (0.9, 256),
             "LeNet-5, sigmoid + average pooling (d2l 7.6)",
-            ModelConfig::LeNet(LeNetConfig::d2l(false))
+            LeNetConfig::d2l(false)
         ),
         d2l!(
             "d2l_lenet_bn",
             "LeNet",
             28,
             44_878,
+            (1.0, 256),
             "LeNet with batch norm (d2l 8.5)",
-            ModelConfig::LeNet(LeNetConfig::d2l(true))
+            LeNetConfig::d2l(true)
         ),
         d2l!(
             "d2l_alexnet",
             "AlexNet",
             224,
             46_764_746,
+            (0.01, 128),
             "single-tower AlexNet, no LRN (d2l 8.1)",
-            ModelConfig::AlexNet(AlexNetConfig::d2l())
+            AlexNetConfig::d2l()
         ),
         d2l!(
             "d2l_vgg11",
             "VGG",
             224,
             128_806_154,
+            (0.05, 128),
             "VGG-11, full width (d2l 8.2)",
-            ModelConfig::Vgg(VggConfig::d2l(1))
+            VggConfig::d2l(1)
         ),
         d2l!(
             "d2l_vgg11_r4",
             "VGG",
             224,
             43_093_322,
+            (0.05, 128),
             "VGG-11, channels / 4 — the one d2l trains (d2l 8.2)",
-            ModelConfig::Vgg(VggConfig::d2l(4))
+            VggConfig::d2l(4)
         ),
-        d2l!(
-            "d2l_nin",
-            "NiN",
-            224,
-            1_992_166,
-            "Network in Network (d2l 8.3)",
-            ModelConfig::Nin(NinConfig::d2l())
-        ),
+        d2l!("d2l_nin", "NiN", 224, 1_992_166, (0.1, 128), "Network in Network (d2l 8.3)", NinConfig::d2l()),
         d2l!(
             "d2l_googlenet",
             "GoogLeNet",
             96,
             5_977_530,
+            (0.1, 128),
             "GoogLeNet without BN or aux heads (d2l 8.4)",
-            ModelConfig::GoogLeNet(GoogLeNetConfig::d2l())
+            GoogLeNetConfig::d2l()
         ),
         d2l!(
             "d2l_resnet18",
             "ResNet",
             96,
             11_178_378,
+            (0.05, 256),
             "ResNet-18, biased 1x1 shortcut without BN (d2l 8.6)",
-            ModelConfig::ResNet(ResNetConfig::d2l())
+            ResNetConfig::d2l()
         ),
         d2l!(
             "d2l_densenet",
             "DenseNet",
             96,
             758_226,
+            (0.1, 256),
             "DenseNet, 4 blocks of 4, growth 32 (d2l 8.7)",
-            ModelConfig::DenseNet(DenseNetConfig::d2l())
+            DenseNetConfig::d2l()
         ),
         tv!("alexnet", "AlexNet", 61_100_840, "AlexNet, one-weird-trick variant", |n, c| {
             ModelConfig::AlexNet(AlexNetConfig::torchvision(n, c))

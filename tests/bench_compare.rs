@@ -84,5 +84,16 @@ fn compare_writes_reports_and_resumes_without_retraining() {
     // Second run: nothing is retrained.
     let out = cnnzoo(&args);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(text(&out.stderr).matches("already trained").count(), 2, "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert_eq!(err.matches("already trained").count(), 2, "{err}");
+    assert_eq!(err.matches("throughput reused").count(), 2, "{err}");
+    // Speeds measured another way (here: with Burn's own ops) are measured again, not reused.
+    let mut reference = args.to_vec();
+    reference.push("--reference-kernels");
+    let out = cnnzoo(&reference);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stderr).matches("throughput reused").count(), 0, "{}", text(&out.stderr));
+    let rows: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("compare.json")).unwrap()).unwrap();
+    assert_eq!(rows[0]["measured_with"]["reference_kernels"], true);
 }

@@ -85,3 +85,22 @@ fn bad_input_flag_is_rejected() {
     assert_eq!(out.status.code(), Some(2)); // clap's usage error
     assert!(stderr(&out).contains("expected C,H,W"), "{}", stderr(&out));
 }
+
+#[test]
+fn help_documents_exit_codes_and_both_export_formats() {
+    let out = cnnzoo(&["--help"]);
+    assert!(out.status.success());
+    let help = stdout(&out);
+    assert!(help.contains("Exit codes") && help.contains("130 interrupted"), "{help}");
+    assert!(help.contains("safetensors") && help.contains("ONNX"), "{help}");
+}
+
+#[test]
+fn an_os_error_is_named_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cnnzoo(&["train", "--resume", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("config.json"), "{err}");
+    assert_eq!(err.matches("os error 2").count(), 1, "{err}");
+}

@@ -248,3 +248,57 @@ fn onnx_export_embeds_weights_with_a_symbolic_batch() {
         assert!(found, "no {} node", String::from_utf8_lossy(op));
     }
 }
+
+/// The tensors of a safetensors file: key → (dtype, shape, raw little-endian bytes).
+fn read_safetensors(path: &Path) -> std::collections::BTreeMap<String, (String, Vec<usize>, Vec<u8>)> {
+    let bytes = std::fs::read(path).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let data = &bytes[8 + n..];
+    header
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| *k != "__metadata__")
+        .map(|(k, v)| {
+            let [a, b] = [0, 1].map(|i| v["data_offsets"][i].as_u64().unwrap() as usize);
+            let shape = v["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
+            (k.clone(), (v["dtype"].as_str().unwrap().to_string(), shape, data[a..b].to_vec()))
+        })
+        .collect()
+}
+
+#[test]
+fn pth_import_then_export_gives_back_the_files_own_tensors_bit_for_bit() {
+    use burn::store::pytorch::PytorchReader;
+    let device = Device::flex();
+    let entry = registry::find("d2l_lenet").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for file in ["d2l_lenet.pth", "d2l_lenet_legacy.pth"] {
+        let pth = fixtures().join(file);
+        let (model, _) = interop::import(&pth, entry.name, &entry.config(), &device).unwrap();
+        let out = dir.path().join(format!("{file}.safetensors"));
+        interop::export_safetensors(&model, &out).unwrap();
+        let exported = read_safetensors(&out);
+
+        let reader = PytorchReader::new(&pth).unwrap();
+        let mut theirs: Vec<String> = reader.keys();
+        theirs.sort();
+        let ours: Vec<String> = exported.keys().cloned().collect();
+        assert_eq!(ours, theirs, "{file}: key sets");
+        for key in &theirs {
+            let t = reader.get(key).unwrap();
+            let (dtype, shape, bytes) = &exported[key];
+            assert_eq!(dtype, "F32", "{file}: {key}");
+            assert_eq!(shape.as_slice(), t.shape(), "{file}: {key} shape");
+            // The file's bytes are native-endian f32; ours little-endian.
+            let want: Vec<u8> = t
+                .read()
+                .unwrap()
+                .chunks_exact(4)
+                .flat_map(|c| f32::from_ne_bytes(c.try_into().unwrap()).to_le_bytes())
+                .collect();
+            assert!(bytes == &want, "{file}: {key} values differ");
+        }
+    }
+}

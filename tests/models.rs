@@ -2,19 +2,19 @@
 //! walks against d2l's printed shapes, and clear errors for inputs that do not fit.
 
 use burn::tensor::{Device, Tensor};
+use cnnzoo::Error;
 use cnnzoo::inspect::{SummaryOptions, summarize};
 use cnnzoo::model::ModelConfig;
 use cnnzoo::models::googlenet::GoogLeNetConfig;
 use cnnzoo::probe::ShapeProbe;
 use cnnzoo::registry::{self, Flavour, MODELS};
-use cnnzoo::{Error, layers};
 
 #[test]
 fn parameter_counts_equal_the_published_ones() {
     let device = Device::flex();
     for e in MODELS {
         let model = e.config().init(&device);
-        assert_eq!(cnnzoo::layers::num_params(&model), e.params, "{}", e.name);
+        assert_eq!(cnnzoo::instrument::num_params(&model), e.params, "{}", e.name);
     }
 }
 
@@ -23,7 +23,7 @@ fn googlenet_aux_heads_add_their_published_parameters() {
     let mut cfg = GoogLeNetConfig::torchvision(1000, 3);
     cfg.aux_logits = true;
     let model = ModelConfig::GoogLeNet(cfg).init(&Device::flex());
-    assert_eq!(cnnzoo::layers::num_params(&model), 13_004_888);
+    assert_eq!(cnnzoo::instrument::num_params(&model), 13_004_888);
 }
 
 /// The input each forward test uses: d2l nets at their own size (their flatten is fixed), and
@@ -65,7 +65,7 @@ fn shape_only_inference_agrees_with_the_real_forward() {
             let mut probe = ShapeProbe::default();
             let x = Tensor::zeros([1, c, h, w], &device);
             let run = || model.try_forward_with(e.name, x, &mut probe).map(|_| ());
-            if shape_only { layers::shape_only(run) } else { run() }.unwrap();
+            if shape_only { cnnzoo::instrument::shape_only(run) } else { run() }.unwrap();
             probe.taps.into_iter().map(|t| (t.path, t.shape, t.macs)).collect::<Vec<_>>()
         };
         assert_eq!(walk(true), walk(false), "{}", e.name);

@@ -144,6 +144,29 @@ fn sigkill_mid_run_then_resume_finishes_the_run() {
 
 #[test]
 fn resume_continues_exactly_where_an_interrupted_run_stopped() {
+    let mut config = cnnzoo::train::TrainConfig::for_model("d2l_lenet_bn", None).unwrap();
+    config.epochs = 2;
+    config.batch_size = 100;
+    // 10 batches per epoch: stop in the middle of epoch 2.
+    let (x, y) = straight_and_resumed(&config, 13);
+    assert_eq!(x.len(), 2);
+    assert_eq!(y.len(), 2);
+    for (a, b) in x.iter().zip(&y) {
+        assert!((a.train_loss - b.train_loss).abs() < 1e-4, "{a:?} vs {b:?}");
+        assert!((a.test_acc - b.test_acc).abs() < 0.01, "{a:?} vs {b:?}");
+    }
+}
+
+/// Serializes the tests that train in this process: Burn's flex device draws initialization
+/// and dropout from one process-wide generator, which tests running side by side would share.
+static IN_PROCESS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Trains `config` on the fixture twice — straight through, and stopped after `stop_after`
+/// batches then resumed — and returns both histories.
+fn straight_and_resumed(
+    config: &cnnzoo::train::TrainConfig,
+    stop_after: usize,
+) -> (Vec<cnnzoo::train::EpochMetrics>, Vec<cnnzoo::train::EpochMetrics>) {
     use cnnzoo::train::{self, EpochMetrics, Outcome, Reporter, TrainConfig, TrainOptions};
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
@@ -160,10 +183,8 @@ fn resume_continues_exactly_where_an_interrupted_run_stopped() {
         fn note(&mut self, _: &str) {}
     }
 
+    let _serial = IN_PROCESS.lock().unwrap_or_else(|e| e.into_inner());
     let data = cnnzoo::data::load(cnnzoo::data::DatasetKind::FashionMnist, &fixture()).unwrap();
-    let mut config = TrainConfig::for_model("d2l_lenet_bn", None).unwrap();
-    config.epochs = 2;
-    config.batch_size = 100;
     let device = burn::tensor::Device::flex();
     let run = |dir: &Path, resume: bool, stop_after: usize| {
         let flag = Arc::new(AtomicBool::new(false));
@@ -174,20 +195,44 @@ fn resume_continues_exactly_where_an_interrupted_run_stopped() {
             checkpoint_every: 0,
             reporter: &mut reporter,
         };
-        train::train(&config, &data, dir, resume, opts).unwrap()
+        train::train(config, &data, dir, resume, opts).unwrap()
     };
     let dir = tmp();
     let straight = run(&dir.path().join("a"), false, usize::MAX);
     let b = dir.path().join("b");
-    // 10 batches per epoch: stop in the middle of epoch 2.
-    assert_eq!(run(&b, false, 13), Outcome::Interrupted { epoch: 1, batch: 3 });
+    assert!(matches!(run(&b, false, stop_after), Outcome::Interrupted { .. }));
     let resumed = run(&b, true, usize::MAX);
     let (Outcome::Finished(x), Outcome::Finished(y)) = (straight, resumed) else { panic!("not finished") };
-    assert_eq!(x.len(), 2);
-    assert_eq!(y.len(), 2);
+    (x, y)
+}
+
+#[test]
+fn resume_mid_epoch_draws_the_same_dropout_masks() {
+    // A VGG-11 at 1/64 width with torchvision's head: two dropout layers in a 4096-wide
+    // classifier, small enough to train on the fixture in seconds.
+    let mut config = cnnzoo::train::TrainConfig::for_model("d2l_vgg11_r4", Some([1, 32, 32])).unwrap();
+    config.model_config = cnnzoo::ModelConfig::Vgg(cnnzoo::models::vgg::VggConfig {
+        ratio: 64,
+        d2l: false,
+        ..cnnzoo::models::vgg::VggConfig::d2l(64)
+    });
+    config.epochs = 2;
+    config.batch_size = 50;
+    config.train_subset = Some(300);
+    config.test_subset = Some(100);
+    // 6 batches per epoch: stop in the middle of epoch 2.
+    let (x, y) = straight_and_resumed(&config, 9);
+    assert_eq!((x.len(), y.len()), (2, 2));
+    // Equal up to the last bit or two (epochs before the stop come back from the checkpoint's
+    // JSON, which does not promise an exact round trip); different masks move them far more.
+    let same = |p: f64, q: f64| (p - q).abs() <= 1e-12 * p.abs().max(1.0);
     for (a, b) in x.iter().zip(&y) {
-        assert!((a.train_loss - b.train_loss).abs() < 1e-4, "{a:?} vs {b:?}");
-        assert!((a.test_acc - b.test_acc).abs() < 0.01, "{a:?} vs {b:?}");
+        assert!(
+            same(a.train_loss, b.train_loss)
+                && same(a.train_acc, b.train_acc)
+                && same(a.test_acc, b.test_acc),
+            "{a:?} vs {b:?}"
+        );
     }
 }
 
@@ -351,4 +396,49 @@ fn bad_run_directories_and_images_are_clear_errors() {
     let out = cnnzoo(&train_args(dir.path().join("run2").to_str().unwrap(), data.to_str().unwrap(), "1"));
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("already holds a run"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn ctrl_c_saves_a_checkpoint_and_exits_130() {
+    let dir = tmp();
+    let run = dir.path().join("run");
+    let data = fixture();
+    let args = train_args(run.to_str().unwrap(), data.to_str().unwrap(), "50");
+    let child = Command::new(env!("CARGO_BIN_EXE_cnnzoo"))
+        .args(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Interrupt once the first epoch is on disk (the handler is installed by then).
+    let start = Instant::now();
+    while !run.join("metrics.csv").is_file() {
+        assert!(start.elapsed() < Duration::from_secs(120), "no epoch finished");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("--resume"), "{err}");
+    assert!(run.join("checkpoint.json").is_file());
+}
+
+#[test]
+fn mnist_files_of_the_official_size_must_be_the_official_files() {
+    // The fixture's training files, and a test set with the official 10,000 images that are
+    // not MNIST's (all black): it must be refused, naming the file and the digest.
+    let idx = |magic: u8, dims: &[u32], body: usize| {
+        let mut v = vec![0, 0, 8, magic];
+        for d in dims {
+            v.extend(d.to_be_bytes());
+        }
+        v.resize(v.len() + body, 0);
+        v
+    };
+    let dir = data_with("t10k-images-idx3-ubyte.gz", &gzip(&idx(3, &[10_000, 28, 28], 10_000 * 784)));
+    std::fs::write(dir.path().join("t10k-labels-idx1-ubyte.gz"), gzip(&idx(1, &[10_000], 10_000))).unwrap();
+    let err = cnnzoo::data::load(cnnzoo::data::DatasetKind::Mnist, dir.path()).unwrap_err().to_string();
+    assert!(err.contains("t10k-images-idx3-ubyte.gz") && err.contains("official"), "{err}");
 }

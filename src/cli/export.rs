@@ -27,8 +27,9 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let device = super::device();
-    let (config, model) = super::eval::load_run(&args.run, &device)
-        .with_context(|| format!("loading {}", args.run.display()))?;
+    let run =
+        super::load_run(&args.run, &device).with_context(|| format!("loading {}", args.run.display()))?;
+    let (config, model) = (run.config, run.model);
     match args.format {
         ExportFormat::Safetensors => {
             let n = interop::export_safetensors(&model, &args.out)

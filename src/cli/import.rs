@@ -4,8 +4,6 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use cnnzoo::interop;
-use cnnzoo::registry::{self, Flavour};
-use cnnzoo::train::{self, Preprocess, TrainConfig};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -29,36 +27,24 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let entry = registry::find(&args.model)?;
-    let classes = args.num_classes.unwrap_or(entry.num_classes);
-    let channels = args.in_channels.unwrap_or(entry.input[0]);
-    let model_config = entry.config_with(classes, channels);
-    if args.out.join(train::files::CONFIG).exists() {
-        return Err(
-            cnnzoo::Error::invalid("--out", format!("`{}` already holds a run", args.out.display())).into()
-        );
-    }
     let device = super::device();
-    let (model, report) = interop::import(&args.weights, entry.name, &model_config, &device)
-        .with_context(|| format!("importing {}", args.weights.display()))?;
-    let mut config = TrainConfig::for_model(entry.name, Some([channels, entry.input[1], entry.input[2]]))?;
-    config.model_config = model_config;
-    config.preprocess = if entry.flavour == Flavour::Torchvision && channels == 3 {
-        Preprocess::Imagenet
-    } else {
-        Preprocess::Grey
-    };
-    config.imported_from = Some(args.weights.display().to_string());
-    train::save_run(&args.out, &config, &model)?;
+    let (config, report) = interop::import_run(
+        &args.weights,
+        &args.model,
+        args.num_classes,
+        args.in_channels,
+        &args.out,
+        &device,
+    )
+    .with_context(|| format!("importing {}", args.weights.display()))?;
     match args.format {
         super::Format::Json => {
-            let json = serde_json::json!({"model": entry.name, "run": args.out, "report": report});
-            super::print(&(serde_json::to_string_pretty(&json)? + "\n"))
+            super::print_json(&serde_json::json!({"model": config.model, "run": args.out, "report": report}))
         }
         super::Format::Table => {
             let mut out = format!(
                 "imported {} into {}: {} tensors applied, 0 missing, 0 unexpected",
-                entry.name,
+                config.model,
                 args.out.display(),
                 report.applied
             );

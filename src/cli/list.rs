@@ -24,6 +24,9 @@ struct Row {
     params: usize,
     macs: u64,
     about: &'static str,
+    /// One of the seven models of d2l's comparison (what `bench` and `compare` run by default).
+    d2l_seven: bool,
+    recipe: cnnzoo::recipe::Recipe,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -40,13 +43,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             flavour: e.flavour.as_str(),
             input: e.input,
             num_classes: e.num_classes,
-            params: cnnzoo::layers::num_params(&model),
+            params: cnnzoo::instrument::num_params(&model),
             macs: summary.macs,
             about: e.about,
+            d2l_seven: e.in_d2l_seven(),
+            recipe: e.recipe,
         });
     }
     match args.format {
-        Format::Json => super::print(&(serde_json::to_string_pretty(&rows)? + "\n")),
+        Format::Json => super::print_json(&rows),
         Format::Table => {
             let mut out = format!(
                 "{:<14} {:<10} {:<12} {:>11} {:>7} {:>13} {:>9}  {}\n",

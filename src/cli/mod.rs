@@ -2,6 +2,7 @@
 
 mod bench;
 mod compare;
+mod console;
 mod eval;
 mod export;
 mod import;
@@ -14,7 +15,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 /// The classic CNNs — LeNet to DenseNet — in Rust: build, inspect, train, evaluate, compare.
 #[derive(Debug, Parser)]
-#[command(name = "cnnzoo", version, about)]
+#[command(name = "cnnzoo", version, about, after_help = EXIT_CODES)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -38,13 +39,30 @@ enum Command {
     Predict(predict::Args),
     /// Import a torchvision state_dict (.pth or .safetensors) into a run directory.
     Import(import::Args),
-    /// Export a run's weights as a PyTorch state_dict (safetensors).
+    /// Export a run as a PyTorch state_dict (safetensors) or an ONNX graph.
     Export(export::Args),
     /// Images/s, GFLOP/s and peak memory of training steps and inference.
     Bench(bench::Args),
     /// The seven d2l models side by side: size, compute, speed, accuracy, and the chapter's claims.
     Compare(compare::Args),
 }
+
+/// The exit codes, as `--help` shows them (and `main` returns them).
+pub const EXIT_CODES: &str = "Exit codes: 0 success; 1 bad input (unknown model, bad flag or value, \
+unreadable or corrupt file, diverged run); 2 internal error (a bug: please report it); 130 interrupted \
+by Ctrl-C (the run saved a checkpoint: continue it with `cnnzoo train --resume RUN_DIR`).";
+
+/// A run stopped by Ctrl-C after saving its checkpoint (exit code 130).
+#[derive(Debug)]
+pub struct Interrupted(pub String);
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Interrupted {}
 
 /// Output format of a report command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -81,6 +99,27 @@ pub fn print(text: &str) -> anyhow::Result<()> {
     out.write_all(text.as_bytes())?;
     out.flush()?;
     Ok(())
+}
+
+/// Pretty JSON of `value` on stdout.
+pub fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
+    print(&(serde_json::to_string_pretty(value)? + "\n"))
+}
+
+/// Loads a run directory, saying on stderr when it has no final weights yet.
+pub fn load_run(
+    run: &std::path::Path,
+    device: &burn::tensor::Device,
+) -> anyhow::Result<cnnzoo::train::LoadedRun> {
+    let loaded = cnnzoo::train::load_run(run, device)?;
+    if loaded.from_checkpoint {
+        eprintln!(
+            "{} has no final weights yet; using its last checkpoint {}",
+            run.display(),
+            loaded.weights.display()
+        );
+    }
+    Ok(loaded)
 }
 
 /// The compute device: CUDA when built with `--features cuda` (and `CNNZOO_DEVICE` is not

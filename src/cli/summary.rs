@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use burn::tensor::Device;
-use cnnzoo::inspect::{SummaryOptions, summarize};
+use cnnzoo::inspect::{SummaryOptions, parse_chw, summarize};
 use cnnzoo::registry;
 
 use super::Format;
@@ -31,16 +31,6 @@ pub struct Args {
     format: Format,
 }
 
-/// Parses `C,H,W` (also `CxHxW`).
-pub fn parse_chw(s: &str) -> Result<[usize; 3], String> {
-    let parts: Vec<&str> = s.split([',', 'x', '×']).map(str::trim).collect();
-    let nums: Result<Vec<usize>, _> = parts.iter().map(|p| p.parse::<usize>()).collect();
-    match nums.as_deref() {
-        Ok([c, h, w]) if *c > 0 && *h > 0 && *w > 0 => Ok([*c, *h, *w]),
-        _ => Err(format!("expected C,H,W with three positive integers (e.g. 3,224,224), got `{s}`")),
-    }
-}
-
 pub fn run(args: Args) -> anyhow::Result<()> {
     let entry = registry::find(&args.model)?;
     if args.batch == 0 {
@@ -54,7 +44,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let summary = summarize(entry.name, &model, [args.batch, c, h, w], opts, &device)
         .with_context(|| format!("summarizing {}", entry.name))?;
     match args.format {
-        Format::Json => super::print(&(serde_json::to_string_pretty(&summary)? + "\n")),
+        Format::Json => super::print_json(&summary),
         Format::Table => super::print(&summary.to_table()),
     }
 }

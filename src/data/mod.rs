@@ -243,6 +243,19 @@ pub fn load(kind: DatasetKind, dir: &Path) -> Result<Dataset> {
     };
     let train = Split::load(&path(0)?, &path(1)?, official(60_000, 0))?;
     let test = Split::load(&path(2)?, &path(3)?, official(10_000, 2))?;
+    if kind == DatasetKind::Mnist {
+        // MNIST's published digests are MD5s of the .gz files (torchvision checks the same):
+        // a .gz file with the official image count must be the official file. (Decompressed
+        // files have no published digest; they are checked for structure only.)
+        for (i, n) in [(0, train.len()), (1, train.len()), (2, test.len()), (3, test.len())] {
+            let file = path(i)?;
+            let official_count = if i < 2 { 60_000 } else { 10_000 };
+            if n == official_count && file.extension().is_some_and(|e| e == "gz") {
+                let gz = std::fs::read(&file).map_err(|e| Error::io("read", &file, e))?;
+                download::verify(kind, i, &gz, &file)?;
+            }
+        }
+    }
     if (train.rows, train.cols) != (test.rows, test.cols) {
         return Err(Error::bad_file(path(2)?, "test images are not the size of the training images"));
     }

@@ -1,8 +1,51 @@
-//! torchvision's ImageNet eval transform (`ImageClassification`): resize the shorter side to 256
-//! with antialiased bilinear filtering, center-crop 224, normalize with ImageNet mean/std.
+//! How an image file becomes a model's input ([`Preprocess`]): d2l's grey levels with a bilinear
+//! resize, or torchvision's ImageNet eval transform (`ImageClassification`: resize the shorter
+//! side to 256 with antialiased bilinear filtering, center-crop 224, normalize with ImageNet
+//! mean/std).
 //!
 //! The resize is PIL's / torchvision's antialiased bilinear: a separable triangle filter whose
 //! support widens with the downscaling factor, weights normalized per output pixel.
+
+use burn::tensor::{Device, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+
+/// How an image is prepared for a model (`predict`; stored in a run's `config.json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Preprocess {
+    /// d2l's: grey levels in [0, 1], bilinear resize to the input (Fashion-MNIST / MNIST).
+    #[default]
+    Grey,
+    /// torchvision's `ImageClassification`: RGB, resize the shorter side to 256 (bilinear,
+    /// antialiased), center-crop 224, normalize with ImageNet mean/std.
+    Imagenet,
+}
+
+impl Preprocess {
+    /// `img` as a `[1, c, h, w]` batch for a model whose input is `[c, h, w]`.
+    pub fn apply(self, img: &image::DynamicImage, [c, h, w]: [usize; 3], device: &Device) -> Tensor<4> {
+        match self {
+            Preprocess::Imagenet => {
+                // Resize to 256/224 of the crop (256 for 224), center-crop, normalize.
+                let rgb = img.to_rgb8();
+                let (iw, ih) = rgb.dimensions();
+                let side = h.min(w);
+                let data = imagenet_eval(rgb.as_raw(), iw as usize, ih as usize, side * 256 / 224, side);
+                Tensor::<4>::from_data(TensorData::new(data, [1, 3, side, side]), device)
+            }
+            Preprocess::Grey => {
+                // As training: grey levels in [0, 1], bilinear resize to the input.
+                let grey = img.to_luma8();
+                let (iw, ih) = grey.dimensions();
+                let pixels: Vec<f32> = grey.into_raw().into_iter().map(|p| f32::from(p) / 255.0).collect();
+                let x =
+                    Tensor::<4>::from_data(TensorData::new(pixels, [1, 1, ih as usize, iw as usize]), device);
+                let x = super::resize(x, [h, w]);
+                if c == 1 { x } else { x.repeat_dim(1, c) }
+            }
+        }
+    }
+}
 
 /// ImageNet channel means.
 pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];

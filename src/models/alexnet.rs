@@ -26,6 +26,8 @@ pub struct AlexNetConfig {
     pub init: InitScheme,
 }
 
+crate::impl_family!(AlexNetConfig);
+
 impl AlexNetConfig {
     /// torchvision `alexnet()`.
     pub fn torchvision(num_classes: usize, in_channels: usize) -> Self {

@@ -11,11 +11,12 @@ use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::{InitScheme, kaiming_normal_fan_in};
+use crate::instrument::Describe;
 use crate::layers::{
     AdaptiveAvgPool2d, AvgPool2d, BatchNorm, BatchNormConfig, Conv2d, Conv2dConfig, Flatten, Linear,
     LinearConfig, MaxPool2d, Relu,
 };
-use crate::probe::{Describe, Probe};
+use crate::probe::Probe;
 
 /// DenseNet hyper-parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -38,6 +39,8 @@ pub struct DenseNetConfig {
     /// Initialization.
     pub init: InitScheme,
 }
+
+crate::impl_family!(DenseNetConfig);
 
 impl DenseNetConfig {
     /// torchvision `densenetNNN()`.

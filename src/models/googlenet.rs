@@ -14,11 +14,12 @@ use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::InitScheme;
+use crate::instrument::Describe;
 use crate::layers::{
     AdaptiveAvgPool2d, BatchNorm, BatchNormConfig, Conv2d, Conv2dConfig, Dropout, Flatten, Linear,
     LinearConfig, MaxPool2d, Relu,
 };
-use crate::probe::{Describe, Probe};
+use crate::probe::Probe;
 
 /// `(in, 1×1, 3×3 reduce, 3×3, 5×5 reduce, 5×5, pool proj)` of inception 3a … 5b.
 const INCEPTION: [[usize; 7]; 9] = [
@@ -49,6 +50,8 @@ pub struct GoogLeNetConfig {
     /// Initialization.
     pub init: InitScheme,
 }
+
+crate::impl_family!(GoogLeNetConfig);
 
 impl GoogLeNetConfig {
     /// torchvision `googlenet()` (aux heads off, `transform_input` off, as its constructor).
@@ -303,7 +306,12 @@ impl GoogLeNet {
         let x = p.stage("inception5b", &self.inception5b, |p| self.inception5b.forward_with(x, p));
         let x = p.stage("avgpool", &self.avgpool, |_| self.avgpool.forward(x));
         let x = p.stage("flatten", &Flatten, |_| Flatten.forward(x));
-        let x = self.dropout.forward(x);
+        // torchvision's `dropout` module (a stage there); d2l's net has none.
+        let x = if self.dropout.prob > 0.0 {
+            p.stage("dropout", &self.dropout, |_| self.dropout.forward(x))
+        } else {
+            x
+        };
         (p.stage("fc", &self.fc, |_| self.fc.forward(x)), aux1, aux2)
     }
 }

@@ -24,6 +24,8 @@ pub struct LeNetConfig {
     pub init: InitScheme,
 }
 
+crate::impl_family!(LeNetConfig);
+
 impl LeNetConfig {
     /// d2l §7.6 LeNet: 1×28×28 → 10, Xavier init.
     pub fn d2l(batch_norm: bool) -> Self {

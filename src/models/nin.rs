@@ -24,6 +24,8 @@ pub struct NinConfig {
     pub init: InitScheme,
 }
 
+crate::impl_family!(NinConfig);
+
 impl NinConfig {
     /// d2l §8.3 NiN.
     pub fn d2l() -> Self {

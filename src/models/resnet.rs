@@ -8,12 +8,14 @@ use burn::module::{Initializer, Module};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use super::sequential::forward_seq4;
 use super::{InitScheme, kaiming_normal_fan_out};
+use crate::instrument::Describe;
 use crate::layers::{
     AdaptiveAvgPool2d, BatchNorm, BatchNormConfig, Conv2d, Conv2dConfig, Flatten, Layer, Linear,
-    LinearConfig, MaxPool2d, Relu, forward_seq4,
+    LinearConfig, MaxPool2d, Relu,
 };
-use crate::probe::{Describe, Probe};
+use crate::probe::Probe;
 
 /// Residual block type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,6 +52,8 @@ pub struct ResNetConfig {
     /// Initialization.
     pub init: InitScheme,
 }
+
+crate::impl_family!(ResNetConfig);
 
 impl ResNetConfig {
     /// torchvision `resnetNN()` with the given block counts.

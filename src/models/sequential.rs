@@ -5,8 +5,9 @@
 use burn::module::Module;
 use burn::tensor::Tensor;
 
-use crate::layers::{AdaptiveAvgPool2d, Flatten, Layer, forward_seq2, forward_seq4};
-use crate::probe::{Describe, Probe};
+use crate::instrument::Describe;
+use crate::layers::{AdaptiveAvgPool2d, Flatten, Layer};
+use crate::probe::Probe;
 
 /// A plain chain of layers with an optional adaptive pool before the flatten.
 #[derive(Module, Debug)]
@@ -35,4 +36,58 @@ impl SeqNet {
         }
         probe.stage("classifier", &self.classifier, |p| forward_seq2(&self.classifier, x, p))
     }
+}
+
+/// Probe-aware forwards of a [`Layer`] (nested chains report their elements as stages).
+trait LayerForward {
+    fn forward4<P: Probe>(&self, x: Tensor<4>, probe: &mut P) -> Tensor<4>;
+    fn forward2<P: Probe>(&self, x: Tensor<2>, probe: &mut P) -> Tensor<2>;
+}
+
+impl LayerForward for Layer {
+    /// Forward on a feature map. Linear layers belong after a flatten: a preset that puts one
+    /// here is a bug.
+    fn forward4<P: Probe>(&self, x: Tensor<4>, probe: &mut P) -> Tensor<4> {
+        match self {
+            Layer::Conv(m) => m.forward(x),
+            Layer::Norm(m) => m.forward(x),
+            Layer::Relu(m) => m.forward(x),
+            Layer::Sigmoid(m) => m.forward(x),
+            Layer::MaxPool(m) => m.forward(x),
+            Layer::AvgPool(m) => m.forward(x),
+            Layer::AdaptiveAvgPool(m) => m.forward(x),
+            Layer::Dropout(m) => m.forward(x),
+            Layer::Seq(layers) => forward_seq4(layers, x, probe),
+            Layer::Linear(_) => unreachable!("a Linear layer inside a feature extractor"),
+        }
+    }
+
+    /// Forward on a flat `[b, n]` input (classifier heads).
+    fn forward2<P: Probe>(&self, x: Tensor<2>, probe: &mut P) -> Tensor<2> {
+        match self {
+            Layer::Linear(m) => m.forward(x),
+            Layer::Norm(m) => m.forward(x),
+            Layer::Relu(m) => m.forward(x),
+            Layer::Sigmoid(m) => m.forward(x),
+            Layer::Dropout(m) => m.forward(x),
+            Layer::Seq(layers) => forward_seq2(layers, x, probe),
+            other => unreachable!("{other:?} inside a classifier head"),
+        }
+    }
+}
+
+/// Runs a chain on a feature map, tapping each element by its index.
+pub(crate) fn forward_seq4<P: Probe>(layers: &[Layer], mut x: Tensor<4>, probe: &mut P) -> Tensor<4> {
+    for (i, layer) in layers.iter().enumerate() {
+        x = probe.stage(i, layer, |p| layer.forward4(x, p));
+    }
+    x
+}
+
+/// Runs a chain on flat features, tapping each element by its index.
+pub(crate) fn forward_seq2<P: Probe>(layers: &[Layer], mut x: Tensor<2>, probe: &mut P) -> Tensor<2> {
+    for (i, layer) in layers.iter().enumerate() {
+        x = probe.stage(i, layer, |p| layer.forward2(x, p));
+    }
+    x
 }

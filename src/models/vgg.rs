@@ -45,6 +45,8 @@ pub struct VggConfig {
     pub init: InitScheme,
 }
 
+crate::impl_family!(VggConfig);
+
 impl VggConfig {
     /// torchvision `vggNN[_bn]()`.
     pub fn torchvision(cfg: &[usize], batch_norm: bool, num_classes: usize, in_channels: usize) -> Self {

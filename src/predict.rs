@@ -1,0 +1,77 @@
+//! Classifying image files with a run: the run's preprocessing, the forward pass, the top-k
+//! classes with their probabilities.
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::Device;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::model::Model;
+use crate::train::TrainConfig;
+
+/// One predicted class.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Prediction {
+    /// Class index.
+    pub class: usize,
+    /// Class name.
+    pub name: String,
+    /// Softmax probability.
+    pub probability: f32,
+}
+
+/// The top classes of one image, best first.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImagePredictions {
+    /// The image file.
+    pub image: PathBuf,
+    /// Best first.
+    pub predictions: Vec<Prediction>,
+}
+
+/// Reads and decodes an image file (PNG or JPEG, any size and colour type).
+pub fn read_image(path: &Path) -> Result<image::DynamicImage> {
+    image::ImageReader::open(path)
+        .map_err(|e| Error::io("open", path, e))?
+        .with_guessed_format()
+        .map_err(|e| Error::io("read", path, e))?
+        .decode()
+        .map_err(|e| Error::bad_file(path, format!("cannot be decoded as an image: {e}")))
+}
+
+/// The `k` most probable classes of each image under `model`, prepared as `config` says.
+pub fn predict(
+    config: &TrainConfig,
+    model: &Model,
+    images: &[PathBuf],
+    k: usize,
+    device: &Device,
+) -> Result<Vec<ImagePredictions>> {
+    let classes = config.class_names();
+    let k = k.clamp(1, classes.len().max(1));
+    let mut out = Vec::with_capacity(images.len());
+    for path in images {
+        let img = read_image(path)?;
+        let x = config.preprocess.apply(&img, config.input, device);
+        let logits = model.try_forward(&config.model, x)?;
+        let probs: Vec<f32> = burn::tensor::activation::softmax(logits, 1)
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .map_err(|e| Error::invalid("model output", format!("{e:?}")))?;
+        let mut ranked: Vec<usize> = (0..probs.len()).collect();
+        ranked.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]));
+        let predictions = ranked
+            .into_iter()
+            .take(k)
+            .map(|i| Prediction {
+                class: i,
+                name: classes.get(i).cloned().unwrap_or_else(|| format!("class {i}")),
+                probability: probs[i],
+            })
+            .collect();
+        out.push(ImagePredictions { image: path.clone(), predictions });
+    }
+    Ok(out)
+}

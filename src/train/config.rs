@@ -1,0 +1,250 @@
+//! [`TrainConfig`]: everything a run needs, saved as `config.json` in its run directory, built
+//! from a preset's recipe ([`TrainConfig::for_model`]) and the user's [`Overrides`].
+
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{AdamConfig, AdamWConfig, ModuleOptimizer, SgdConfig, decay::WeightDecayConfig};
+use serde::{Deserialize, Serialize};
+
+use crate::data::DatasetKind;
+use crate::data::transforms::Preprocess;
+use crate::error::{Error, Result};
+use crate::model::ModelConfig;
+pub use crate::recipe::{OptimizerKind, Schedule};
+use crate::registry;
+
+/// Everything a run needs; saved as `config.json` in the run directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Registry name.
+    pub model: String,
+    /// The model's full description.
+    pub model_config: ModelConfig,
+    /// Input `[c, h, w]` the images are resized to.
+    pub input: [usize; 3],
+    /// Data set.
+    pub dataset: DatasetKind,
+    /// Epochs.
+    pub epochs: usize,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// Batch size.
+    pub batch_size: usize,
+    /// Optimizer.
+    pub optimizer: OptimizerKind,
+    /// L2 penalty (SGD/Adam) or decoupled decay (AdamW).
+    pub weight_decay: f64,
+    /// Schedule.
+    pub schedule: Schedule,
+    /// Linear warm-up length in epochs (may be fractional).
+    pub warmup: f64,
+    /// Seed for initialization, shuffling and dropout.
+    pub seed: u64,
+    /// Train on the first N training images only.
+    pub train_subset: Option<usize>,
+    /// Evaluate on the first N test images only.
+    pub test_subset: Option<usize>,
+    /// How `predict` prepares an image (runs trained here: grey; imported ImageNet models:
+    /// torchvision's eval transform).
+    #[serde(default)]
+    pub preprocess: Preprocess,
+    /// The class names in label order (empty in runs written before they were stored: then
+    /// [`TrainConfig::class_names`] derives them).
+    #[serde(default)]
+    pub classes: Vec<String>,
+    /// Checkpoint this run was imported from, if any.
+    #[serde(default)]
+    pub imported_from: Option<String>,
+}
+
+/// Values the user set on the command line (`cnnzoo train`'s flags); `None` keeps the recipe's.
+#[derive(Debug, Clone, Default, PartialEq, clap::Args)]
+pub struct Overrides {
+    /// Epochs (default 10, as d2l).
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Learning rate (default: the recipe's, e.g. d2l's 0.9 for LeNet).
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Batch size (default: the recipe's).
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Optimizer (default: plain SGD for d2l models, as d2l).
+    #[arg(long, value_enum)]
+    pub optimizer: Option<OptimizerKind>,
+    /// Weight decay.
+    #[arg(long)]
+    pub weight_decay: Option<f64>,
+    /// Learning-rate schedule (default constant for d2l models).
+    #[arg(long, value_enum)]
+    pub schedule: Option<Schedule>,
+    /// Linear warm-up in epochs.
+    #[arg(long)]
+    pub warmup: Option<f64>,
+    /// Seed for initialization, shuffling and dropout.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Data set (default fashion-mnist).
+    #[arg(long, value_enum)]
+    pub dataset: Option<DatasetKind>,
+    /// Train on the first N training images only.
+    #[arg(long = "subset")]
+    pub train_subset: Option<usize>,
+    /// Evaluate on the first N test images only.
+    #[arg(long)]
+    pub test_subset: Option<usize>,
+}
+
+impl Overrides {
+    /// `config` with every value that is set here replaced.
+    pub fn apply(&self, mut config: TrainConfig) -> TrainConfig {
+        fn set<T: Copy>(field: &mut T, value: Option<T>) {
+            if let Some(v) = value {
+                *field = v;
+            }
+        }
+        set(&mut config.epochs, self.epochs);
+        set(&mut config.lr, self.lr);
+        set(&mut config.batch_size, self.batch_size);
+        set(&mut config.optimizer, self.optimizer);
+        set(&mut config.weight_decay, self.weight_decay);
+        set(&mut config.schedule, self.schedule);
+        set(&mut config.warmup, self.warmup);
+        set(&mut config.seed, self.seed);
+        if let Some(d) = self.dataset {
+            config.dataset = d;
+            config.classes = d.classes().iter().map(|s| s.to_string()).collect();
+        }
+        if self.train_subset.is_some() {
+            config.train_subset = self.train_subset;
+        }
+        if self.test_subset.is_some() {
+            config.test_subset = self.test_subset;
+        }
+        config
+    }
+}
+
+impl TrainConfig {
+    /// The default run for a registry model: its recipe (d2l's for d2l presets: 10 epochs,
+    /// plain SGD, constant rate), on Fashion-MNIST at [`registry::Entry::train_input`] with 10
+    /// classes.
+    pub fn for_model(name: &str, input: Option<[usize; 3]>) -> Result<Self> {
+        let entry = registry::find(name)?;
+        let input = input.unwrap_or(entry.train_input());
+        let recipe = entry.recipe;
+        let dataset = DatasetKind::FashionMnist;
+        Ok(Self {
+            model: entry.name.to_string(),
+            model_config: entry.config_with(10, input[0]),
+            input,
+            dataset,
+            epochs: recipe.epochs,
+            lr: recipe.lr,
+            batch_size: recipe.batch_size,
+            optimizer: recipe.optimizer,
+            weight_decay: recipe.weight_decay,
+            schedule: recipe.schedule,
+            warmup: 0.0,
+            seed: 42,
+            train_subset: None,
+            test_subset: None,
+            preprocess: Preprocess::Grey,
+            classes: dataset.classes().iter().map(|s| s.to_string()).collect(),
+            imported_from: None,
+        })
+    }
+
+    /// The class names in label order: the stored ones, else the data set's (when the model
+    /// has as many classes), else the preset's own labels at its default class count, else
+    /// `class 0`, `class 1`, ….
+    pub fn class_names(&self) -> Vec<String> {
+        let n = self.model_config.num_classes();
+        if self.classes.len() == n {
+            return self.classes.clone();
+        }
+        if self.dataset.classes().len() == n {
+            return self.dataset.classes().iter().map(|s| s.to_string()).collect();
+        }
+        if let Ok(entry) = registry::find(&self.model)
+            && entry.num_classes == n
+        {
+            return entry.labels.names();
+        }
+        (0..n).map(|i| format!("class {i}")).collect()
+    }
+
+    /// The line `train` prints before it starts.
+    pub fn banner(&self, train_images: usize, test_images: usize, dir: &std::path::Path) -> String {
+        let [c, h, w] = self.input;
+        format!(
+            "training {} on {} ({} train / {} test images) at {c}x{h}x{w}: {} epochs, lr {}, batch {}, {:?}, run dir {}",
+            self.model,
+            self.dataset.dir_name(),
+            self.train_subset.unwrap_or(train_images).min(train_images),
+            self.test_subset.unwrap_or(test_images).min(test_images),
+            self.epochs,
+            self.lr,
+            self.batch_size,
+            self.optimizer,
+            dir.display()
+        )
+    }
+
+    /// Checks ranges that the types do not.
+    pub fn validate(&self) -> Result<()> {
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(Error::invalid("--lr", format!("must be > 0, got {}", self.lr)));
+        }
+        if self.epochs == 0 {
+            return Err(Error::invalid("--epochs", "must be at least 1"));
+        }
+        if self.batch_size == 0 {
+            return Err(Error::invalid("--batch-size", "must be at least 1"));
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return Err(Error::invalid("--weight-decay", format!("must be ≥ 0, got {}", self.weight_decay)));
+        }
+        if !(self.warmup.is_finite() && self.warmup >= 0.0 && self.warmup < self.epochs as f64) {
+            return Err(Error::invalid("--warmup", format!("must be in [0, epochs), got {}", self.warmup)));
+        }
+        if self.input[0] != 1 {
+            return Err(Error::invalid("--input", "Fashion-MNIST and MNIST images have 1 channel"));
+        }
+        if self.model_config.in_channels() != 1 || self.model_config.num_classes() != 10 {
+            return Err(Error::invalid("config", "the model must take 1 channel and predict 10 classes"));
+        }
+        Ok(())
+    }
+
+    /// Learning rate at global step `step` with `steps_per_epoch` (warm-up, then the schedule).
+    pub fn lr_at(&self, step: usize, steps_per_epoch: usize) -> f64 {
+        let total = (self.epochs * steps_per_epoch).max(1) as f64;
+        let warm = self.warmup * steps_per_epoch as f64;
+        let s = step as f64;
+        if s < warm {
+            return self.lr * (s + 1.0) / warm;
+        }
+        let progress = ((s - warm) / (total - warm).max(1.0)).min(1.0);
+        match self.schedule {
+            Schedule::Constant => self.lr,
+            Schedule::Step => self.lr * 0.1f64.powi((progress * 3.0).floor().min(2.0) as i32),
+            Schedule::Cosine => self.lr * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()),
+        }
+    }
+
+    /// A fresh optimizer as configured.
+    pub(crate) fn optimizer(&self) -> ModuleOptimizer {
+        let decay = (self.weight_decay > 0.0).then(|| WeightDecayConfig::new(self.weight_decay as f32));
+        match self.optimizer {
+            OptimizerKind::Sgd => SgdConfig::new().with_weight_decay(decay).init(),
+            OptimizerKind::Momentum => SgdConfig::new()
+                .with_weight_decay(decay)
+                .with_momentum(Some(MomentumConfig::new().with_momentum(0.9).with_dampening(0.0)))
+                .init(),
+            OptimizerKind::Adam => AdamConfig::new().with_weight_decay(decay).with_epsilon(1e-8).init(),
+            OptimizerKind::Adamw => {
+                AdamWConfig::new().with_weight_decay(self.weight_decay as f32).with_epsilon(1e-8).init()
+            }
+        }
+    }
+}

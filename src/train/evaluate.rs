@@ -1,0 +1,130 @@
+//! Evaluation of a trained model on a split: top-1, top-5, mean loss, per-class accuracy and
+//! the confusion matrix.
+
+use std::path::Path;
+
+use burn::tensor::Device;
+use serde::Serialize;
+
+use super::run_dir::LoadedRun;
+use crate::data::{self, Split};
+use crate::error::{Error, Result};
+use crate::model::Model;
+
+/// Results of [`evaluate`].
+#[derive(Debug, Clone, Serialize)]
+pub struct Evaluation {
+    /// Images evaluated.
+    pub images: usize,
+    /// Top-1 accuracy.
+    pub top1: f64,
+    /// Top-5 accuracy.
+    pub top5: f64,
+    /// Mean cross-entropy.
+    pub loss: f64,
+    /// Accuracy per true class.
+    pub per_class: Vec<f64>,
+    /// `confusion[true][predicted]` counts.
+    pub confusion: Vec<Vec<usize>>,
+}
+
+/// Evaluates an eval-mode model (`model.valid()`) on `split`.
+pub fn evaluate(model: &Model, split: &Split, size: [usize; 2], batch: usize, device: &Device) -> Evaluation {
+    let mut confusion: Vec<Vec<usize>> = Vec::new();
+    let (mut top5, mut loss_sum) = (0usize, 0.0f64);
+    let order: Vec<usize> = (0..split.len()).collect();
+    for idx in order.chunks(batch.max(1)) {
+        let (x, y) = split.batch(idx, size, device);
+        let logits = model.forward(x);
+        let classes = logits.dims()[1];
+        if confusion.is_empty() {
+            confusion = vec![vec![0usize; classes]; classes];
+        }
+        let log_probs = burn::tensor::activation::log_softmax(logits, 1);
+        let values: Vec<f32> =
+            log_probs.into_data().convert::<f32>().try_into_vec::<f32>().unwrap_or_default();
+        let labels: Vec<i64> = y.into_data().convert::<i64>().try_into_vec::<i64>().unwrap_or_default();
+        for (row, &label) in values.chunks(classes).zip(&labels) {
+            let label = label as usize;
+            let mut ranked: Vec<usize> = (0..classes).collect();
+            ranked.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
+            confusion[label][ranked[0]] += 1;
+            top5 += usize::from(ranked[..classes.min(5)].contains(&label));
+            loss_sum -= f64::from(row[label]);
+        }
+    }
+    let n = split.len().max(1) as f64;
+    let correct: usize = (0..confusion.len()).map(|i| confusion[i][i]).sum();
+    let per_class = confusion
+        .iter()
+        .enumerate()
+        .map(|(i, row)| row[i] as f64 / row.iter().sum::<usize>().max(1) as f64)
+        .collect();
+    Evaluation {
+        images: split.len(),
+        top1: correct as f64 / n,
+        top5: top5 as f64 / n,
+        loss: loss_sum / n,
+        per_class,
+        confusion,
+    }
+}
+
+/// Evaluates a run on its data set's test split (the first `test_subset` images, or all),
+/// found as `train` finds it (`data_dir`, then the usual places).
+pub fn evaluate_run(
+    run: &LoadedRun,
+    data_dir: Option<&Path>,
+    test_subset: Option<usize>,
+    device: &Device,
+) -> Result<Evaluation> {
+    let config = &run.config;
+    if config.input[0] != 1 || config.model_config.num_classes() != 10 {
+        return Err(Error::invalid(
+            "run",
+            format!(
+                "`{}` is a {}-channel, {}-class model; eval measures Fashion-MNIST/MNIST models \
+                 (1 channel, 10 classes) — use `cnnzoo predict` for ImageNet models",
+                config.model,
+                config.input[0],
+                config.model_config.num_classes()
+            ),
+        ));
+    }
+    let dir = data::locate(config.dataset, data_dir)?;
+    let dataset = data::load(config.dataset, &dir)?;
+    let test = match test_subset {
+        Some(n) => dataset.test.truncate(n),
+        None => dataset.test,
+    };
+    let [_, h, w] = config.input;
+    Ok(evaluate(&run.model, &test, [h, w], 256, device))
+}
+
+impl Evaluation {
+    /// Top-1/top-5/loss, per-class accuracy and the confusion matrix as aligned text.
+    pub fn to_table(&self, model: &str, classes: &[String]) -> String {
+        let name = |i: usize| classes.get(i).map_or("", String::as_str);
+        let mut out = format!(
+            "{model} on {} test images: top-1 {:.4}  top-5 {:.4}  loss {:.4}\n\nper class:\n",
+            self.images, self.top1, self.top5, self.loss
+        );
+        for (i, acc) in self.per_class.iter().enumerate() {
+            out.push_str(&format!("  {:<12} {acc:.3}\n", name(i)));
+        }
+        out.push_str("\nconfusion (rows: true class, columns: predicted):\n");
+        out.push_str(&format!("  {:<12}", ""));
+        for i in 0..self.confusion.len() {
+            out.push_str(&format!("{i:>6}"));
+        }
+        out.push('\n');
+        for (i, row) in self.confusion.iter().enumerate() {
+            out.push_str(&format!("  {:<12}", format!("{i} {}", name(i))));
+            for v in row {
+                out.push_str(&format!("{v:>6}"));
+            }
+            out.push('\n');
+        }
+        out
+    }
+}
