@@ -517,7 +517,7 @@ pub fn train(
             history: state.history,
         };
         write_metrics(dir, &state.history)?;
-        crate::plot::write_curves(dir, &config.model, &state.history)?;
+        write_curves(dir, &config.model, &state.history)?;
         checkpoint(dir, &model, &optim, &state)?;
     }
     save_model(&model.valid(), &dir.join(files::MODEL))?;
@@ -568,6 +568,24 @@ fn checkpoint(dir: &Path, model: &Model, optim: &ModuleOptimizer, state: &RunSta
         }
     }
     Ok(())
+}
+
+/// Writes `curves.svg` and `curves.png` for a run: train loss, train acc and test acc by epoch.
+pub fn write_curves(dir: &Path, model: &str, history: &[EpochMetrics]) -> Result<()> {
+    if history.is_empty() {
+        return Err(Error::invalid("plot", "no epochs to plot"));
+    }
+    let col = |f: fn(&EpochMetrics) -> f64| history.iter().map(f).collect::<Vec<_>>();
+    let chart = crate::plot::training_curves(
+        model,
+        &col(|m| m.epoch as f64),
+        &col(|m| m.train_loss),
+        &col(|m| m.train_acc),
+        &col(|m| m.test_acc),
+    );
+    let (svg, png) = chart.render()?;
+    fsutil::write_atomic(&dir.join(files::CURVES_SVG), svg.as_bytes())?;
+    fsutil::write_atomic(&dir.join(files::CURVES_PNG), &png)
 }
 
 /// Rewrites `metrics.csv` from the history.
