@@ -192,7 +192,8 @@ impl Chart for Heatmap {
             .build_cartesian_2d(xs, ys)
             .map_err(err)?;
         let col_label = |x: &f64| Self::label(&self.col_labels, x.floor() as usize);
-        let row_label = |y: &f64| Self::label(&self.row_labels, rows - 1 - y.floor() as usize);
+        let row_label =
+            |y: &f64| Self::label(&self.row_labels, (rows - 1).saturating_sub(y.floor() as usize));
         chart
             .configure_mesh()
             .disable_mesh()
