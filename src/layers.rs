@@ -246,8 +246,12 @@ impl BatchNorm {
         }
         let device = x.device();
         if !device.is_autodiff() {
-            let mean = self.running_mean.value().to_device(&device);
-            let var = self.running_var.value().to_device(&device);
+            // A training model used for inference keeps its statistics on the autodiff device:
+            // move them off it. Otherwise they stay where they are (the ONNX exporter's tracing
+            // device holds them and cannot move tensors).
+            let on_device = |t: Tensor<1>| if t.device().is_autodiff() { t.to_device(&device) } else { t };
+            let mean = on_device(self.running_mean.value());
+            let var = on_device(self.running_var.value());
             return batch_norm(x, self.gamma.val(), self.beta.val(), mean, var, self.epsilon);
         }
         let n = dims.iter().product::<usize>() / self.num_features;

@@ -97,3 +97,38 @@ fn compare_writes_reports_and_resumes_without_retraining() {
         serde_json::from_str(&std::fs::read_to_string(out_dir.join("compare.json")).unwrap()).unwrap();
     assert_eq!(rows[0]["measured_with"]["reference_kernels"], true);
 }
+
+#[test]
+fn compare_of_one_epoch_draws_its_points_and_sizes_on_a_log_axis() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("cmp");
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fashion-mnist-subset");
+    let args = [
+        "compare",
+        "--models",
+        "lenet,d2l_densenet",
+        "--epochs",
+        "1",
+        "--subset",
+        "64",
+        "--bench-steps",
+        "1",
+        "--quiet",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+    ];
+    let out = cnnzoo(&args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // One epoch is one point per model: each is drawn as a marker.
+    let curves = std::fs::read_to_string(out_dir.join("curves.svg")).unwrap();
+    assert!(curves.matches("<circle").count() >= 2, "no markers in curves.svg");
+    // 62K against 758K parameters and 0.4M against 129M MACs: both bar charts need a log axis.
+    let rows: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("compare.json")).unwrap()).unwrap();
+    let macs: Vec<f64> = rows.as_array().unwrap().iter().map(|r| r["macs"].as_f64().unwrap()).collect();
+    assert!(cnnzoo::plot::wants_log(&macs));
+    let svg = std::fs::read_to_string(out_dir.join("macs.svg")).unwrap();
+    assert!(svg.contains("log scale"), "the MACs chart does not say its axis is logarithmic");
+}

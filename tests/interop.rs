@@ -302,3 +302,23 @@ fn pth_import_then_export_gives_back_the_files_own_tensors_bit_for_bit() {
         }
     }
 }
+
+#[test]
+fn onnx_export_of_batch_norm_models() {
+    // Batch norm in eval mode on the exporter's tracing device (it cannot move tensors).
+    let device = Device::flex();
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["d2l_lenet_bn", "d2l_resnet18"] {
+        let entry = registry::find(name).unwrap();
+        let model = entry.config().init(&device);
+        let path = dir.path().join(format!("{name}.onnx"));
+        let info = interop::export_onnx(&model, entry.input, &path).unwrap();
+        assert!(info.dynamic_batch, "{name}");
+        let bytes = std::fs::read(&path).unwrap().len();
+        assert!(
+            bytes > entry.params * 4,
+            "{name}: {bytes} bytes hold fewer than its {} weights",
+            entry.params
+        );
+    }
+}

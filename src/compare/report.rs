@@ -51,10 +51,11 @@ pub fn markdown(rows: &[ModelRow]) -> String {
 pub fn write_reports(out: &Path, rows: &[ModelRow]) -> Result<()> {
     let labels: Vec<String> = rows.iter().map(|r| r.model.trim_start_matches("d2l_").to_string()).collect();
     let mut charts: Vec<(&str, String)> = Vec::new();
+    // Values over more than two orders of magnitude (parameters, MACs) get a log scale.
     let mut bar = |file: &'static str, title: &str, values: Vec<f64>| -> Result<()> {
-        let svg = plot::bars_svg(title, &labels, &values);
+        let (svg, png) = plot::BarChart::new(title, labels.clone(), values).render()?;
         fsutil::write_atomic(&out.join(format!("{file}.svg")), svg.as_bytes())?;
-        fsutil::write_atomic(&out.join(format!("{file}.png")), &plot::bars_png(title, &labels, &values))?;
+        fsutil::write_atomic(&out.join(format!("{file}.png")), &png)?;
         charts.push((file, svg));
         Ok(())
     };
@@ -69,17 +70,20 @@ pub fn write_reports(out: &Path, rows: &[ModelRow]) -> Result<()> {
             "test accuracy",
             rows.iter().map(|r| r.history.last().map_or(0.0, |m| m.test_acc)).collect(),
         )?;
-        let series: Vec<plot::Series> = trained
+        let series = trained
             .iter()
-            .enumerate()
-            .map(|(i, r)| plot::Series {
-                label: r.model.trim_start_matches("d2l_"),
-                color: plot::PALETTE[i % plot::PALETTE.len()],
-                points: r.history.iter().map(|m| (m.epoch as f64, m.test_acc)).collect(),
-                dashed: false,
+            .map(|r| {
+                let points = r.history.iter().map(|m| (m.epoch as f64, m.test_acc)).collect();
+                plot::Series::new(r.model.trim_start_matches("d2l_"), points)
             })
             .collect();
-        let (svg, png) = plot::curves("test accuracy by epoch", &series);
+        let chart = plot::LineChart {
+            title: "test accuracy by epoch".into(),
+            x_label: "epoch".into(),
+            series,
+            ..Default::default()
+        };
+        let (svg, png) = chart.render()?;
         fsutil::write_atomic(&out.join("curves.svg"), svg.as_bytes())?;
         fsutil::write_atomic(&out.join("curves.png"), &png)?;
         charts.push(("curves", svg));

@@ -245,8 +245,21 @@ pub fn read_metrics(dir: &Path) -> Result<Vec<EpochMetrics>> {
         .collect()
 }
 
-/// Draws the run's curves (loss, train and test accuracy by epoch) into `curves.svg` and
+/// Draws the run's curves (train loss, train and test accuracy by epoch) into `curves.svg` and
 /// `curves.png`.
 pub fn write_curves(dir: &Path, model: &str, history: &[EpochMetrics]) -> Result<()> {
-    crate::plot::write_curves(dir, model, history)
+    if history.is_empty() {
+        return Err(Error::invalid("plot", "no epochs to plot"));
+    }
+    let col = |f: fn(&EpochMetrics) -> f64| history.iter().map(f).collect::<Vec<_>>();
+    let chart = crate::plot::training_curves(
+        model,
+        &col(|m| m.epoch as f64),
+        &col(|m| m.train_loss),
+        &col(|m| m.train_acc),
+        &col(|m| m.test_acc),
+    );
+    let (svg, png) = chart.render()?;
+    fsutil::write_atomic(&dir.join(files::CURVES_SVG), svg.as_bytes())?;
+    fsutil::write_atomic(&dir.join(files::CURVES_PNG), &png)
 }
