@@ -4,6 +4,7 @@ mod bench;
 mod compare;
 mod console;
 mod eval;
+mod exit;
 mod export;
 mod import;
 mod list;
@@ -12,6 +13,7 @@ mod summary;
 mod train;
 
 use clap::{Parser, Subcommand, ValueEnum};
+pub use exit::{EXIT_CODES, Interrupted};
 
 /// The classic CNNs — LeNet to DenseNet — in Rust: build, inspect, train, evaluate, compare.
 #[derive(Debug, Parser)]
@@ -46,23 +48,6 @@ enum Command {
     /// The seven d2l models side by side: size, compute, speed, accuracy, and the chapter's claims.
     Compare(compare::Args),
 }
-
-/// The exit codes, as `--help` shows them (and `main` returns them).
-pub const EXIT_CODES: &str = "Exit codes: 0 success; 1 bad input (unknown model, bad flag or value, \
-unreadable or corrupt file, diverged run); 2 internal error (a bug: please report it); 130 interrupted \
-by Ctrl-C (the run saved a checkpoint: continue it with `cnnzoo train --resume RUN_DIR`).";
-
-/// A run stopped by Ctrl-C after saving its checkpoint (exit code 130).
-#[derive(Debug)]
-pub struct Interrupted(pub String);
-
-impl std::fmt::Display for Interrupted {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Interrupted {}
 
 /// Output format of a report command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
