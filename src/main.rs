@@ -1,6 +1,6 @@
 //! The `cnnzoo` command line: parse → resolve → run. Results go to stdout, progress and errors
 //! to stderr. Exit codes ([`cli::EXIT_CODES`]): 0 ok, 1 bad input (unknown model, bad flag, bad
-//! file), 2 internal error, 130 interrupted by Ctrl-C after saving a checkpoint.
+//! file, bad flag), 2 internal error, 130 interrupted by Ctrl-C after saving a checkpoint.
 
 mod cli;
 
@@ -10,7 +10,14 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     cnnzoo::kernels::tune_allocator();
-    let args = cli::Cli::parse();
+    // Usage errors are bad input (exit code 1, like every other); `--help` and `--version` succeed.
+    let args = match cli::Cli::try_parse() {
+        Ok(args) => args,
+        Err(usage) => {
+            let _ = usage.print();
+            return ExitCode::from(if usage.use_stderr() { 1 } else { 0 });
+        }
+    };
     match cli::run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

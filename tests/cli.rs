@@ -82,7 +82,7 @@ fn too_small_input_is_an_error_not_a_panic() {
 #[test]
 fn bad_input_flag_is_rejected() {
     let out = cnnzoo(&["summary", "resnet18", "--input", "3,224"]);
-    assert_eq!(out.status.code(), Some(2)); // clap's usage error
+    assert_eq!(out.status.code(), Some(1)); // a usage error is bad input
     assert!(stderr(&out).contains("expected C,H,W"), "{}", stderr(&out));
 }
 
@@ -103,4 +103,17 @@ fn an_os_error_is_named_once() {
     let err = stderr(&out);
     assert!(err.contains("config.json"), "{err}");
     assert_eq!(err.matches("os error 2").count(), 1, "{err}");
+}
+
+#[test]
+fn exit_codes_are_the_documented_ones() {
+    // 0: success, also for --help; 1: bad input (an unknown flag, an unknown model).
+    assert_eq!(cnnzoo(&["--help"]).status.code(), Some(0));
+    assert_eq!(cnnzoo(&["list", "--bogus"]).status.code(), Some(1));
+    assert_eq!(cnnzoo(&["summary", "resnet19"]).status.code(), Some(1));
+    // 2: the output could not be written (here: a full device). 130 is tested in tests/train.rs.
+    let full = std::fs::File::create("/dev/full").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_cnnzoo")).arg("list").stdout(full).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("No space left"), "{}", stderr(&out));
 }
