@@ -26,7 +26,7 @@ pub struct AlexNetConfig {
     pub init: InitScheme,
 }
 
-crate::impl_family!(AlexNetConfig);
+impl_family!(AlexNetConfig);
 
 impl AlexNetConfig {
     /// torchvision `alexnet()`.

@@ -40,7 +40,7 @@ pub struct DenseNetConfig {
     pub init: InitScheme,
 }
 
-crate::impl_family!(DenseNetConfig);
+impl_family!(DenseNetConfig);
 
 impl DenseNetConfig {
     /// torchvision `densenetNNN()`.

@@ -51,7 +51,7 @@ pub struct GoogLeNetConfig {
     pub init: InitScheme,
 }
 
-crate::impl_family!(GoogLeNetConfig);
+impl_family!(GoogLeNetConfig);
 
 impl GoogLeNetConfig {
     /// torchvision `googlenet()` (aux heads off, `transform_input` off, as its constructor).

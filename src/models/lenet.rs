@@ -24,7 +24,7 @@ pub struct LeNetConfig {
     pub init: InitScheme,
 }
 
-crate::impl_family!(LeNetConfig);
+impl_family!(LeNetConfig);
 
 impl LeNetConfig {
     /// d2l §7.6 LeNet: 1×28×28 → 10, Xavier init.

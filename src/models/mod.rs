@@ -1,6 +1,25 @@
 //! The seven families. LeNet, AlexNet, VGG and NiN are plain chains and share [`SeqNet`](sequential::SeqNet); their
 //! files hold the layer tables. GoogLeNet, ResNet and DenseNet have their own module types.
 
+// Defined before the family modules so that they can use it (textual macro scope).
+/// Implements [`Family`] for a config with `in_channels` and `num_classes` fields.
+macro_rules! impl_family {
+    ($config:ty) => {
+        impl crate::models::Family for $config {
+            fn in_channels(&self) -> usize {
+                self.in_channels
+            }
+            fn num_classes(&self) -> usize {
+                self.num_classes
+            }
+            fn set_io(&mut self, num_classes: usize, in_channels: usize) {
+                self.num_classes = num_classes;
+                self.in_channels = in_channels;
+            }
+        }
+    };
+}
+
 pub mod alexnet;
 pub mod densenet;
 pub mod googlenet;
@@ -16,7 +35,7 @@ use serde::{Deserialize, Serialize};
 use crate::layers::pytorch_weight_init;
 
 /// What every family's configuration provides, besides its `init(&self, &Device)` that builds
-/// the network. Implemented with [`impl_family!`](crate::impl_family) next to each config type.
+/// the network. Implemented with `impl_family!` next to each config type.
 pub trait Family {
     /// Input channels the first layer expects.
     fn in_channels(&self) -> usize;
@@ -24,25 +43,6 @@ pub trait Family {
     fn num_classes(&self) -> usize;
     /// Sets the classifier's classes and the first layer's input channels.
     fn set_io(&mut self, num_classes: usize, in_channels: usize);
-}
-
-/// Implements [`Family`] for a config with `in_channels` and `num_classes` fields.
-#[macro_export]
-macro_rules! impl_family {
-    ($config:ty) => {
-        impl $crate::models::Family for $config {
-            fn in_channels(&self) -> usize {
-                self.in_channels
-            }
-            fn num_classes(&self) -> usize {
-                self.num_classes
-            }
-            fn set_io(&mut self, num_classes: usize, in_channels: usize) {
-                self.num_classes = num_classes;
-                self.in_channels = in_channels;
-            }
-        }
-    };
 }
 
 /// How a model's parameters are initialized.

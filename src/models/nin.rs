@@ -24,7 +24,7 @@ pub struct NinConfig {
     pub init: InitScheme,
 }
 
-crate::impl_family!(NinConfig);
+impl_family!(NinConfig);
 
 impl NinConfig {
     /// d2l §8.3 NiN.

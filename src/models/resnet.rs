@@ -53,7 +53,7 @@ pub struct ResNetConfig {
     pub init: InitScheme,
 }
 
-crate::impl_family!(ResNetConfig);
+impl_family!(ResNetConfig);
 
 impl ResNetConfig {
     /// torchvision `resnetNN()` with the given block counts.

@@ -45,7 +45,7 @@ pub struct VggConfig {
     pub init: InitScheme,
 }
 
-crate::impl_family!(VggConfig);
+impl_family!(VggConfig);
 
 impl VggConfig {
     /// torchvision `vggNN[_bn]()`.
