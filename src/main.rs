@@ -1,6 +1,6 @@
 //! The `cnnzoo` command line: parse → resolve → run. Results go to stdout, progress and errors
 //! to stderr. Exit codes ([`cli::EXIT_CODES`]): 0 ok, 1 bad input (unknown model, bad flag, bad
-//! file, bad flag), 2 internal error, 130 interrupted by Ctrl-C after saving a checkpoint.
+//! file), 2 internal error, 130 interrupted by Ctrl-C after saving a checkpoint.
 
 mod cli;
 
