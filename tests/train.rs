@@ -442,3 +442,34 @@ fn mnist_files_of_the_official_size_must_be_the_official_files() {
     let err = cnnzoo::data::load(cnnzoo::data::DatasetKind::Mnist, dir.path()).unwrap_err().to_string();
     assert!(err.contains("t10k-images-idx3-ubyte.gz") && err.contains("official"), "{err}");
 }
+
+#[test]
+fn a_second_train_in_the_same_run_directory_is_refused_until_the_first_ends() {
+    let dir = tmp();
+    let run = dir.path().join("run");
+    let data = fixture();
+    let args = train_args(run.to_str().unwrap(), data.to_str().unwrap(), "50");
+    let mut first = Command::new(env!("CARGO_BIN_EXE_cnnzoo"))
+        .args(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !run.join("checkpoint.json").is_file() {
+        assert!(start.elapsed() < Duration::from_secs(120), "no checkpoint appeared");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let resume = ["train", "--resume", run.to_str().unwrap(), "--data", data.to_str().unwrap(), "--quiet"];
+    let second = cnnzoo(&resume);
+    assert_eq!(second.status.code(), Some(1), "{}", text(&second.stderr));
+    assert!(text(&second.stderr).contains("in use by another"), "{}", text(&second.stderr));
+    // SIGKILL: the OS releases the lock with the process, and the run resumes.
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let mut resume = resume.to_vec();
+    resume.extend(["--checkpoint-every", "0"]);
+    let out = cnnzoo(&resume);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(metrics_rows(&run).len(), 50);
+}

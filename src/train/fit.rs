@@ -85,7 +85,13 @@ pub fn train(
     let mut state =
         RunState { epoch: 0, batch: 0, loss_sum: 0.0, correct: 0, seen: 0, seconds: 0.0, history: vec![] };
 
+    // Held until this function returns: one training process per run directory.
+    let _lock;
     if resume {
+        if !dir.is_dir() {
+            return Err(Error::bad_file(dir, "is not a run directory"));
+        }
+        _lock = run_dir::lock(dir)?;
         let saved = run_dir::read_config(dir)?;
         if saved != *config {
             return Err(Error::bad_file(
@@ -115,6 +121,13 @@ pub fn train(
             ));
         }
         std::fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
+        _lock = run_dir::lock(dir)?;
+        if dir.join(files::CONFIG).exists() {
+            return Err(Error::invalid(
+                "--out",
+                format!("`{}` was just taken by another run", dir.display()),
+            ));
+        }
         run_dir::write_config(dir, config)?;
     }
 

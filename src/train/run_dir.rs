@@ -32,6 +32,33 @@ pub mod files {
     pub const CURVES_SVG: &str = "curves.svg";
     /// Curves, raster.
     pub const CURVES_PNG: &str = "curves.png";
+    /// Held (an advisory lock) by the process training in the directory.
+    pub const LOCK: &str = ".lock";
+}
+
+/// Takes the run directory's lock: an advisory lock on `.lock` that the OS releases when the
+/// process ends, however it ends (a run killed with SIGKILL never leaves it held). A second
+/// process that wants to train in `dir` is refused instead of interleaving checkpoints.
+pub(crate) fn lock(dir: &Path) -> Result<std::fs::File> {
+    let path = dir.join(files::LOCK);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io("create", &path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::invalid(
+            "run directory",
+            format!(
+                "`{}` is in use by another `cnnzoo train` (it holds `{}`); wait for it to finish or stop it first",
+                dir.display(),
+                path.display()
+            ),
+        )),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io("lock", &path, e)),
+    }
 }
 
 /// One epoch's results (a row of `metrics.csv`).
