@@ -12,6 +12,19 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// `cnnzoo compare` of `models` on the fixture subset, one timed step per speed, into `out`.
+fn compare_args(models: &str, epochs: &str, subset: &str, out: &Path) -> Vec<String> {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fashion-mnist-subset");
+    let args = ["compare", "--models", models, "--epochs", epochs, "--subset", subset, "--bench-steps", "1"];
+    let paths = ["--quiet", "--data", data.to_str().unwrap(), "--out", out.to_str().unwrap()];
+    args.iter().chain(&paths).map(|s| s.to_string()).collect()
+}
+
+/// The rows a comparison cached in `out/compare.json`.
+fn compare_json(out: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(out.join("compare.json")).unwrap()).unwrap()
+}
+
 #[test]
 fn bench_reports_throughput_phases_and_memory() {
     let out =
@@ -40,23 +53,8 @@ fn bench_reports_throughput_phases_and_memory() {
 fn compare_writes_reports_and_resumes_without_retraining() {
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("cmp");
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fashion-mnist-subset");
-    let args = [
-        "compare",
-        "--models",
-        "lenet,lenet_bn",
-        "--epochs",
-        "2",
-        "--subset",
-        "300",
-        "--bench-steps",
-        "1",
-        "--quiet",
-        "--data",
-        data.to_str().unwrap(),
-        "--out",
-        out_dir.to_str().unwrap(),
-    ];
+    let args = compare_args("lenet,lenet_bn", "2", "300", &out_dir);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = cnnzoo(&args);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let md = text(&out.stdout);
@@ -78,8 +76,7 @@ fn compare_writes_reports_and_resumes_without_retraining() {
     }
     let html = std::fs::read_to_string(out_dir.join("report.html")).unwrap();
     assert!(html.contains("<svg") && html.contains("<table>"), "report is not self-contained");
-    let rows: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out_dir.join("compare.json")).unwrap()).unwrap();
+    let rows = compare_json(&out_dir);
     assert_eq!(rows[0]["history"].as_array().unwrap().len(), 2);
     // Second run: nothing is retrained.
     let out = cnnzoo(&args);
@@ -93,8 +90,7 @@ fn compare_writes_reports_and_resumes_without_retraining() {
     let out = cnnzoo(&reference);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stderr).matches("throughput reused").count(), 0, "{}", text(&out.stderr));
-    let rows: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out_dir.join("compare.json")).unwrap()).unwrap();
+    let rows = compare_json(&out_dir);
     assert_eq!(rows[0]["measured_with"]["reference_kernels"], true);
 }
 
@@ -102,31 +98,15 @@ fn compare_writes_reports_and_resumes_without_retraining() {
 fn compare_of_one_epoch_draws_its_points_and_sizes_on_a_log_axis() {
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("cmp");
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fashion-mnist-subset");
-    let args = [
-        "compare",
-        "--models",
-        "lenet,d2l_densenet",
-        "--epochs",
-        "1",
-        "--subset",
-        "64",
-        "--bench-steps",
-        "1",
-        "--quiet",
-        "--data",
-        data.to_str().unwrap(),
-        "--out",
-        out_dir.to_str().unwrap(),
-    ];
+    let args = compare_args("lenet,d2l_densenet", "1", "64", &out_dir);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = cnnzoo(&args);
     assert!(out.status.success(), "{}", text(&out.stderr));
     // One epoch is one point per model: each is drawn as a marker.
     let curves = std::fs::read_to_string(out_dir.join("curves.svg")).unwrap();
     assert!(curves.matches("<circle").count() >= 2, "no markers in curves.svg");
     // 62K against 758K parameters and 0.4M against 129M MACs: both bar charts need a log axis.
-    let rows: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out_dir.join("compare.json")).unwrap()).unwrap();
+    let rows = compare_json(&out_dir);
     let macs: Vec<f64> = rows.as_array().unwrap().iter().map(|r| r["macs"].as_f64().unwrap()).collect();
     assert!(cnnzoo::plot::wants_log(&macs));
     let svg = std::fs::read_to_string(out_dir.join("macs.svg")).unwrap();

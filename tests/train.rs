@@ -44,6 +44,25 @@ fn train_args<'a>(run: &'a str, data: &'a str, epochs: &'a str) -> Vec<&'a str> 
     ]
 }
 
+/// Waits (up to two minutes) until `cond` holds, polling; `what` names it if it never does.
+fn wait_until(what: &str, cond: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < Duration::from_secs(120), "{what} never happened");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Starts `cnnzoo` with `args` in the background, stdout discarded.
+fn spawn(args: &[&str], stderr: Stdio) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_cnnzoo"))
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .unwrap()
+}
+
 #[test]
 fn trains_lenet_far_above_chance_and_writes_the_run_directory() {
     let dir = tmp();
@@ -111,23 +130,13 @@ fn sigkill_mid_run_then_resume_finishes_the_run() {
     let data = fixture();
     let mut args = train_args(run.to_str().unwrap(), data.to_str().unwrap(), "3");
     args.extend(["--checkpoint-every", "2"]);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cnnzoo"))
-        .args(&args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn(&args, Stdio::null());
     // Kill as soon as a mid-epoch checkpoint of epoch 2 exists.
-    let start = Instant::now();
     let pointer = run.join("checkpoint.json");
-    loop {
+    wait_until("a mid-epoch checkpoint of epoch 2", || {
         let text = std::fs::read_to_string(&pointer).unwrap_or_default();
-        if text.contains("\"epoch\": 1") && !text.contains("\"batch\": 0") {
-            break;
-        }
-        assert!(start.elapsed() < Duration::from_secs(120), "no checkpoint appeared");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+        text.contains("\"epoch\": 1") && !text.contains("\"batch\": 0")
+    });
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     assert_eq!(metrics_rows(&run).len(), 1, "epoch 1 was recorded before the kill");
@@ -404,18 +413,9 @@ fn ctrl_c_saves_a_checkpoint_and_exits_130() {
     let run = dir.path().join("run");
     let data = fixture();
     let args = train_args(run.to_str().unwrap(), data.to_str().unwrap(), "50");
-    let child = Command::new(env!("CARGO_BIN_EXE_cnnzoo"))
-        .args(&args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn(&args, Stdio::piped());
     // Interrupt once the first epoch is on disk (the handler is installed by then).
-    let start = Instant::now();
-    while !run.join("metrics.csv").is_file() {
-        assert!(start.elapsed() < Duration::from_secs(120), "no epoch finished");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_until("the first epoch", || run.join("metrics.csv").is_file());
     let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
     let out = child.wait_with_output().unwrap();
@@ -449,17 +449,8 @@ fn a_second_train_in_the_same_run_directory_is_refused_until_the_first_ends() {
     let run = dir.path().join("run");
     let data = fixture();
     let args = train_args(run.to_str().unwrap(), data.to_str().unwrap(), "50");
-    let mut first = Command::new(env!("CARGO_BIN_EXE_cnnzoo"))
-        .args(&args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while !run.join("checkpoint.json").is_file() {
-        assert!(start.elapsed() < Duration::from_secs(120), "no checkpoint appeared");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let mut first = spawn(&args, Stdio::null());
+    wait_until("the first checkpoint", || run.join("checkpoint.json").is_file());
     let resume = ["train", "--resume", run.to_str().unwrap(), "--data", data.to_str().unwrap(), "--quiet"];
     let second = cnnzoo(&resume);
     assert_eq!(second.status.code(), Some(1), "{}", text(&second.stderr));

@@ -44,14 +44,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let mut console = Console::new(args.quiet, false);
     match compare::run(&opts, &super::device(), interrupt_flag(), &mut console)? {
-        CompareOutcome::Done(rows) => {
+        CompareOutcome::Done { rows, markdown } => {
             eprintln!(
                 "compare: {} models in {:.0} s; report in {}",
                 rows.len(),
                 started.elapsed().as_secs_f64(),
                 args.out.join("report.html").display()
             );
-            super::print(&compare::report::markdown(&rows))
+            super::print(&markdown)
         }
         CompareOutcome::Interrupted { model } => Err(super::Interrupted(format!(
             "interrupted while training {model}; run the same command again to continue from its checkpoint"

@@ -42,7 +42,12 @@ pub struct CompareOptions {
 #[derive(Debug)]
 pub enum CompareOutcome {
     /// Every model measured (and trained); the reports are written.
-    Done(Vec<ModelRow>),
+    Done {
+        /// One row per model.
+        rows: Vec<ModelRow>,
+        /// `compare.md`: the table and the claims.
+        markdown: String,
+    },
     /// Ctrl-C while training `model`; the reports show what was done, the same call continues.
     Interrupted {
         /// The model whose training was interrupted.
@@ -158,6 +163,6 @@ pub fn run(
         }
     }
     write_json(&cache_path, &rows)?;
-    report::write_reports(&opts.out, &rows)?;
-    Ok(CompareOutcome::Done(rows))
+    let markdown = report::write_reports(&opts.out, &rows)?;
+    Ok(CompareOutcome::Done { rows, markdown })
 }

@@ -47,8 +47,8 @@ pub fn markdown(rows: &[ModelRow]) -> String {
     s
 }
 
-/// Writes `compare.md`, the charts and `report.html` into `out`.
-pub fn write_reports(out: &Path, rows: &[ModelRow]) -> Result<()> {
+/// Writes `compare.md`, the charts and `report.html` into `out`; returns the markdown.
+pub fn write_reports(out: &Path, rows: &[ModelRow]) -> Result<String> {
     let labels: Vec<String> = rows.iter().map(|r| r.model.trim_start_matches("d2l_").to_string()).collect();
     let mut charts: Vec<(&str, String)> = Vec::new();
     // Values over more than two orders of magnitude (parameters, MACs) get a log scale.
@@ -135,7 +135,7 @@ pub fn write_reports(out: &Path, rows: &[ModelRow]) -> Result<()> {
     }
     html.push_str("</body></html>\n");
     fsutil::write_atomic(&out.join("report.html"), html.as_bytes())?;
-    Ok(())
+    Ok(md)
 }
 
 fn escape(s: &str) -> String {
