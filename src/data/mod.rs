@@ -4,6 +4,7 @@
 
 pub mod download;
 pub mod idx;
+pub mod image;
 pub mod transforms;
 
 use std::path::{Path, PathBuf};
