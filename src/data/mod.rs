@@ -5,6 +5,7 @@
 pub mod download;
 pub mod idx;
 pub mod image;
+pub mod source;
 pub mod transforms;
 
 use std::path::{Path, PathBuf};
