@@ -112,7 +112,7 @@ pub struct ImportReport {
 }
 
 /// Reads all tensors of a checkpoint, with PyTorch keys remapped to ours.
-fn read_tensors(path: &Path) -> Result<Vec<PackTensor>> {
+pub(crate) fn read_tensors(path: &Path) -> Result<Vec<PackTensor>> {
     let format = sniff(path)?;
     let bad = |e: String| Error::bad_file(path, format!("cannot be read as a checkpoint: {e}"));
     let remaps = remaps();
@@ -243,7 +243,7 @@ pub fn apply_checked(
 }
 
 /// Shapes as PyTorch shows them: our only 2-D parameters are linear weights, stored `[in, out]`.
-fn torch_layout(shape: &[usize]) -> Vec<usize> {
+pub(crate) fn torch_layout(shape: &[usize]) -> Vec<usize> {
     match shape {
         [i, o] => vec![*o, *i],
         other => other.to_vec(),

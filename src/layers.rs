@@ -213,8 +213,8 @@ impl BatchNormConfig {
 /// Batch normalization over dim 1 of a rank-2 (`BatchNorm1d`) or rank-4 (`BatchNorm2d`) input.
 ///
 /// On an autodiff device it normalizes with the batch statistics and updates the running ones
-/// the way PyTorch does (the running variance gets the *unbiased* batch variance); elsewhere it
-/// uses the running statistics.
+/// the way PyTorch does (the running variance gets the *unbiased* batch variance); elsewhere, and
+/// when its parameters are frozen, it uses the running statistics.
 #[derive(Module, Debug)]
 pub struct BatchNorm {
     /// Scale γ.
@@ -245,7 +245,10 @@ impl BatchNorm {
             return x;
         }
         let device = x.device();
-        if !device.is_autodiff() {
+        // Frozen (fine-tuning a head on a frozen backbone): normalize with the running
+        // statistics and leave them as they are, as in evaluation.
+        let frozen = !self.gamma.val().is_require_grad();
+        if !device.is_autodiff() || frozen {
             // A training model used for inference keeps its statistics on the autodiff device:
             // move them off it. Otherwise they stay where they are (the ONNX exporter's tracing
             // device holds them and cannot move tensors).

@@ -21,6 +21,7 @@ pub mod bench;
 pub mod compare;
 pub mod data;
 pub mod error;
+pub mod finetune;
 pub mod fsutil;
 pub mod inspect;
 pub mod instrument;

@@ -5,6 +5,7 @@
 pub mod download;
 pub mod idx;
 pub mod image;
+pub mod loader;
 pub mod source;
 pub mod transforms;
 

@@ -21,6 +21,11 @@ pub trait Source: Send + Sync {
     fn get(&self, i: usize) -> Result<Image>;
     /// Where image `i` comes from, for messages (a path, or `train-images-idx3-ubyte #12`).
     fn name(&self, i: usize) -> String;
+    /// The in-memory (Fashion-)MNIST split behind this source, if it is one (whole batches of
+    /// it are resized at once).
+    fn as_split(&self) -> Option<&Split> {
+        None
+    }
 }
 
 impl Source for Split {
@@ -39,5 +44,9 @@ impl Source for Split {
 
     fn name(&self, i: usize) -> String {
         format!("image #{i}")
+    }
+
+    fn as_split(&self) -> Option<&Split> {
+        Some(self)
     }
 }
