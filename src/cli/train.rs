@@ -68,7 +68,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         checkpoint_every: args.checkpoint_every,
         reporter: &mut console,
     };
-    let outcome = train::train(&config, &dataset, &dir, resume, opts)
+    let run_data = train::RunData::from_dataset(&config, &dataset, train::LoadOptions::default());
+    let outcome = train::train(&config, &run_data, &dir, resume, opts)
         .with_context(|| format!("training {} in {}", config.model, dir.display()))?;
     match outcome {
         Outcome::Finished(history) => {

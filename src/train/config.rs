@@ -54,6 +54,16 @@ pub struct TrainConfig {
     /// Checkpoint this run was imported from, if any.
     #[serde(default)]
     pub imported_from: Option<String>,
+    /// Weights the run started from (`--init`: a run directory, `.pth` or `.safetensors`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<String>,
+    /// Only the head trains (`--freeze backbone`); the backbone's batch norms keep their
+    /// statistics.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub freeze_backbone: bool,
+    /// The head's own peak learning rate (`--head-lr`), following the same schedule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_lr: Option<f64>,
 }
 
 /// Values the user set on the command line (`cnnzoo train`'s flags); `None` keeps the recipe's.
@@ -151,6 +161,9 @@ impl TrainConfig {
             preprocess: Preprocess::Grey,
             classes: dataset.classes().iter().map(|s| s.to_string()).collect(),
             imported_from: None,
+            init: None,
+            freeze_backbone: false,
+            head_lr: None,
         })
     }
 
@@ -207,11 +220,27 @@ impl TrainConfig {
         if !(self.warmup.is_finite() && self.warmup >= 0.0 && self.warmup < self.epochs as f64) {
             return Err(Error::invalid("--warmup", format!("must be in [0, epochs), got {}", self.warmup)));
         }
-        if self.input[0] != 1 {
-            return Err(Error::invalid("--input", "Fashion-MNIST and MNIST images have 1 channel"));
+        if self.model_config.in_channels() != self.input[0] {
+            return Err(Error::invalid(
+                "--input",
+                format!(
+                    "has {} channels but the model takes {}",
+                    self.input[0],
+                    self.model_config.in_channels()
+                ),
+            ));
         }
-        if self.model_config.in_channels() != 1 || self.model_config.num_classes() != 10 {
-            return Err(Error::invalid("config", "the model must take 1 channel and predict 10 classes"));
+        let n = self.model_config.num_classes();
+        if !self.classes.is_empty() && self.classes.len() != n {
+            return Err(Error::invalid(
+                "config",
+                format!("names {} classes but the model predicts {n}", self.classes.len()),
+            ));
+        }
+        if let Some(head_lr) = self.head_lr
+            && !(head_lr.is_finite() && head_lr > 0.0)
+        {
+            return Err(Error::invalid("--head-lr", format!("must be > 0, got {head_lr}")));
         }
         Ok(())
     }

@@ -6,8 +6,9 @@ use std::path::Path;
 use burn::tensor::Device;
 use serde::Serialize;
 
+use super::data::{LoadOptions, RunData};
 use super::run_dir::LoadedRun;
-use crate::data::{self, Split};
+use crate::data::loader::Loader;
 use crate::error::{Error, Result};
 use crate::model::Model;
 
@@ -26,16 +27,33 @@ pub struct Evaluation {
     pub per_class: Vec<f64>,
     /// `confusion[true][predicted]` counts.
     pub confusion: Vec<Vec<usize>>,
+    /// Unreadable images skipped.
+    pub skipped: usize,
 }
 
-/// Evaluates an eval-mode model (`model.valid()`) on `split`.
-pub fn evaluate(model: &Model, split: &Split, size: [usize; 2], batch: usize, device: &Device) -> Evaluation {
+/// Evaluates an eval-mode model (`model.valid()`) on the first `n` images of `loader`'s source
+/// (`batch` at a time). Unreadable images are skipped and counted (or, for a strict loader, an
+/// error).
+pub fn evaluate(
+    model: &Model,
+    loader: &Loader,
+    n: usize,
+    batch: usize,
+    device: &Device,
+) -> Result<Evaluation> {
     let mut confusion: Vec<Vec<usize>> = Vec::new();
-    let (mut top5, mut loss_sum) = (0usize, 0.0f64);
-    let order: Vec<usize> = (0..split.len()).collect();
-    for idx in order.chunks(batch.max(1)) {
-        let (x, y) = split.batch(idx, size, device);
-        let logits = model.forward(x);
+    let (mut top5, mut loss_sum, mut images, mut skipped) = (0usize, 0.0f64, 0usize, 0usize);
+    let n = n.min(loader.source().len());
+    let order: Vec<usize> = (0..n).collect();
+    let batches: Vec<Vec<usize>> = order.chunks(batch.max(1)).map(<[usize]>::to_vec).collect();
+    for b in loader.epoch(batches, 0, device) {
+        let b = b?;
+        skipped += b.skipped.len();
+        if b.len == 0 {
+            continue;
+        }
+        images += b.len;
+        let logits = model.forward(b.x);
         let classes = logits.dims()[1];
         if confusion.is_empty() {
             confusion = vec![vec![0usize; classes]; classes];
@@ -43,9 +61,15 @@ pub fn evaluate(model: &Model, split: &Split, size: [usize; 2], batch: usize, de
         let log_probs = burn::tensor::activation::log_softmax(logits, 1);
         let values: Vec<f32> =
             log_probs.into_data().convert::<f32>().try_into_vec::<f32>().unwrap_or_default();
-        let labels: Vec<i64> = y.into_data().convert::<i64>().try_into_vec::<i64>().unwrap_or_default();
+        let labels: Vec<i64> = b.y.into_data().convert::<i64>().try_into_vec::<i64>().unwrap_or_default();
         for (row, &label) in values.chunks(classes).zip(&labels) {
             let label = label as usize;
+            if label >= classes {
+                return Err(Error::invalid(
+                    "data",
+                    format!("label {label} is out of range for a model with {classes} classes"),
+                ));
+            }
             let mut ranked: Vec<usize> = (0..classes).collect();
             ranked.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
             confusion[label][ranked[0]] += 1;
@@ -53,21 +77,22 @@ pub fn evaluate(model: &Model, split: &Split, size: [usize; 2], batch: usize, de
             loss_sum -= f64::from(row[label]);
         }
     }
-    let n = split.len().max(1) as f64;
+    let denom = images.max(1) as f64;
     let correct: usize = (0..confusion.len()).map(|i| confusion[i][i]).sum();
     let per_class = confusion
         .iter()
         .enumerate()
         .map(|(i, row)| row[i] as f64 / row.iter().sum::<usize>().max(1) as f64)
         .collect();
-    Evaluation {
-        images: split.len(),
-        top1: correct as f64 / n,
-        top5: top5 as f64 / n,
-        loss: loss_sum / n,
+    Ok(Evaluation {
+        images,
+        top1: correct as f64 / denom,
+        top5: top5 as f64 / denom,
+        loss: loss_sum / denom,
         per_class,
         confusion,
-    }
+        skipped,
+    })
 }
 
 /// Evaluates a run on its data set's test split (the first `test_subset` images, or all),
@@ -79,26 +104,8 @@ pub fn evaluate_run(
     device: &Device,
 ) -> Result<Evaluation> {
     let config = &run.config;
-    if config.input[0] != 1 || config.model_config.num_classes() != 10 {
-        return Err(Error::invalid(
-            "run",
-            format!(
-                "`{}` is a {}-channel, {}-class model; eval measures Fashion-MNIST/MNIST models \
-                 (1 channel, 10 classes) — use `cnnzoo predict` for ImageNet models",
-                config.model,
-                config.input[0],
-                config.model_config.num_classes()
-            ),
-        ));
-    }
-    let dir = data::locate(config.dataset, data_dir)?;
-    let dataset = data::load(config.dataset, &dir)?;
-    let test = match test_subset {
-        Some(n) => dataset.test.truncate(n),
-        None => dataset.test,
-    };
-    let [_, h, w] = config.input;
-    Ok(evaluate(&run.model, &test, [h, w], 256, device))
+    let data = RunData::open(config, data_dir, LoadOptions::default())?;
+    evaluate(&run.model, &data.test, test_subset.unwrap_or(usize::MAX), 256, device)
 }
 
 impl Evaluation {

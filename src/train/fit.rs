@@ -15,10 +15,11 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 
 use super::config::TrainConfig;
+use super::data::RunData;
 use super::evaluate::evaluate;
 use super::run_dir::{self, EpochMetrics, RunState, files};
-use crate::data::{Dataset, Split};
 use crate::error::{Error, Result};
+use crate::finetune;
 
 /// How training reports progress.
 pub trait Reporter {
@@ -69,7 +70,7 @@ pub struct TrainOptions<'a> {
 /// run in `dir` from its last checkpoint.
 pub fn train(
     config: &TrainConfig,
-    data: &Dataset,
+    data: &RunData,
     dir: &Path,
     resume: bool,
     opts: TrainOptions,
@@ -82,8 +83,17 @@ pub fn train(
     let mut model = config.model_config.init(&ad);
     model.check_input(entry_name, [c, h, w], &device)?;
     let mut optim = config.optimizer();
-    let mut state =
-        RunState { epoch: 0, batch: 0, loss_sum: 0.0, correct: 0, seen: 0, seconds: 0.0, history: vec![] };
+    let mut state = RunState {
+        epoch: 0,
+        batch: 0,
+        loss_sum: 0.0,
+        correct: 0,
+        seen: 0,
+        seconds: 0.0,
+        history: vec![],
+        skipped: 0,
+    };
+    let mut from_checkpoint = false;
 
     // Held until this function returns: one training process per run directory.
     let _lock;
@@ -103,6 +113,7 @@ pub fn train(
             model = run_dir::load_model(&config.model_config, &ckpt.join(files::CKPT_MODEL), &ad)?;
             optim = run_dir::load_optimizer(&ckpt, optim)?;
             state = saved_state;
+            from_checkpoint = true;
             opts.reporter.note(&format!(
                 "resuming {} from {} (epoch {}, batch {})",
                 config.model,
@@ -131,15 +142,31 @@ pub fn train(
         run_dir::write_config(dir, config)?;
     }
 
-    let train_split = subset(&data.train, config.train_subset);
-    let test_split = subset(&data.test, config.test_subset);
-    let n = train_split.len();
+    if let (Some(source), false) = (&config.init, from_checkpoint) {
+        let (loaded, report) = finetune::init_from(Path::new(source), entry_name, &config.model_config, &ad)?;
+        model = loaded;
+        for line in report.lines() {
+            opts.reporter.note(&format!("--init {source}: {line}"));
+        }
+    }
+    // The head: trained alone (--freeze backbone) or at its own rate (--head-lr).
+    let head = (config.freeze_backbone || config.head_lr.is_some())
+        .then(|| finetune::head_paths(&config.model_config, &device));
+    if let (Some(head), true) = (&head, config.freeze_backbone) {
+        model = finetune::freeze_backbone(model, head);
+    }
+    let head_ids = match (&head, config.head_lr) {
+        (Some(head), Some(_)) => Some(finetune::param_ids(&model, head)),
+        _ => None,
+    };
+
+    let n = config.train_subset.unwrap_or(usize::MAX).min(data.train.source().len());
+    let n_test = config.test_subset.unwrap_or(usize::MAX).min(data.test.source().len());
     if n == 0 {
         return Err(Error::invalid("data", "the training split is empty"));
     }
     let steps_per_epoch = n.div_ceil(config.batch_size);
     let loss_fn = CrossEntropyLossConfig::new().init(&ad);
-    let size = [h, w];
     let mut step = state.epoch * steps_per_epoch + state.batch;
 
     while state.epoch < config.epochs {
@@ -151,7 +178,12 @@ pub fn train(
         order.shuffle(&mut rand::rngs::StdRng::seed_from_u64(
             config.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9),
         ));
-        for (b, idx) in order.chunks(config.batch_size).enumerate().skip(state.batch) {
+        // Augmentation draws from (seed, epoch, image): the same on resume and on any number of
+        // loader threads.
+        let batches: Vec<Vec<usize>> =
+            order.chunks(config.batch_size).skip(state.batch).map(<[usize]>::to_vec).collect();
+        let mut loaded = data.train.epoch(batches, augment_seed(config.seed, epoch), &ad);
+        for b in state.batch..steps_per_epoch {
             ad.seed(batch_seed(config.seed, epoch, b));
             if opts.interrupt.load(Ordering::SeqCst) {
                 run_dir::checkpoint(dir, &model, &optim, &state)?;
@@ -161,7 +193,19 @@ pub fn train(
             }
             let t0 = Instant::now();
             let lr = config.lr_at(step, steps_per_epoch);
-            let (x, y) = train_split.batch(idx, size, &ad);
+            let Some(batch) = loaded.next() else { break };
+            let batch = batch?;
+            for s in &batch.skipped {
+                state.skipped += 1;
+                opts.reporter.note(&format!("skipped `{}`: {}", s.name, s.reason));
+            }
+            let images = batch.len;
+            if images == 0 {
+                state.batch = b + 1;
+                step += 1;
+                continue;
+            }
+            let (x, y) = (batch.x, batch.y);
             let logits = model.forward(x);
             let loss = loss_fn.forward(logits.clone(), y.clone());
             let loss_value = f64::from(loss.clone().into_scalar::<f32>());
@@ -175,12 +219,23 @@ pub fn train(
                 });
             }
             let correct = count_correct(logits.detach(), y);
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optim.step(lr, model, grads);
+            let mut grads = loss.backward();
+            model = match (&head_ids, config.head_lr) {
+                (Some(ids), Some(head_lr)) => {
+                    let head_grads = GradientsParams::from_params(&mut grads, &model, ids);
+                    let rest = GradientsParams::from_module(&mut grads, &model);
+                    let model = optim.step(lr * head_lr / config.lr, model, head_grads);
+                    optim.step(lr, model, rest)
+                }
+                _ => {
+                    let grads = GradientsParams::from_grads(grads, &model);
+                    optim.step(lr, model, grads)
+                }
+            };
             state.seconds += t0.elapsed().as_secs_f64();
-            state.loss_sum += loss_value * idx.len() as f64;
+            state.loss_sum += loss_value * images as f64;
             state.correct += correct;
-            state.seen += idx.len();
+            state.seen += images;
             state.batch = b + 1;
             step += 1;
             let ips = state.seen as f64 / state.seconds.max(1e-9);
@@ -198,8 +253,13 @@ pub fn train(
         }
         // Each epoch's weights are new: its evaluation keeps none of them in the kernels'
         // prepared-weight cache (which is for models that predict image after image).
+        drop(loaded);
         let test =
-            crate::kernels::cache::bypass(|| evaluate(&model.valid(), &test_split, size, 256, &device));
+            crate::kernels::cache::bypass(|| evaluate(&model.valid(), &data.test, n_test, 256, &device))?;
+        if test.skipped > 0 {
+            state.skipped += test.skipped;
+            opts.reporter.note(&format!("epoch {}: {} evaluation images skipped", epoch + 1, test.skipped));
+        }
         let metrics = EpochMetrics {
             epoch: epoch + 1,
             train_loss: state.loss_sum / state.seen.max(1) as f64,
@@ -219,12 +279,19 @@ pub fn train(
             seen: 0,
             seconds: 0.0,
             history: state.history,
+            skipped: state.skipped,
         };
         run_dir::write_metrics(dir, &state.history)?;
         run_dir::write_curves(dir, &config.model, &state.history)?;
         run_dir::checkpoint(dir, &model, &optim, &state)?;
     }
     run_dir::save_model(&model.valid(), &dir.join(files::MODEL))?;
+    if state.skipped > 0 {
+        opts.reporter.note(&format!(
+            "{} unreadable images were skipped over the run (each named above); --strict makes them errors",
+            state.skipped
+        ));
+    }
     Ok(Outcome::Finished(state.history))
 }
 
@@ -232,6 +299,11 @@ pub fn train(
 /// the lazy parameter initialization draws), distinct for every other (epoch, batch).
 fn batch_seed(seed: u64, epoch: usize, batch: usize) -> u64 {
     seed.wrapping_add(((epoch as u64) << 32) | batch as u64)
+}
+
+/// The seed of epoch `epoch`'s augmentation (each image's generator derives from it).
+fn augment_seed(seed: u64, epoch: usize) -> u64 {
+    (seed ^ 0x5851_F42D_4C95_7F2D).wrapping_add((epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
 }
 
 /// A learning rate as a person writes it: `0.05`, `1e-5`, `1e30`.
@@ -243,13 +315,6 @@ fn short(v: f64) -> String {
         format!("{}e{exp}", trim(mantissa.to_string()))
     } else {
         trim(format!("{v:.6}"))
-    }
-}
-
-fn subset(split: &Split, n: Option<usize>) -> Split {
-    match n {
-        Some(n) => split.clone().truncate(n),
-        None => split.clone(),
     }
 }
 

@@ -13,11 +13,13 @@
 //! killed at any moment loses at most the work since its last checkpoint.
 
 pub mod config;
+pub mod data;
 pub mod evaluate;
 pub mod fit;
 pub mod run_dir;
 
 pub use config::{Overrides, TrainConfig};
+pub use data::{LoadOptions, RunData};
 pub use evaluate::{Evaluation, evaluate, evaluate_run};
 pub use fit::{Outcome, Reporter, Silent, TrainOptions, train};
 pub use run_dir::{

@@ -97,6 +97,9 @@ pub struct RunState {
     pub seconds: f64,
     /// Completed epochs.
     pub history: Vec<EpochMetrics>,
+    /// Unreadable images skipped so far in the run.
+    #[serde(default)]
+    pub skipped: usize,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
