@@ -69,7 +69,13 @@ impl Cifar {
     /// The training files, in order.
     pub fn train_files(self) -> &'static [&'static str] {
         match self {
-            Cifar::Ten => &["data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin"],
+            Cifar::Ten => &[
+                "data_batch_1.bin",
+                "data_batch_2.bin",
+                "data_batch_3.bin",
+                "data_batch_4.bin",
+                "data_batch_5.bin",
+            ],
             Cifar::Hundred => &["train.bin"],
         }
     }
@@ -151,7 +157,8 @@ impl CifarSplit {
                 ),
             ));
         }
-        let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into());
+        let name =
+            path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into());
         self.files.push((name, self.labels.len()));
         self.pixels.reserve(bytes.len() / record * PIXELS);
         for (k, rec) in bytes.chunks_exact(record).enumerate() {
@@ -214,7 +221,10 @@ pub struct CifarData {
 /// Loads `cifar` from `dir` (the folder holding the `.bin` files), checking every file.
 pub fn load(cifar: Cifar, dir: &Path) -> Result<CifarData> {
     if let Some(name) = missing_file(cifar, dir) {
-        return Err(Error::bad_file(dir.join(name), format!("not found: a {} file is missing", cifar.dir_name())));
+        return Err(Error::bad_file(
+            dir.join(name),
+            format!("not found: a {} file is missing", cifar.dir_name()),
+        ));
     }
     let meta = dir.join(cifar.meta_file());
     let text = std::fs::read_to_string(&meta).map_err(|e| Error::io("read", &meta, e))?;
@@ -248,15 +258,17 @@ fn under(cifar: Cifar, dir: &Path) -> [PathBuf; 2] {
 pub fn locate(cifar: Cifar, explicit: Option<&Path>) -> Result<PathBuf> {
     if let Some(dir) = explicit {
         let [plain, sub] = under(cifar, dir);
-        if missing_file(cifar, &plain).is_none() {
-            return Ok(plain);
-        }
-        let at = if sub.is_dir() { sub } else { plain };
-        let name = missing_file(cifar, &at).unwrap_or_default();
-        return Err(Error::bad_file(
-            at.join(name),
-            format!("not found in the --data directory (nor in its `{}` sub-folder)", cifar.archive_dir()),
-        ));
+        let at = if missing_file(cifar, &plain).is_some() && sub.is_dir() { sub } else { plain };
+        return match missing_file(cifar, &at) {
+            None => Ok(at),
+            Some(name) => Err(Error::bad_file(
+                at.join(name),
+                format!(
+                    "not found in the --data directory (nor in its `{}` sub-folder)",
+                    cifar.archive_dir()
+                ),
+            )),
+        };
     }
     let mut candidates = Vec::new();
     if let Some(env) = std::env::var_os("CNNZOO_DATA") {
@@ -270,13 +282,8 @@ pub fn locate(cifar: Cifar, explicit: Option<&Path>) -> Result<PathBuf> {
     if let Some(dir) = candidates.iter().find(|d| missing_file(cifar, d).is_none()) {
         return Ok(dir.clone());
     }
-    let fetched = download::fetch_archive(
-        cifar.url(),
-        cifar.md5(),
-        cifar.archive_dir(),
-        &cifar.files(),
-        &cache,
-    );
+    let fetched =
+        download::fetch_archive(cifar.url(), cifar.md5(), cifar.archive_dir(), &cifar.files(), &cache);
     fetched.map_err(|err| {
         let looked: Vec<String> = candidates.iter().map(|d| d.display().to_string()).collect();
         Error::invalid(

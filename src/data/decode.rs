@@ -34,9 +34,7 @@ pub fn decode_bytes(bytes: &[u8], what: &str) -> Result<Image> {
 
 /// [`decode_file`], keeping the decoded colour type and depth.
 pub fn decode_file_dynamic(path: &Path) -> Result<DynamicImage> {
-    let open = || {
-        File::open(path).map(BufReader::new).map_err(|e| Error::io("open", path, e))
-    };
+    let open = || File::open(path).map(BufReader::new).map_err(|e| Error::io("open", path, e));
     decode_bounded(open, path)
 }
 
@@ -48,13 +46,13 @@ pub fn decode_bytes_dynamic(bytes: &[u8], what: &str) -> Result<DynamicImage> {
 /// Reads the header from one reader, checks the claimed size, decodes from a second one.
 fn decode_bounded<R: BufRead + Seek>(open: impl Fn() -> Result<R>, name: &Path) -> Result<DynamicImage> {
     let reader = |limits: Limits| -> Result<ImageReader<R>> {
-        let mut r = ImageReader::new(open()?)
-            .with_guessed_format()
-            .map_err(|e| Error::io("read", name, e))?;
+        let mut r =
+            ImageReader::new(open()?).with_guessed_format().map_err(|e| Error::io("read", name, e))?;
         r.limits(limits);
         Ok(r)
     };
-    let undecodable = |e: image::ImageError| Error::bad_file(name, format!("cannot be decoded as an image: {e}"));
+    let undecodable =
+        |e: image::ImageError| Error::bad_file(name, format!("cannot be decoded as an image: {e}"));
     let mut header_limits = Limits::default();
     header_limits.max_alloc = Some(MAX_ALLOC);
     let (w, h) = reader(header_limits)?.into_dimensions().map_err(undecodable)?;

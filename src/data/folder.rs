@@ -201,7 +201,10 @@ fn class_dirs(root: &Path) -> Result<Vec<(String, PathBuf)>> {
 /// Collects the images under `dir` (recursively); a stray non-image file is an error.
 fn images_in(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result<()> {
     if depth > MAX_DEPTH {
-        return Err(Error::bad_file(dir, format!("is nested more than {MAX_DEPTH} folders deep (a link loop?)")));
+        return Err(Error::bad_file(
+            dir,
+            format!("is nested more than {MAX_DEPTH} folders deep (a link loop?)"),
+        ));
     }
     for path in entries(dir)? {
         if path.is_dir() {

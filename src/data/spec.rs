@@ -13,7 +13,7 @@ use super::cifar::{self, Cifar};
 use super::folder::ImageFolder;
 use super::image::Image;
 use super::source::Source;
-use super::{DatasetKind, locate, load};
+use super::{DatasetKind, load, locate};
 use crate::error::{Error, Result};
 
 const CHOICES: &str = "fashion-mnist, mnist, cifar10, cifar100 or folder:PATH";
@@ -46,7 +46,9 @@ impl FromStr for DatasetSpec {
             _ => match s.strip_prefix("folder:") {
                 Some("") => Err(Error::invalid("dataset", "`folder:` needs a path, e.g. folder:./my-images")),
                 Some(path) => Ok(Self::Folder(PathBuf::from(path))),
-                None => Err(Error::invalid("dataset", format!("unknown data set `{s}`; choose one of {CHOICES}"))),
+                None => {
+                    Err(Error::invalid("dataset", format!("unknown data set `{s}`; choose one of {CHOICES}")))
+                }
             },
         }
     }
@@ -141,7 +143,9 @@ impl FromStr for ValSpec {
             return Ok(Self::Default);
         }
         if let Some(f) = s.strip_prefix("split:") {
-            let f = f.parse::<f64>().map_err(|_| Error::invalid("--val-split", format!("`{f}` is not a number")))?;
+            let f = f
+                .parse::<f64>()
+                .map_err(|_| Error::invalid("--val-split", format!("`{f}` is not a number")))?;
             return Self::split(f);
         }
         Self::from_flags(Some(s), None)
@@ -195,44 +199,52 @@ pub fn open(spec: &DatasetSpec, data_dir: Option<&Path>, val: &ValSpec, seed: u6
     if let ValSpec::Split(f) = *val {
         ValSpec::split(f)?;
     }
-    let (train, official_val, classes, channels, location): (Arc<dyn Source>, Option<Arc<dyn Source>>, _, _, _) =
-        match spec {
-            DatasetSpec::FashionMnist | DatasetSpec::Mnist => {
-                let kind = if *spec == DatasetSpec::Mnist { DatasetKind::Mnist } else { DatasetKind::FashionMnist };
-                let dir = locate(kind, data_dir)?;
-                let data = load(kind, &dir)?;
-                let classes = kind.classes().iter().map(|c| c.to_string()).collect();
-                (Arc::new(data.train), Some(Arc::new(data.test)), classes, 1, dir)
-            }
-            DatasetSpec::Cifar10 | DatasetSpec::Cifar100 => {
-                let which = if *spec == DatasetSpec::Cifar10 { Cifar::Ten } else { Cifar::Hundred };
-                let dir = cifar::locate(which, data_dir)?;
-                let data = cifar::load(which, &dir)?;
-                (Arc::new(data.train), Some(Arc::new(data.test)), data.classes, 3, dir)
-            }
-            DatasetSpec::Folder(root) => {
-                let (train_dir, val_dir) = (root.join("train"), root.join("val"));
-                let imagenet_style = train_dir.is_dir() && val_dir.is_dir();
-                let train = ImageFolder::scan(if imagenet_style { &train_dir } else { root })?;
-                let classes = train.classes().to_vec();
-                let official: Option<Arc<dyn Source>> = match (val, imagenet_style) {
-                    (ValSpec::Default, true) => Some(Arc::new(ImageFolder::scan_with_classes(&val_dir, &classes)?)),
-                    (ValSpec::Default, false) => {
-                        return Err(Error::invalid(
-                            "validation set",
-                            format!(
-                                "`{}` is one image folder, not `train/` + `val/` folders: pass --val \
+    let (train, official_val, classes, channels, location): (
+        Arc<dyn Source>,
+        Option<Arc<dyn Source>>,
+        _,
+        _,
+        _,
+    ) = match spec {
+        DatasetSpec::FashionMnist | DatasetSpec::Mnist => {
+            let kind =
+                if *spec == DatasetSpec::Mnist { DatasetKind::Mnist } else { DatasetKind::FashionMnist };
+            let dir = locate(kind, data_dir)?;
+            let data = load(kind, &dir)?;
+            let classes = kind.classes().iter().map(|c| c.to_string()).collect();
+            (Arc::new(data.train), Some(Arc::new(data.test)), classes, 1, dir)
+        }
+        DatasetSpec::Cifar10 | DatasetSpec::Cifar100 => {
+            let which = if *spec == DatasetSpec::Cifar10 { Cifar::Ten } else { Cifar::Hundred };
+            let dir = cifar::locate(which, data_dir)?;
+            let data = cifar::load(which, &dir)?;
+            (Arc::new(data.train), Some(Arc::new(data.test)), data.classes, 3, dir)
+        }
+        DatasetSpec::Folder(root) => {
+            let (train_dir, val_dir) = (root.join("train"), root.join("val"));
+            let imagenet_style = train_dir.is_dir() && val_dir.is_dir();
+            let train = ImageFolder::scan(if imagenet_style { &train_dir } else { root })?;
+            let classes = train.classes().to_vec();
+            let official: Option<Arc<dyn Source>> = match (val, imagenet_style) {
+                (ValSpec::Default, true) => {
+                    Some(Arc::new(ImageFolder::scan_with_classes(&val_dir, &classes)?))
+                }
+                (ValSpec::Default, false) => {
+                    return Err(Error::invalid(
+                        "validation set",
+                        format!(
+                            "`{}` is one image folder, not `train/` + `val/` folders: pass --val \
                                  folder:PATH for separate validation images, or --val-split F to hold out a \
                                  fraction F of these",
-                                root.display()
-                            ),
-                        ));
-                    }
-                    _ => None,
-                };
-                (Arc::new(train), official, classes, 3, root.clone())
-            }
-        };
+                            root.display()
+                        ),
+                    ));
+                }
+                _ => None,
+            };
+            (Arc::new(train), official, classes, 3, root.clone())
+        }
+    };
     let (train, val): (Arc<dyn Source>, Arc<dyn Source>) = match val {
         ValSpec::Default => match official_val {
             Some(v) => (train, v),
@@ -257,7 +269,10 @@ pub fn holdout(n: usize, fraction: f64, seed: u64) -> Result<(Vec<usize>, Vec<us
         return Err(Error::invalid("--val-split", format!("{fraction} is not strictly between 0 and 1")));
     }
     if n < 2 {
-        return Err(Error::invalid("--val-split", format!("the training set has {n} image(s); cannot split it")));
+        return Err(Error::invalid(
+            "--val-split",
+            format!("the training set has {n} image(s); cannot split it"),
+        ));
     }
     let k = ((n as f64 * fraction).round() as usize).clamp(1, n - 1);
     let mut state = seed ^ 0x5eed_da7a_5e7d_a7a5;
