@@ -148,6 +148,19 @@ fn val_split_is_seeded_disjoint_and_held_out_of_training() {
     }
 }
 
+#[test]
+fn fashion_mnist_opens_as_grey_sources() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fashion-mnist-subset");
+    let d = open(&DatasetSpec::FashionMnist, Some(&data), &ValSpec::Default, 0).unwrap();
+    assert_eq!((d.train.len(), d.val.len(), d.channels, d.location.clone()), (1000, 500, 1, data.clone()));
+    assert_eq!((d.classes.len(), d.classes[9].as_str()), (10, "ankle boot"));
+    let img = d.train.get(0).unwrap();
+    assert_eq!((img.width, img.height, img.channels), (28, 28, 1));
+    let s = open(&DatasetSpec::FashionMnist, Some(&data), &ValSpec::Split(0.1), 9).unwrap();
+    assert_eq!((s.train.len(), s.val.len()), (900, 100));
+    assert_eq!(s.val.get(0).unwrap().data.len(), 28 * 28);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Image folders.
 
