@@ -30,14 +30,10 @@ pub struct ImagePredictions {
     pub predictions: Vec<Prediction>,
 }
 
-/// Reads and decodes an image file (PNG or JPEG, any size and colour type).
+/// Reads and decodes an image file (PNG or JPEG, any colour type), refusing one larger than
+/// [`crate::data::decode::MAX_SIDE`] on a side or [`crate::data::decode::MAX_PIXELS`] in all.
 pub fn read_image(path: &Path) -> Result<image::DynamicImage> {
-    image::ImageReader::open(path)
-        .map_err(|e| Error::io("open", path, e))?
-        .with_guessed_format()
-        .map_err(|e| Error::io("read", path, e))?
-        .decode()
-        .map_err(|e| Error::bad_file(path, format!("cannot be decoded as an image: {e}")))
+    crate::data::decode::decode_file_dynamic(path)
 }
 
 /// The `k` most probable classes of each image under `model`, prepared as `config` says.

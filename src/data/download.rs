@@ -1,11 +1,12 @@
-//! Downloads the official files into the user cache, verified by checksum, written atomically.
+//! Downloads the official files into the user cache, verified by checksum, written atomically
+//! (single files: temp file then rename; archives: unpacked into a temp folder, then renamed).
 //!
-//! Both hosts serve plain HTTP, so a minimal HTTP/1.1 client over `std::net` suffices and keeps
+//! All hosts serve plain HTTP, so a minimal HTTP/1.1 client over `std::net` suffices and keeps
 //! the build free of a TLS stack. Nothing in the test suite depends on the network.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
+use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
 use md5::Md5;
@@ -79,6 +80,74 @@ pub fn fetch_all(kind: DatasetKind, dir: &Path) -> Result<()> {
         let body = http_get(&url)?;
         verify(kind, i, &body, Path::new(&url))?;
         crate::fsutil::write_atomic(&target, &body)?;
+    }
+    Ok(())
+}
+
+/// Downloads the `.tar.gz` at `url` and installs it with [`install_archive`].
+pub fn fetch_archive(url: &str, md5: &str, subdir: &str, required: &[&str], dest: &Path) -> Result<PathBuf> {
+    eprintln!("downloading {url}");
+    let body = http_get(url)?;
+    install_archive(&body, md5, Path::new(url), subdir, required, dest)
+}
+
+/// Checks that the `.tar.gz` `archive` (named `what` in errors) has MD5 `md5`, unpacks the regular
+/// files of its folder `subdir` (and nothing else: no other paths, links or nested folders) into a
+/// temp folder in `dest`, checks that every `required` file is there, and renames the folder to
+/// `dest/subdir` (replacing an incomplete one). Returns `dest/subdir`.
+pub fn install_archive(
+    archive: &[u8],
+    md5: &str,
+    what: &Path,
+    subdir: &str,
+    required: &[&str],
+    dest: &Path,
+) -> Result<PathBuf> {
+    expect(what, "MD5", &idx::hex(&Md5::digest(archive)), md5)?;
+    std::fs::create_dir_all(dest).map_err(|e| Error::io("create", dest, e))?;
+    let tmp = dest.join(format!(".{subdir}.unpack-{}", std::process::id()));
+    let result = unpack(archive, what, subdir, required, &tmp).and_then(|()| {
+        let target = dest.join(subdir);
+        if target.exists() {
+            let old = dest.join(format!(".{subdir}.old-{}", std::process::id()));
+            std::fs::rename(&target, &old).map_err(|e| Error::io("move aside", &target, e))?;
+            let _ = std::fs::remove_dir_all(&old);
+        }
+        let unpacked = tmp.join(subdir);
+        std::fs::rename(&unpacked, &target).map_err(|e| Error::io("rename into", &target, e))?;
+        Ok(target)
+    });
+    let _ = std::fs::remove_dir_all(&tmp);
+    result
+}
+
+fn unpack(archive: &[u8], what: &Path, subdir: &str, required: &[&str], tmp: &Path) -> Result<()> {
+    let bad = |e: std::io::Error| Error::bad_file(what, format!("is not a valid .tar.gz archive: {e}"));
+    let _ = std::fs::remove_dir_all(tmp);
+    let out = tmp.join(subdir);
+    std::fs::create_dir_all(&out).map_err(|e| Error::io("create", &out, e))?;
+    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(archive));
+    for entry in tar.entries().map_err(bad)? {
+        let mut entry = entry.map_err(bad)?;
+        if !entry.header().entry_type().is_file() {
+            continue;
+        }
+        let path = entry.path().map_err(bad)?.into_owned();
+        let mut parts = path.components();
+        let name = match (parts.next(), parts.next(), parts.next()) {
+            (Some(Component::Normal(dir)), Some(Component::Normal(name)), None) if dir == subdir => name,
+            _ => continue,
+        };
+        if name.to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let file = out.join(name);
+        let mut f = std::fs::File::create(&file).map_err(|e| Error::io("create", &file, e))?;
+        std::io::copy(&mut entry, &mut f).map_err(bad)?;
+        f.sync_all().map_err(|e| Error::io("write", &file, e))?;
+    }
+    if let Some(missing) = required.iter().find(|f| !out.join(f).is_file()) {
+        return Err(Error::bad_file(what, format!("does not contain `{subdir}/{missing}`")));
     }
     Ok(())
 }

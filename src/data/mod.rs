@@ -1,13 +1,20 @@
-//! Fashion-MNIST and MNIST: IDX readers that check what they read, the search for the files
-//! (flag, environment, user cache, Debian's package, download) and batching with d2l's
-//! preprocessing (resize to the model's input with PyTorch's bilinear semantics, scale to [0, 1]).
+//! The data sets: Fashion-MNIST and MNIST (IDX readers that check what they read, the search for
+//! the files — flag, environment, user cache, Debian's package, download — and batching with d2l's
+//! preprocessing), CIFAR-10/100 ([`cifar`]) and image folders ([`folder`]), all opened as
+//! [`source::Source`]s by [`spec::open`] from a [`spec::DatasetSpec`].
 
+pub mod cifar;
+pub mod decode;
 pub mod download;
+pub mod folder;
 pub mod idx;
 pub mod image;
 pub mod loader;
 pub mod source;
+pub mod spec;
 pub mod transforms;
+
+pub use spec::{DatasetSpec, Opened, ValSpec, open};
 
 use std::path::{Path, PathBuf};
 
@@ -220,11 +227,16 @@ fn search_path(kind: DatasetKind) -> Vec<PathBuf> {
 
 /// `~/.cache/cnnzoo/<kind>` (or `$XDG_CACHE_HOME/cnnzoo/<kind>`).
 pub fn cache_dir(kind: DatasetKind) -> PathBuf {
+    cache_root().join(kind.dir_name())
+}
+
+/// `~/.cache/cnnzoo` (or `$XDG_CACHE_HOME/cnnzoo`): every data set's cache folder is in it.
+pub fn cache_root() -> PathBuf {
     let base = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
         .unwrap_or_else(|| PathBuf::from(".cache"));
-    base.join("cnnzoo").join(kind.dir_name())
+    base.join("cnnzoo")
 }
 
 /// `dir/name.gz` if present, else `dir/name`.
