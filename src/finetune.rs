@@ -53,17 +53,26 @@ impl InitReport {
 /// The parameter paths (our names) of `config`'s classifier head: those whose shape changes
 /// with the class count.
 pub fn head_paths(config: &ModelConfig, device: &Device) -> BTreeSet<String> {
+    head(config, device, false)
+}
+
+/// [`head_paths`] with PyTorch's leaf names (`weight`/`bias` for a batch norm's γ/β) when
+/// `pytorch` is set.
+fn head(config: &ModelConfig, device: &Device, pytorch: bool) -> BTreeSet<String> {
     let n = config.num_classes();
     let c = config.in_channels();
-    let a = shapes(&config.clone().with_io(n, c).init(device));
-    let b = shapes(&config.clone().with_io(n + 1, c).init(device));
+    let a = shapes(&config.clone().with_io(n, c).init(device), pytorch);
+    let b = shapes(&config.clone().with_io(n + 1, c).init(device), pytorch);
     a.into_iter().filter(|(path, shape)| b.get(path) != Some(shape)).map(|(path, _)| path).collect()
 }
 
-/// Every tensor of `model` (parameters and running statistics) by our path, with its shape.
-fn shapes(model: &Model) -> BTreeMap<String, Vec<usize>> {
+/// Every tensor of `model` (parameters and running statistics) by path, with its shape: our
+/// names and layouts, or (`pytorch`) PyTorch's leaf names and layouts, as checkpoints hold them.
+fn shapes(model: &Model, pytorch: bool) -> BTreeMap<String, Vec<usize>> {
+    let adapter: Option<Box<dyn burn::store::ModuleAdapter>> =
+        if pytorch { Some(Box::new(BurnToPyTorchAdapter)) } else { None };
     model
-        .collect(None, None, true)
+        .collect(None, adapter, true)
         .into_iter()
         .map(|t| (t.name.clone(), t.shape.as_slice().to_vec()))
         .collect()
@@ -87,8 +96,8 @@ pub fn init_from(
         interop::read_tensors(source)?
     };
     let mut model = config.init(device);
-    let ours = shapes(&model);
-    let head = head_paths(config, device);
+    let ours = shapes(&model, true);
+    let head = head(config, device, true);
     let mismatch = |message: String| Error::WeightMismatch {
         path: source.to_path_buf(),
         model: model_name.to_string(),
@@ -109,9 +118,9 @@ pub fn init_from(
                 report.unused.push(key)
             }
             None => extra.push(key),
-            Some(shape) => {
+            Some(want) => {
                 seen.insert(t.name.clone());
-                let want = interop::torch_layout(shape);
+                let want = want.clone();
                 if want == theirs {
                     fits.push(t);
                 } else if head.contains(&t.name) {
@@ -165,17 +174,31 @@ pub fn freeze_backbone(model: Model, head: &BTreeSet<String>) -> Model {
         head: &'a BTreeSet<String>,
     }
     impl ModuleMapper for Freezer<'_> {
-        fn enter_module(&mut self, name: &str, _: &str) {
-            self.path.push(name.to_string());
+        fn enter_module(&mut self, name: &str, container: &str) {
+            enter(&mut self.path, name, container);
         }
-        fn exit_module(&mut self, _: &str, _: &str) {
-            self.path.pop();
+        fn exit_module(&mut self, _: &str, container: &str) {
+            exit(&mut self.path, container);
         }
         fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
             if self.head.contains(&self.path.join(".")) { param } else { param.set_require_grad(false) }
         }
     }
     model.map(&mut Freezer { path: Vec::new(), head })
+}
+
+/// Module paths as the snapshots name them: enum variants (`Model::Seq`, `Layer::Conv`) are
+/// not part of a path.
+fn enter(path: &mut Vec<String>, name: &str, container: &str) {
+    if !container.starts_with("Enum:") {
+        path.push(name.to_string());
+    }
+}
+
+fn exit(path: &mut Vec<String>, container: &str) {
+    if !container.starts_with("Enum:") {
+        path.pop();
+    }
 }
 
 /// The ids of `model`'s parameters whose paths are in `paths`.
@@ -186,11 +209,11 @@ pub fn param_ids(model: &Model, paths: &BTreeSet<String>) -> Vec<ParamId> {
         out: Vec<ParamId>,
     }
     impl ModuleVisitor for Ids<'_> {
-        fn enter_module(&mut self, name: &str, _: &str) {
-            self.path.push(name.to_string());
+        fn enter_module(&mut self, name: &str, container: &str) {
+            enter(&mut self.path, name, container);
         }
-        fn exit_module(&mut self, _: &str, _: &str) {
-            self.path.pop();
+        fn exit_module(&mut self, _: &str, container: &str) {
+            exit(&mut self.path, container);
         }
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
             if self.paths.contains(&self.path.join(".")) {

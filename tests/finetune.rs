@@ -62,8 +62,8 @@ fn tensors(run: &Path) -> BTreeMap<String, Vec<f32>> {
 fn source_run(dir: &Path) -> PathBuf {
     let data = cnnzoo::data::load(cnnzoo::data::DatasetKind::FashionMnist, &fixture()).unwrap();
     let mut config = TrainConfig::for_model("d2l_lenet_bn", None).unwrap();
-    config.epochs = 1;
-    config.train_subset = Some(128);
+    config.epochs = 2;
+    config.batch_size = 64;
     config.test_subset = Some(32);
     let path = dir.join("source");
     run(&config, &RunData::from_dataset(&config, &data, LoadOptions::default()), &path);
@@ -98,9 +98,9 @@ fn the_head_is_replaced_and_a_frozen_backbone_stays_bit_identical() {
     let (_, report) =
         cnnzoo::finetune::init_from(&source, "d2l_lenet_bn", &config.model_config, &device).unwrap();
     let not_loaded: Vec<&str> = report.not_loaded.iter().map(|(k, _)| k.as_str()).collect();
-    assert_eq!(not_loaded, ["classifier.8.bias", "classifier.8.weight"], "{report:?}");
+    assert_eq!(not_loaded, ["classifier.6.weight", "classifier.6.bias"], "{report:?}");
     assert!(
-        report.not_loaded[1].1.contains("[10, 84]") && report.not_loaded[1].1.contains("[2, 84]"),
+        report.not_loaded[0].1.contains("[10, 84]") && report.not_loaded[0].1.contains("[2, 84]"),
         "{report:?}"
     );
     let before = tensors(&source);
@@ -113,14 +113,14 @@ fn the_head_is_replaced_and_a_frozen_backbone_stays_bit_identical() {
     let after = tensors(&dir.path().join("frozen"));
     let mut compared = 0;
     for (key, values) in &before {
-        if key.starts_with("classifier.8.") {
+        if key.starts_with("classifier.6.") {
             continue;
         }
         assert_eq!(&after[key], values, "`{key}` changed under --freeze backbone");
         compared += 1;
     }
     assert!(compared > 10 && before.keys().any(|k| k.ends_with("running_var")));
-    assert_eq!(after["classifier.8.weight"].len(), 2 * 84);
+    assert_eq!(after["classifier.6.weight"].len(), 2 * 84);
     let first = &history[0];
     let last = &history[history.len() - 1];
     assert!(last.train_loss < first.train_loss, "loss did not go down: {history:?}");
@@ -135,11 +135,11 @@ fn head_lr_trains_the_head_at_its_own_rate_and_other_architectures_are_refused()
     let (mut config, data) = two_class(&source);
     config.lr = 1e-30;
     config.head_lr = Some(0.1);
-    config.epochs = 1;
+    config.batch_size = 32;
     let history = run(&config, &data, &dir.path().join("head-lr"));
     let (before, after) = (tensors(&source), tensors(&dir.path().join("head-lr")));
     assert_eq!(before["features.0.weight"], after["features.0.weight"]);
-    assert!(history[0].train_acc > 0.6, "the head did not learn: {history:?}");
+    assert!(history[2].train_loss < history[0].train_loss, "the head did not learn: {history:?}");
 
     // LeNet (no batch norm) into LeNet-BN: the missing tensors are named.
     let lenet = TrainConfig::for_model("d2l_lenet", None).unwrap();
@@ -151,5 +151,6 @@ fn head_lr_trains_the_head_at_its_own_rate_and_other_architectures_are_refused()
         .unwrap_err()
         .to_string();
     assert!(err.contains("another architecture") && err.contains("lenet.safetensors"), "{err}");
-    assert!(err.contains("features.1.") || err.contains("classifier.1."), "{err}");
+    // LeNet's first dense layer sees 16·5·5 features, LeNet-BN's 16·4·4: named with both shapes.
+    assert!(err.contains("`classifier.0.weight`") && err.contains("[120, 400]"), "{err}");
 }

@@ -20,13 +20,20 @@ pub struct Args {
     /// Input as C,H,W (default: the model's d2l input, e.g. 1,96,96 for d2l_resnet18).
     #[arg(long, value_parser = parse_chw)]
     input: Option<[usize; 3]>,
-    /// Directory with the four IDX files (.gz or raw); default: $CNNZOO_DATA, ~/.cache/cnnzoo,
+    /// Directory with the data set's files (IDX for (Fashion-)MNIST, binary batches for CIFAR);
+    /// default: $CNNZOO_DATA, ~/.cache/cnnzoo,
     /// /usr/share/datasets, then download.
     #[arg(long)]
     data: Option<PathBuf>,
     /// Run directory (default: runs/MODEL).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Threads decoding and augmenting images (0: on the training thread).
+    #[arg(long, default_value_t = 2)]
+    workers: usize,
+    /// A corrupt or unreadable image stops the run (default: skipped, named and counted).
+    #[arg(long)]
+    strict: bool,
     /// Continue the run in this directory from its last checkpoint.
     #[arg(long, value_name = "RUN_DIR", conflicts_with = "out")]
     resume: Option<PathBuf>,
@@ -53,13 +60,18 @@ fn config_from(args: &Args) -> anyhow::Result<(TrainConfig, PathBuf, bool)> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let (config, dir, resume) = config_from(&args)?;
+    let (mut config, dir, resume) = config_from(&args)?;
+    let opened = data::open(&config.dataset, args.data.as_deref(), &config.val, config.seed)?;
+    if !resume {
+        config.adapt_to(&opened, args.input.is_some())?;
+    }
     config.validate()?;
-    let data_dir = data::locate(config.dataset, args.data.as_deref())?;
-    eprintln!("loading {} from {}", config.dataset.dir_name(), data_dir.display());
-    let dataset = data::load(config.dataset, &data_dir)?;
+    eprintln!("loading {} from {}", config.dataset, opened.location.display());
+    let load = train::LoadOptions { workers: args.workers, strict: args.strict, ..Default::default() };
+    let run_data = train::RunData::from_opened(&config, opened, load)?;
     if !args.json {
-        eprintln!("{}", config.banner(dataset.train.len(), dataset.test.len(), &dir));
+        let (n_train, n_test) = (run_data.train.source().len(), run_data.test.source().len());
+        eprintln!("{}", config.banner(n_train, n_test, &dir));
     }
     let mut console = Console::new(args.quiet, args.json);
     let opts = TrainOptions {
@@ -68,7 +80,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         checkpoint_every: args.checkpoint_every,
         reporter: &mut console,
     };
-    let run_data = train::RunData::from_dataset(&config, &dataset, train::LoadOptions::default());
     let outcome = train::train(&config, &run_data, &dir, resume, opts)
         .with_context(|| format!("training {} in {}", config.model, dir.display()))?;
     match outcome {

@@ -5,8 +5,8 @@ use burn::optim::momentum::MomentumConfig;
 use burn::optim::{AdamConfig, AdamWConfig, ModuleOptimizer, SgdConfig, decay::WeightDecayConfig};
 use serde::{Deserialize, Serialize};
 
-use crate::data::DatasetKind;
 use crate::data::transforms::Preprocess;
+use crate::data::{DatasetKind, DatasetSpec, Opened, ValSpec};
 use crate::error::{Error, Result};
 use crate::model::ModelConfig;
 pub use crate::recipe::{OptimizerKind, Schedule};
@@ -21,8 +21,13 @@ pub struct TrainConfig {
     pub model_config: ModelConfig,
     /// Input `[c, h, w]` the images are resized to.
     pub input: [usize; 3],
-    /// Data set.
-    pub dataset: DatasetKind,
+    /// Data set (`fashion-mnist`, `mnist`, `cifar10`, `cifar100`, `folder:PATH`).
+    pub dataset: DatasetSpec,
+    /// The images evaluated after each epoch: the data set's own test or `val/` split
+    /// (`default`), a folder (`folder:PATH`) or a held-out fraction of the training images
+    /// (`split:F`).
+    #[serde(default, skip_serializing_if = "is_default_val")]
+    pub val: ValSpec,
     /// Epochs.
     pub epochs: usize,
     /// Peak learning rate.
@@ -93,15 +98,40 @@ pub struct Overrides {
     /// Seed for initialization, shuffling and dropout.
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Data set (default fashion-mnist).
-    #[arg(long, value_enum)]
-    pub dataset: Option<DatasetKind>,
+    /// Data set: fashion-mnist (default), mnist, cifar10, cifar100 or folder:PATH (one
+    /// sub-folder of PNG/JPEG images per class; ImageNet-style train/ and val/ work).
+    #[arg(long, value_name = "DATASET")]
+    pub dataset: Option<DatasetSpec>,
+    /// Validation images for a folder data set: folder:PATH (same class sub-folders).
+    #[arg(long, value_name = "folder:PATH", conflicts_with = "val_split")]
+    pub val: Option<ValSpec>,
+    /// Hold out this fraction (0 < F < 1) of the training images for validation, chosen by --seed.
+    #[arg(long, value_name = "F")]
+    pub val_split: Option<f64>,
     /// Train on the first N training images only.
     #[arg(long = "subset")]
     pub train_subset: Option<usize>,
     /// Evaluate on the first N test images only.
     #[arg(long)]
     pub test_subset: Option<usize>,
+    /// Start from these weights: a run directory, or a PyTorch .pth / .safetensors state_dict
+    /// (e.g. torchvision's). Every tensor that fits is loaded; a head for another class count is
+    /// replaced.
+    #[arg(long, value_name = "RUN_DIR|WEIGHTS")]
+    pub init: Option<String>,
+    /// Train only the head; the backbone (batch-norm statistics included) stays as loaded.
+    #[arg(long, value_enum, value_name = "PART")]
+    pub freeze: Option<Freeze>,
+    /// The head's own peak learning rate (the backbone keeps --lr).
+    #[arg(long)]
+    pub head_lr: Option<f64>,
+}
+
+/// What `--freeze` freezes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Freeze {
+    /// Everything but the classifier head.
+    Backbone,
 }
 
 impl Overrides {
@@ -120,15 +150,30 @@ impl Overrides {
         set(&mut config.schedule, self.schedule);
         set(&mut config.warmup, self.warmup);
         set(&mut config.seed, self.seed);
-        if let Some(d) = self.dataset {
-            config.dataset = d;
-            config.classes = d.classes().iter().map(|s| s.to_string()).collect();
+        if let Some(d) = &self.dataset {
+            config.dataset = d.clone();
+            config.classes = builtin_classes(d).unwrap_or_default();
+        }
+        if let Some(v) = &self.val {
+            config.val = v.clone();
+        }
+        if let Some(f) = self.val_split {
+            config.val = ValSpec::Split(f);
         }
         if self.train_subset.is_some() {
             config.train_subset = self.train_subset;
         }
         if self.test_subset.is_some() {
             config.test_subset = self.test_subset;
+        }
+        if self.init.is_some() {
+            config.init = self.init.clone();
+        }
+        if self.freeze == Some(Freeze::Backbone) {
+            config.freeze_backbone = true;
+        }
+        if self.head_lr.is_some() {
+            config.head_lr = self.head_lr;
         }
         config
     }
@@ -142,12 +187,14 @@ impl TrainConfig {
         let entry = registry::find(name)?;
         let input = input.unwrap_or(entry.train_input());
         let recipe = entry.recipe;
-        let dataset = DatasetKind::FashionMnist;
+        let dataset = DatasetSpec::FashionMnist;
         Ok(Self {
             model: entry.name.to_string(),
             model_config: entry.config_with(10, input[0]),
             input,
+            classes: builtin_classes(&dataset).unwrap_or_default(),
             dataset,
+            val: ValSpec::Default,
             epochs: recipe.epochs,
             lr: recipe.lr,
             batch_size: recipe.batch_size,
@@ -159,7 +206,6 @@ impl TrainConfig {
             train_subset: None,
             test_subset: None,
             preprocess: Preprocess::Grey,
-            classes: dataset.classes().iter().map(|s| s.to_string()).collect(),
             imported_from: None,
             init: None,
             freeze_backbone: false,
@@ -175,8 +221,8 @@ impl TrainConfig {
         if self.classes.len() == n {
             return self.classes.clone();
         }
-        if self.dataset.classes().len() == n {
-            return self.dataset.classes().iter().map(|s| s.to_string()).collect();
+        if let Some(names) = builtin_classes(&self.dataset).filter(|c| c.len() == n) {
+            return names;
         }
         if let Ok(entry) = registry::find(&self.model)
             && entry.num_classes == n
@@ -192,7 +238,7 @@ impl TrainConfig {
         format!(
             "training {} on {} ({} train / {} test images) at {c}x{h}x{w}: {} epochs, lr {}, batch {}, {:?}, run dir {}",
             self.model,
-            self.dataset.dir_name(),
+            self.dataset,
             self.train_subset.unwrap_or(train_images).min(train_images),
             self.test_subset.unwrap_or(test_images).min(test_images),
             self.epochs,
@@ -201,6 +247,28 @@ impl TrainConfig {
             self.optimizer,
             dir.display()
         )
+    }
+
+    /// Fits a new run to the data set it will train on (as torchvision's `num_classes=`): the
+    /// class names and count follow the data set, and so do the input channels — unless they
+    /// were given (`explicit_channels`) or the run starts from other weights (`--init`), whose
+    /// first layer decides.
+    pub fn adapt_to(&mut self, data: &Opened, explicit_channels: bool) -> Result<()> {
+        let entry = registry::find(&self.model)?;
+        let channels = match &self.init {
+            _ if explicit_channels => self.input[0],
+            // The weights' own first layer: a run's input, or the preset's (torchvision's RGB).
+            Some(init) if std::path::Path::new(init).is_dir() => {
+                super::read_config(std::path::Path::new(init))?.input[0]
+            }
+            Some(_) => entry.input[0],
+            None => data.channels,
+        };
+        self.input[0] = channels;
+        self.model_config = entry.config_with(data.classes.len(), channels);
+        self.classes = data.classes.clone();
+        self.preprocess = entry.preprocess_for(channels);
+        Ok(())
     }
 
     /// Checks ranges that the types do not.
@@ -276,4 +344,18 @@ impl TrainConfig {
             }
         }
     }
+}
+
+fn is_default_val(v: &ValSpec) -> bool {
+    *v == ValSpec::Default
+}
+
+/// The class names of a built-in data set whose names are known without reading it.
+fn builtin_classes(spec: &DatasetSpec) -> Option<Vec<String>> {
+    let kind = match spec {
+        DatasetSpec::FashionMnist => DatasetKind::FashionMnist,
+        DatasetSpec::Mnist => DatasetKind::Mnist,
+        _ => return None,
+    };
+    Some(kind.classes().iter().map(|s| s.to_string()).collect())
 }

@@ -10,7 +10,7 @@ use super::config::TrainConfig;
 use crate::data::image::Image;
 use crate::data::loader::{Loader, SampleTransform};
 use crate::data::source::Source;
-use crate::data::{self, Dataset};
+use crate::data::{self, Dataset, Opened};
 use crate::error::Result;
 
 /// How images are read (`--workers`, `--strict`).
@@ -59,23 +59,28 @@ impl RunData {
         }
     }
 
-    /// The run's data set, found as `train` finds it (`data_dir`, then the usual places).
+    /// The run's data set, found as `train` finds it (`data_dir`, then the usual places), with
+    /// its class count checked against the model's.
     pub fn open(config: &TrainConfig, data_dir: Option<&std::path::Path>, opts: LoadOptions) -> Result<Self> {
-        if config.input[0] != 1 || config.model_config.num_classes() != 10 {
+        let opened = data::open(&config.dataset, data_dir, &config.val, config.seed)?;
+        Self::from_opened(config, opened, opts)
+    }
+
+    /// Loaders over an opened data set, with its class count checked against the model's.
+    pub fn from_opened(config: &TrainConfig, opened: Opened, opts: LoadOptions) -> Result<Self> {
+        let n = config.model_config.num_classes();
+        if opened.classes.len() != n {
             return Err(crate::Error::invalid(
-                "run",
+                "data",
                 format!(
-                    "`{}` is a {}-channel, {}-class model; Fashion-MNIST/MNIST models have 1 channel and 10 \
-                     classes — use `cnnzoo predict` for ImageNet models",
-                    config.model,
-                    config.input[0],
-                    config.model_config.num_classes()
+                    "{} has {} classes but `{}` predicts {n}",
+                    config.dataset,
+                    opened.classes.len(),
+                    config.model
                 ),
             ));
         }
-        let dir = data::locate(config.dataset, data_dir)?;
-        let dataset = data::load(config.dataset, &dir)?;
-        Ok(Self::from_dataset(config, &dataset, opts))
+        Ok(Self::new(config, opened.train, opened.val, opts))
     }
 
     /// The (Fashion-)MNIST data set already in memory.
@@ -88,7 +93,7 @@ impl RunData {
 /// bilinear interpolation (`align_corners=False`), repeated to the input's channels.
 fn d2l_transform([c, h, w]: [usize; 3]) -> Arc<SampleTransform> {
     Arc::new(move |img: Image, _: &mut StdRng| {
-        let grey = if img.channels == 1 {
+        let grey = if img.channels == 1 || c == 3 {
             img
         } else {
             let data = img
@@ -103,11 +108,11 @@ fn d2l_transform([c, h, w]: [usize; 3]) -> Arc<SampleTransform> {
         };
         let device = Device::flex();
         let x = burn::tensor::Tensor::<4>::from_data(
-            TensorData::new(grey.to_tensor_data(), [1, 1, grey.height, grey.width]),
+            TensorData::new(grey.to_tensor_data(), [1, grey.channels, grey.height, grey.width]),
             &device,
         );
         let x = data::resize(x, [h, w]);
-        let x = if c == 1 { x } else { x.repeat_dim(1, c) };
+        let x = if grey.channels == c { x } else { x.repeat_dim(1, c) };
         let values = x.into_data().convert::<f32>().try_into_vec::<f32>().unwrap_or_default();
         Ok((values, [c, h, w]))
     })

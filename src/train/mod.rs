@@ -18,7 +18,7 @@ pub mod evaluate;
 pub mod fit;
 pub mod run_dir;
 
-pub use config::{Overrides, TrainConfig};
+pub use config::{Freeze, Overrides, TrainConfig};
 pub use data::{LoadOptions, RunData};
 pub use evaluate::{Evaluation, evaluate, evaluate_run};
 pub use fit::{Outcome, Reporter, Silent, TrainOptions, train};
