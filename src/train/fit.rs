@@ -183,6 +183,9 @@ pub fn train(
         let batches: Vec<Vec<usize>> =
             order.chunks(config.batch_size).skip(state.batch).map(<[usize]>::to_vec).collect();
         let mut loaded = data.train.epoch(batches, augment_seed(config.seed, epoch), &ad);
+        // Seconds the model waited for the loader (this session's part of the epoch).
+        let mut waited = 0.0;
+        let seconds_before = state.seconds;
         for b in state.batch..steps_per_epoch {
             ad.seed(batch_seed(config.seed, epoch, b));
             if opts.interrupt.load(Ordering::SeqCst) {
@@ -195,6 +198,7 @@ pub fn train(
             let lr = config.lr_at(step, steps_per_epoch);
             let Some(batch) = loaded.next() else { break };
             let batch = batch?;
+            waited += t0.elapsed().as_secs_f64();
             for s in &batch.skipped {
                 state.skipped += 1;
                 opts.reporter.note(&format!("skipped `{}`: {}", s.name, s.reason));
@@ -254,6 +258,13 @@ pub fn train(
         // Each epoch's weights are new: its evaluation keeps none of them in the kernels'
         // prepared-weight cache (which is for models that predict image after image).
         drop(loaded);
+        let spent = state.seconds - seconds_before;
+        if waited > 0.01 * spent {
+            opts.reporter.note(&format!(
+                "epoch {}: {waited:.1} s of {spent:.1} s spent waiting for images (raise --workers if it grows)",
+                epoch + 1
+            ));
+        }
         let test =
             crate::kernels::cache::bypass(|| evaluate(&model.valid(), &data.test, n_test, 256, &device))?;
         if test.skipped > 0 {
