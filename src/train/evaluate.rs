@@ -27,8 +27,8 @@ pub struct Evaluation {
     pub per_class: Vec<f64>,
     /// `confusion[true][predicted]` counts.
     pub confusion: Vec<Vec<usize>>,
-    /// Unreadable images skipped.
-    pub skipped: usize,
+    /// Unreadable images skipped: where each comes from, and why.
+    pub skipped: Vec<String>,
 }
 
 /// Evaluates an eval-mode model (`model.valid()`) on the first `n` images of `loader`'s source
@@ -42,13 +42,13 @@ pub fn evaluate(
     device: &Device,
 ) -> Result<Evaluation> {
     let mut confusion: Vec<Vec<usize>> = Vec::new();
-    let (mut top5, mut loss_sum, mut images, mut skipped) = (0usize, 0.0f64, 0usize, 0usize);
+    let (mut top5, mut loss_sum, mut images, mut skipped) = (0usize, 0.0f64, 0usize, Vec::new());
     let n = n.min(loader.source().len());
     let order: Vec<usize> = (0..n).collect();
     let batches: Vec<Vec<usize>> = order.chunks(batch.max(1)).map(<[usize]>::to_vec).collect();
     for b in loader.epoch(batches, 0, device) {
         let b = b?;
-        skipped += b.skipped.len();
+        skipped.extend(b.skipped.iter().map(|s| format!("`{}`: {}", s.name, s.reason)));
         if b.len == 0 {
             continue;
         }

@@ -201,7 +201,7 @@ pub fn train(
             waited += t0.elapsed().as_secs_f64();
             for s in &batch.skipped {
                 state.skipped += 1;
-                opts.reporter.note(&format!("skipped `{}`: {}", s.name, s.reason));
+                opts.reporter.note(&format!("skipped training image `{}`: {}", s.name, s.reason));
             }
             let images = batch.len;
             if images == 0 {
@@ -259,7 +259,7 @@ pub fn train(
         // prepared-weight cache (which is for models that predict image after image).
         drop(loaded);
         let spent = state.seconds - seconds_before;
-        if waited > 0.01 * spent {
+        if waited > 0.5 && waited > 0.05 * spent {
             opts.reporter.note(&format!(
                 "epoch {}: {waited:.1} s of {spent:.1} s spent waiting for images (raise --workers if it grows)",
                 epoch + 1
@@ -267,9 +267,11 @@ pub fn train(
         }
         let test =
             crate::kernels::cache::bypass(|| evaluate(&model.valid(), &data.test, n_test, 256, &device))?;
-        if test.skipped > 0 {
-            state.skipped += test.skipped;
-            opts.reporter.note(&format!("epoch {}: {} evaluation images skipped", epoch + 1, test.skipped));
+        if epoch == 0 {
+            for s in &test.skipped {
+                state.skipped += 1;
+                opts.reporter.note(&format!("skipped evaluation image {s}"));
+            }
         }
         let metrics = EpochMetrics {
             epoch: epoch + 1,
