@@ -9,7 +9,8 @@
 //! differ from torchvision's by one level, while exactness is the point here. The algorithm:
 //! a triangle filter whose support grows with the downscaling factor, weights normalized per
 //! output pixel and turned into fixed point (2²² = 1), a horizontal pass into 8 bits (rounded,
-//! clipped) over the rows the vertical pass needs, then the vertical pass; a pass whose size
+//! clipped) over the rows the vertical pass needs, then the vertical pass — or, as Pillow 13
+//! does, vertical first when the height shrinks much more than the width; a pass whose size
 //! does not change is skipped. The inner loops are integer multiply-adds over precomputed
 //! coefficient tables, with no allocation per pixel.
 
@@ -122,30 +123,32 @@ pub fn resize(img: &Image, [h, w]: [usize; 2]) -> Image {
     if (ih, iw) == (h, w) {
         return img.clone();
     }
-    let (mut data, mut width, mut height) = (img.data.clone(), iw, ih);
-    let vt = taps(ih, h);
-    // The rows of the source the vertical pass reads.
-    let (first, last) = match (vt.bounds.first(), vt.bounds.last()) {
-        (Some(&(f, _)), Some(&(l, n))) if ih != h => (f, l + n),
-        _ => (0, ih),
+    let horizontal_pass = |src: &[u8], rows: std::ops::Range<usize>| {
+        let t = taps(iw, w);
+        if c == 1 { horizontal::<1>(src, iw, rows, &t, w) } else { horizontal::<3>(src, iw, rows, &t, w) }
     };
-    if w != iw {
-        let ht = taps(iw, w);
-        data = if c == 1 {
-            horizontal::<1>(&img.data, iw, first..last, &ht, w)
-        } else {
-            horizontal::<3>(&img.data, iw, first..last, &ht, w)
-        };
-        width = w;
-        height = last - first;
-    }
-    if h != ih {
-        // Without a horizontal pass the data still starts at row 0.
-        let offset = if w != iw { first } else { 0 };
-        data = vertical(&data, width * c, offset, &vt);
-        height = h;
-    }
-    Image { width, height, channels: c, data }
+    let data = if w == iw {
+        vertical(&img.data, iw * c, 0, &taps(ih, h))
+    } else if h == ih {
+        horizontal_pass(&img.data, 0..ih)
+    } else if vertical_first(ih, iw, h, w) {
+        horizontal_pass(&vertical(&img.data, iw * c, 0, &taps(ih, h)), 0..h)
+    } else {
+        // Only the rows the vertical pass reads go through the horizontal one.
+        let vt = taps(ih, h);
+        let first = vt.bounds.first().map_or(0, |b| b.0);
+        let last = vt.bounds.last().map_or(ih, |b| b.0 + b.1);
+        vertical(&horizontal_pass(&img.data, first..last), w * c, first, &vt)
+    };
+    Image { width: w, height: h, channels: c, data }
+}
+
+/// Pillow 13's order of the passes: vertical first when the height shrinks by more than twice
+/// as many pixels as the width does (Pillow 12 and older always go horizontal first; the two
+/// orders can differ by one level, as each pass rounds to 8 bits).
+fn vertical_first(ih: usize, iw: usize, h: usize, w: usize) -> bool {
+    let dy = ih as i64 - h as i64;
+    dy > 0 && dy > (iw as i64 - w as i64) * 2
 }
 
 /// torchvision's output size for `Resize(size)` with an int: the shorter side becomes `size`,
