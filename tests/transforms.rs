@@ -157,7 +157,7 @@ fn imagenet_eval_matches_torchvision_within_1e4() {
             image::RgbImage::from_raw(img.width as u32, img.height as u32, img.data.clone()).unwrap(),
         );
         let x = Preprocess::Imagenet.apply(&dynamic, [3, side, side], &Device::flex());
-        let v: Vec<f32> = x.into_data().to_vec().unwrap();
+        let v: Vec<f32> = x.into_data().try_to_vec::<f32>().unwrap();
         assert_eq!(v, got, "Preprocess::Imagenet and the imagenet preset differ");
     }
     println!("imagenet eval: max difference from torchvision {worst:e}");
@@ -182,8 +182,9 @@ fn d2l_preset_equals_the_batch_resize() {
         assert_eq!(t.train, t.eval);
         let (got, shape) = t.train.apply(img.clone(), &mut StdRng::seed_from_u64(3)).unwrap();
         assert_eq!(shape, [1, size[0], size[1]]);
-        let x = Tensor::<4>::from_data(TensorData::new(img.to_tensor_data(), [1, 1, 28, 28]), &Device::flex());
-        let want: Vec<f32> = cnnzoo::data::resize(x, size).into_data().to_vec().unwrap();
+        let x =
+            Tensor::<4>::from_data(TensorData::new(img.to_tensor_data(), [1, 1, 28, 28]), &Device::flex());
+        let want: Vec<f32> = cnnzoo::data::resize(x, size).into_data().try_to_vec::<f32>().unwrap();
         let diff = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
         assert!(diff <= 1e-6, "{size:?}: {diff}");
     }
@@ -251,7 +252,8 @@ fn random_transforms_are_reproducible_and_vary_with_the_seed() {
     }
     let (_, shape) = run(&Pipeline::parse("random-crop=100x150:0:pad-if-needed").unwrap(), &img, 0);
     assert_eq!(shape, [3, 100, 150]);
-    let e = Pipeline::parse("random-crop=100").unwrap().apply(img, &mut StdRng::seed_from_u64(0)).unwrap_err();
+    let e =
+        Pipeline::parse("random-crop=100").unwrap().apply(img, &mut StdRng::seed_from_u64(0)).unwrap_err();
     assert!(e.to_string().contains("larger than"), "{e}");
 }
 
@@ -342,7 +344,8 @@ fn spec_round_trips_and_bad_specs_say_what_is_wrong() {
     let p = Pipeline::parse("resize=32,to-tensor,normalize=imagenet").unwrap();
     let e = p.check([3, 32, 32]).unwrap_err().to_string();
     assert!(e.contains("depends on the image") || e.contains("channels"), "{e}");
-    let e = Pipeline::parse("rgb,resize=32x32,to-tensor").unwrap().check([3, 28, 28]).unwrap_err().to_string();
+    let e =
+        Pipeline::parse("rgb,resize=32x32,to-tensor").unwrap().check([3, 28, 28]).unwrap_err().to_string();
     assert!(e.contains("32x32") && e.contains("28x28"), "{e}");
     let e = Pipeline::parse("grayscale,center-crop=8,to-tensor,normalize=imagenet").unwrap();
     assert!(e.check([1, 8, 8]).unwrap_err().to_string().contains("3 means for 1 channels"));

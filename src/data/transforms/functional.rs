@@ -420,3 +420,39 @@ pub fn tensor_resize(x: &[f32], [c, ih, iw]: [usize; 3], [h, w]: [usize; 2]) -> 
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn taps_sum_to_one_in_fixed_point() {
+        for (n_in, n_out) in [(17, 5), (5, 17), (300, 37), (224, 224), (3, 1)] {
+            let t = taps(n_in, n_out);
+            for (i, &(min, n)) in t.bounds.iter().enumerate() {
+                assert!(min + n <= n_in && n >= 1, "{n_in}->{n_out}: {min} {n}");
+                let sum: i32 = t.weights[i * t.ksize..i * t.ksize + n].iter().sum();
+                assert!((sum - (1 << PRECISION_BITS)).abs() <= n as i32, "{n_in}->{n_out}: {sum}");
+            }
+        }
+        // A flat image stays flat through both passes.
+        let img = Image { width: 13, height: 7, channels: 3, data: vec![200; 13 * 7 * 3] };
+        assert!(resize(&img, [3, 29]).data.iter().all(|&v| v == 200));
+    }
+
+    #[test]
+    fn crop_fills_outside_with_zero_and_center_crop_rounds_half_to_even() {
+        let img = Image { width: 3, height: 2, channels: 1, data: vec![1, 2, 3, 4, 5, 6] };
+        assert_eq!(crop(&img, -1, 1, 3, 3).data, vec![0, 0, 0, 2, 3, 0, 5, 6, 0]);
+        assert_eq!(pad(&img, [1, 0, 0, 1]).data, vec![0, 1, 2, 3, 0, 4, 5, 6, 0, 0, 0, 0]);
+        // (3 - 2) / 2 = 0.5 rounds to 0 as in Python.
+        assert_eq!(center_crop(&img, [2, 2]).data, vec![1, 2, 4, 5]);
+        // Larger than the image: zero padding, the odd pixel right and below.
+        assert_eq!(center_crop(&img, [3, 4]).data, vec![1, 2, 3, 0, 4, 5, 6, 0, 0, 0, 0, 0]);
+        assert_eq!(center_crop(&img, [4, 5]).data[..5], [0, 0, 0, 0, 0]);
+        assert_eq!(center_crop(&img, [4, 5]).data[5..10], [0, 1, 2, 3, 0]);
+        assert_eq!(hflip(&img).data, vec![3, 2, 1, 6, 5, 4]);
+        assert_eq!(shorter_side_size([375, 500], 256), [256, 341]);
+        assert_eq!(shorter_side_size([500, 375], 256), [341, 256]);
+    }
+}

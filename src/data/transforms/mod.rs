@@ -38,8 +38,10 @@ impl Preprocess {
                 let img = functional::to_rgb(&Image::from_dynamic(img));
                 let crop = [h, w];
                 let side = h.max(w);
-                let resized =
-                    functional::resize(&img, functional::shorter_side_size([img.height, img.width], resize_side(side)));
+                let resized = functional::resize(
+                    &img,
+                    functional::shorter_side_size([img.height, img.width], resize_side(side)),
+                );
                 let mut x = functional::to_tensor(&functional::center_crop(&resized, crop));
                 functional::normalize(&mut x, 3, &IMAGENET_MEAN, &IMAGENET_STD);
                 Tensor::<4>::from_data(TensorData::new(x, [1, 3, h, w]), device)
@@ -120,11 +122,7 @@ impl Transforms {
             ),
             "imagenet" => (
                 vec![
-                    Transform::RandomResizedCrop {
-                        size,
-                        scale: [0.08, 1.0],
-                        ratio: [3.0 / 4.0, 4.0 / 3.0],
-                    },
+                    Transform::RandomResizedCrop { size, scale: [0.08, 1.0], ratio: [3.0 / 4.0, 4.0 / 3.0] },
                     hflip,
                 ],
                 vec![Transform::Resize { size: Size::Shorter(r) }, Transform::CenterCrop { size }],

@@ -152,7 +152,11 @@ impl Transform {
     /// Checks the step's values; the message says what was expected.
     fn validate(&self) -> std::result::Result<(), String> {
         let positive = |s: [usize; 2]| {
-            if s[0] == 0 || s[1] == 0 { Err(format!("sizes must be at least 1, got {}", hw(s))) } else { Ok(()) }
+            if s[0] == 0 || s[1] == 0 {
+                Err(format!("sizes must be at least 1, got {}", hw(s)))
+            } else {
+                Ok(())
+            }
         };
         let range = |r: [f64; 2], what: &str| {
             if r[0].is_finite() && r[1].is_finite() && r[0] > 0.0 && r[0] <= r[1] {
@@ -179,7 +183,9 @@ impl Transform {
                 Err(format!("the probability must lie in [0, 1], got {p}"))
             }
             Transform::ColorJitter { brightness, contrast, saturation, hue } => {
-                for (what, v) in [("brightness", brightness), ("contrast", contrast), ("saturation", saturation)] {
+                for (what, v) in
+                    [("brightness", brightness), ("contrast", contrast), ("saturation", saturation)]
+                {
                     if !(v.is_finite() && *v >= 0.0) {
                         return Err(format!("{what} must be a finite number >= 0, got {v}"));
                     }
@@ -343,9 +349,9 @@ fn parse_step(step: &str) -> std::result::Result<Transform, String> {
     let expected = |syntax: &str| format!("expected {syntax}");
     let t = match (name, args) {
         ("grayscale", None) => Transform::Grayscale { num_output_channels: 1 },
-        ("grayscale", Some(a)) => {
-            Transform::Grayscale { num_output_channels: a.parse().map_err(|_| expected("grayscale=1 or grayscale=3"))? }
-        }
+        ("grayscale", Some(a)) => Transform::Grayscale {
+            num_output_channels: a.parse().map_err(|_| expected("grayscale=1 or grayscale=3"))?,
+        },
         ("rgb", None) => Transform::Rgb,
         ("to-tensor", None) => Transform::ToTensor,
         ("resize", Some(a)) => {
@@ -378,7 +384,8 @@ fn parse_step(step: &str) -> std::result::Result<Transform, String> {
             Transform::RandomCrop { size, padding, pad_if_needed }
         }
         ("random-resized-crop", Some(a)) => {
-            let bad = || expected("random-resized-crop=S or HxW, optionally followed by :SMIN:SMAX:RMIN:RMAX");
+            let bad =
+                || expected("random-resized-crop=S or HxW, optionally followed by :SMIN:SMAX:RMIN:RMAX");
             let (size, rest) = match a.split_once(':') {
                 Some((s, r)) => (s, Some(r)),
                 None => (a, None),
@@ -409,7 +416,9 @@ fn parse_step(step: &str) -> std::result::Result<Transform, String> {
         ("normalize", Some("imagenet")) => {
             Transform::Normalize { mean: IMAGENET_MEAN.to_vec(), std: IMAGENET_STD.to_vec() }
         }
-        ("normalize", Some("cifar")) => Transform::Normalize { mean: CIFAR_MEAN.to_vec(), std: CIFAR_STD.to_vec() },
+        ("normalize", Some("cifar")) => {
+            Transform::Normalize { mean: CIFAR_MEAN.to_vec(), std: CIFAR_STD.to_vec() }
+        }
         ("normalize", Some(a)) => {
             let bad = || expected("normalize=imagenet, normalize=cifar or normalize=M1:M2:M3/S1:S2:S3");
             let (m, s) = a.split_once('/').ok_or_else(bad)?;
@@ -419,8 +428,15 @@ fn parse_step(step: &str) -> std::result::Result<Transform, String> {
             }
         }
         (
-            "rgb" | "to-tensor" | "resize" | "center-crop" | "tensor-resize" | "random-crop"
-            | "random-resized-crop" | "color-jitter" | "normalize",
+            "rgb"
+            | "to-tensor"
+            | "resize"
+            | "center-crop"
+            | "tensor-resize"
+            | "random-crop"
+            | "random-resized-crop"
+            | "color-jitter"
+            | "normalize",
             _,
         ) => {
             return Err(if args.is_some() {
@@ -454,8 +470,9 @@ impl Pipeline {
             if step.trim().is_empty() {
                 return Err(Error::invalid("transforms", format!("step {} of `{spec}` is empty", i + 1)));
             }
-            let t = parse_step(step)
-                .map_err(|m| Error::invalid("transforms", format!("step {} `{}`: {m}", i + 1, step.trim())))?;
+            let t = parse_step(step).map_err(|m| {
+                Error::invalid("transforms", format!("step {} `{}`: {m}", i + 1, step.trim()))
+            })?;
             steps.push(t);
         }
         Self::new(steps)
@@ -475,7 +492,10 @@ impl Pipeline {
                     return Err(at(format!("`{}` works on the tensor: put it after `to-tensor`", s.name())));
                 }
                 (s, true) if !s.on_tensor() => {
-                    return Err(at(format!("`{}` works on the 8-bit image: put it before `to-tensor`", s.name())));
+                    return Err(at(format!(
+                        "`{}` works on the 8-bit image: put it before `to-tensor`",
+                        s.name()
+                    )));
                 }
                 _ => {}
             }
@@ -495,7 +515,9 @@ impl Pipeline {
             match step {
                 Transform::Grayscale { num_output_channels: n } => c = Some(*n),
                 Transform::Rgb => c = Some(3),
-                Transform::Resize { size: Size::Shorter(s) } => size = size.map(|hw| f::shorter_side_size(hw, *s)),
+                Transform::Resize { size: Size::Shorter(s) } => {
+                    size = size.map(|hw| f::shorter_side_size(hw, *s))
+                }
                 Transform::Resize { size: Size::Exact(s) }
                 | Transform::CenterCrop { size: s }
                 | Transform::RandomResizedCrop { size: s, .. }
@@ -600,7 +622,8 @@ impl Pipeline {
                     random_crop(&img, *size, *padding, *pad_if_needed, rng)?
                 }
                 Transform::RandomResizedCrop { size, scale, ratio } => {
-                    let (top, left, h, w) = random_resized_crop_params(img.height, img.width, *scale, *ratio, rng);
+                    let (top, left, h, w) =
+                        random_resized_crop_params(img.height, img.width, *scale, *ratio, rng);
                     f::resized_crop(&img, top as i64, left as i64, h, w, *size)
                 }
                 Transform::HorizontalFlip { p } => {
@@ -664,7 +687,13 @@ pub fn random_resized_crop_params(
 }
 
 /// torchvision's `RandomCrop`: pad, pad up to the crop if asked, then a uniformly placed window.
-fn random_crop(img: &Image, size: [usize; 2], padding: usize, pad_if_needed: bool, rng: &mut StdRng) -> Result<Image> {
+fn random_crop(
+    img: &Image,
+    size: [usize; 2],
+    padding: usize,
+    pad_if_needed: bool,
+    rng: &mut StdRng,
+) -> Result<Image> {
     let mut padded = if padding > 0 { Some(f::pad(img, [padding; 4])) } else { None };
     let cur = |p: &Option<Image>| p.as_ref().map_or((img.height, img.width), |i| (i.height, i.width));
     if pad_if_needed && cur(&padded).1 < size[1] {
