@@ -187,6 +187,7 @@ fn d2l_preset_equals_the_batch_resize() {
         let want: Vec<f32> = cnnzoo::data::resize(x, size).into_data().try_to_vec::<f32>().unwrap();
         let diff = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
         assert!(diff <= 1e-6, "{size:?}: {diff}");
+        println!("d2l {size:?}: max difference from data::resize {diff:e}");
     }
     // An RGB model gets the grey levels three times.
     let t = Transforms::preset("d2l", [3, 32, 32]).unwrap();
@@ -298,6 +299,8 @@ fn random_resized_crop_stays_within_its_bounds() {
     let mut rng = StdRng::seed_from_u64(0);
     let (top, left, h, w) = random_resized_crop_params(10, 1000, [0.9, 1.0], ratio, &mut rng);
     assert_eq!((top, left, h, w), (0, (1000 - 13) / 2, 10, 13));
+    // Extreme ratios on a one-pixel image still give a pixel.
+    assert_eq!(random_resized_crop_params(1, 1, [0.5, 1.0], [0.1, 0.2], &mut rng), (0, 0, 1, 1));
 }
 
 #[test]
@@ -370,4 +373,24 @@ fn normalize_and_to_tensor_follow_torchvision() {
     assert!(p.apply(bad, &mut StdRng::seed_from_u64(0)).is_err());
     let empty = Image { width: 0, height: 4, channels: 1, data: vec![] };
     assert!(p.apply(empty, &mut StdRng::seed_from_u64(0)).is_err());
+}
+
+/// Throughput of the presets (run by hand: `cargo test --release --test transforms -- --ignored`).
+#[test]
+#[ignore]
+fn preset_speed() {
+    for (name, input, (w, h)) in [("imagenet", [3, 224, 224], (500, 375)), ("cifar", [3, 32, 32], (32, 32))] {
+        let t = Transforms::preset(name, input).unwrap();
+        let img = noise(w, h, 3, 1);
+        for (which, p) in [("train", &t.train), ("eval", &t.eval)] {
+            let n = if w > 100 { 50 } else { 5000 };
+            let start = std::time::Instant::now();
+            let mut rng = StdRng::seed_from_u64(0);
+            for _ in 0..n {
+                std::hint::black_box(p.apply(img.clone(), &mut rng).unwrap());
+            }
+            let us = start.elapsed().as_secs_f64() * 1e6 / n as f64;
+            println!("{name} {which} on {w}x{h}: {us:.0} µs per image");
+        }
+    }
 }

@@ -683,6 +683,8 @@ pub fn random_resized_crop_params(
     } else {
         (height, width)
     };
+    // (At least one pixel, also for extreme ratios on tiny images.)
+    let (h, w) = (h.clamp(1, height.max(1)), w.clamp(1, width.max(1)));
     ((height - h) / 2, (width - w) / 2, h, w)
 }
 
