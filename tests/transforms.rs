@@ -350,6 +350,13 @@ fn spec_round_trips_and_bad_specs_say_what_is_wrong() {
     let e =
         Pipeline::parse("rgb,resize=32x32,to-tensor").unwrap().check([3, 28, 28]).unwrap_err().to_string();
     assert!(e.contains("32x32") && e.contains("28x28"), "{e}");
+    let t = Transforms {
+        train: Pipeline::parse("rgb,center-crop=8").unwrap(),
+        eval: Pipeline::parse("rgb").unwrap(),
+    };
+    t.train.check([3, 8, 8]).unwrap();
+    let e = t.check([3, 8, 8]).unwrap_err().to_string();
+    assert!(e.starts_with("invalid eval transforms: `rgb` gives images of a size that depends"), "{e}");
     let e = Pipeline::parse("grayscale,center-crop=8,to-tensor,normalize=imagenet").unwrap();
     assert!(e.check([1, 8, 8]).unwrap_err().to_string().contains("3 means for 1 channels"));
     assert_eq!(

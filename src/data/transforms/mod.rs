@@ -157,8 +157,14 @@ impl Transforms {
 
     /// Checks that both pipelines turn every image into `input` (`[c, h, w]`).
     pub fn check(&self, input: [usize; 3]) -> Result<()> {
-        self.train.check(input).map_err(|e| Error::invalid("train transforms", e.to_string()))?;
-        self.eval.check(input).map_err(|e| Error::invalid("eval transforms", e.to_string()))
+        fn rename(what: &'static str) -> impl Fn(Error) -> Error {
+            move |e| match e {
+                Error::Invalid { message, .. } => Error::invalid(what, message),
+                other => other,
+            }
+        }
+        self.train.check(input).map_err(rename("train transforms"))?;
+        self.eval.check(input).map_err(rename("eval transforms"))
     }
 }
 
