@@ -8,6 +8,7 @@
 
 pub mod functional;
 mod pipeline;
+mod spec;
 
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
