@@ -3,7 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::tensor::Device;
+use burn::tensor::{Device, Tensor, TensorData};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+use crate::data::image::Image;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -45,11 +49,17 @@ pub fn predict(
     device: &Device,
 ) -> Result<Vec<ImagePredictions>> {
     let classes = config.class_names();
+    let eval = config.transforms()?.eval;
     let k = k.clamp(1, classes.len().max(1));
     let mut out = Vec::with_capacity(images.len());
     for path in images {
-        let img = read_image(path)?;
-        let x = config.preprocess.apply(&img, config.input, device);
+        let img = Image::from_dynamic(&read_image(path)?);
+        let (values, shape) = eval.apply(img, &mut StdRng::seed_from_u64(0)).map_err(|e| match e {
+            Error::Invalid { message, .. } => Error::bad_file(path, message),
+            other => other,
+        })?;
+        let [c, h, w] = shape;
+        let x = Tensor::<4>::from_data(TensorData::new(values, [1, c, h, w]), device);
         let logits = model.try_forward(&config.model, x)?;
         let probs: Vec<f32> = burn::tensor::activation::softmax(logits, 1)
             .into_data()

@@ -70,7 +70,7 @@ fn source_run(dir: &Path) -> PathBuf {
     config.batch_size = 64;
     config.test_subset = Some(32);
     let path = dir.join("source");
-    run(&config, &RunData::from_dataset(&config, &data, LoadOptions::default()), &path);
+    run(&config, &RunData::from_dataset(&config, &data, LoadOptions::default()).unwrap(), &path);
     path
 }
 
@@ -87,7 +87,7 @@ fn two_class(source: &Path) -> (TrainConfig, RunData) {
     config.test_subset = Some(64);
     config.lr = 0.1;
     let opts = LoadOptions { workers: 1, ..LoadOptions::default() };
-    let data = RunData::new(&config, Arc::new(Tops(data.train)), Arc::new(Tops(data.test)), opts);
+    let data = RunData::new(&config, Arc::new(Tops(data.train)), Arc::new(Tops(data.test)), opts).unwrap();
     (config, data)
 }
 

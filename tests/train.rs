@@ -194,7 +194,7 @@ fn straight_and_resumed(
 
     let _serial = IN_PROCESS.lock().unwrap_or_else(|e| e.into_inner());
     let data = cnnzoo::data::load(cnnzoo::data::DatasetKind::FashionMnist, &fixture()).unwrap();
-    let data = train::RunData::from_dataset(config, &data, train::LoadOptions::default());
+    let data = train::RunData::from_dataset(config, &data, train::LoadOptions::default()).unwrap();
     let device = burn::tensor::Device::flex();
     let run = |dir: &Path, resume: bool, stop_after: usize| {
         let flag = Arc::new(AtomicBool::new(false));

@@ -24,7 +24,7 @@ fn training_and_its_evaluation_do_not_grow_the_weight_cache() {
         checkpoint_every: 0,
         reporter: &mut Silent,
     };
-    let data = train::RunData::from_dataset(&config, &data, train::LoadOptions::default());
+    let data = train::RunData::from_dataset(&config, &data, train::LoadOptions::default()).unwrap();
     let outcome = train::train(&config, &data, &dir.path().join("run"), false, opts).unwrap();
     assert!(matches!(outcome, Outcome::Finished(ref h) if h.len() == 2));
     assert_eq!(cnnzoo::kernels::cache::stats(), (0, 0), "training left prepared weights in the cache");

@@ -64,6 +64,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let opened = data::open(&config.dataset, args.data.as_deref(), &config.val, config.seed)?;
     if !resume {
         config.adapt_to(&opened, args.input.is_some())?;
+        config.choose_transforms(&args.overrides)?;
     }
     config.validate()?;
     eprintln!("loading {} from {}", config.dataset, opened.location.display());

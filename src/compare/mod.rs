@@ -148,7 +148,7 @@ pub fn run(
                 checkpoint_every: 50,
                 reporter: &mut *reporter,
             };
-            let run_data = train::RunData::from_dataset(&config, &dataset, train::LoadOptions::default());
+            let run_data = train::RunData::from_dataset(&config, &dataset, train::LoadOptions::default())?;
             let outcome = train::train(&config, &run_data, &dir, resume, train_opts)?;
             match outcome {
                 Outcome::Finished(history) => {

@@ -5,7 +5,7 @@ use burn::optim::momentum::MomentumConfig;
 use burn::optim::{AdamConfig, AdamWConfig, ModuleOptimizer, SgdConfig, decay::WeightDecayConfig};
 use serde::{Deserialize, Serialize};
 
-use crate::data::transforms::Preprocess;
+use crate::data::transforms::{Pipeline, Preprocess, Transforms};
 use crate::data::{DatasetKind, DatasetSpec, Opened, ValSpec};
 use crate::error::{Error, Result};
 use crate::model::ModelConfig;
@@ -59,6 +59,10 @@ pub struct TrainConfig {
     /// Checkpoint this run was imported from, if any.
     #[serde(default)]
     pub imported_from: Option<String>,
+    /// How training and evaluation images become the model's input (`None`: d2l's
+    /// preprocessing — or, for an imported ImageNet model, torchvision's eval transform).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transforms: Option<Transforms>,
     /// Weights the run started from (`--init`: a run directory, `.pth` or `.safetensors`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init: Option<String>,
@@ -125,6 +129,18 @@ pub struct Overrides {
     /// The head's own peak learning rate (the backbone keeps --lr).
     #[arg(long)]
     pub head_lr: Option<f64>,
+    /// Transform preset: d2l (default: grey levels resized to the input), alexnet (flips,
+    /// crops, colour jitter), imagenet (random-resized-crop + flip; eval resize + center crop),
+    /// cifar (crop with padding 4 + flip), each normalized for 3-channel inputs.
+    #[arg(long, value_name = "PRESET")]
+    pub transforms: Option<String>,
+    /// Training pipeline, e.g. `random-resized-crop=224,hflip,to-tensor,normalize=imagenet`
+    /// (replaces the preset's).
+    #[arg(long, value_name = "SPEC")]
+    pub train_transforms: Option<String>,
+    /// Evaluation pipeline, e.g. `resize=256,center-crop=224,to-tensor,normalize=imagenet`.
+    #[arg(long, value_name = "SPEC")]
+    pub eval_transforms: Option<String>,
 }
 
 /// What `--freeze` freezes.
@@ -207,6 +223,7 @@ impl TrainConfig {
             test_subset: None,
             preprocess: Preprocess::Grey,
             imported_from: None,
+            transforms: None,
             init: None,
             freeze_backbone: false,
             head_lr: None,
@@ -269,6 +286,39 @@ impl TrainConfig {
         self.classes = data.classes.clone();
         self.preprocess = entry.preprocess_for(channels);
         Ok(())
+    }
+
+    /// Sets the transforms from `--transforms`, `--train-transforms` and `--eval-transforms`
+    /// (for the final input: call after [`TrainConfig::adapt_to`]); none given keeps d2l's.
+    pub fn choose_transforms(&mut self, o: &Overrides) -> Result<()> {
+        if o.transforms.is_none() && o.train_transforms.is_none() && o.eval_transforms.is_none() {
+            return Ok(());
+        }
+        let mut t = Transforms::preset(o.transforms.as_deref().unwrap_or("d2l"), self.input)?;
+        if let Some(spec) = &o.train_transforms {
+            t.train = Pipeline::parse(spec)?;
+        }
+        if let Some(spec) = &o.eval_transforms {
+            t.eval = Pipeline::parse(spec)?;
+        }
+        t.check(self.input)?;
+        self.transforms = Some(t);
+        Ok(())
+    }
+
+    /// The run's transforms: its own, else d2l's (or, for imported ImageNet weights,
+    /// torchvision's eval transform for both).
+    pub fn transforms(&self) -> Result<Transforms> {
+        if let Some(t) = &self.transforms {
+            return Ok(t.clone());
+        }
+        match self.preprocess {
+            Preprocess::Imagenet => {
+                let t = Transforms::preset("imagenet", self.input)?;
+                Ok(Transforms { train: t.eval.clone(), eval: t.eval })
+            }
+            Preprocess::Grey => Transforms::preset("d2l", self.input),
+        }
     }
 
     /// Checks ranges that the types do not.

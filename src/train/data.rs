@@ -3,13 +3,13 @@
 
 use std::sync::Arc;
 
-use burn::tensor::{Device, TensorData};
 use rand::rngs::StdRng;
 
 use super::config::TrainConfig;
 use crate::data::image::Image;
 use crate::data::loader::{Loader, SampleTransform};
 use crate::data::source::Source;
+use crate::data::transforms::{Pipeline, Transforms};
 use crate::data::{self, Dataset, Opened};
 use crate::error::Result;
 
@@ -46,17 +46,18 @@ impl RunData {
         train: Arc<dyn Source>,
         test: Arc<dyn Source>,
         opts: LoadOptions,
-    ) -> Self {
+    ) -> Result<Self> {
         let [_, h, w] = config.input;
-        let loader = |source: Arc<dyn Source>, transform: Arc<SampleTransform>| {
-            Loader::new(source, transform, opts.workers, opts.prefetch)
-                .strict(opts.strict)
-                .d2l_batched([h, w])
+        let transforms = config.transforms()?;
+        transforms.check(config.input)?;
+        // d2l's preprocessing on (Fashion-)MNIST in memory: whole batches resized at once.
+        let d2l = transforms == Transforms::preset("d2l", config.input)?;
+        let loader = |source: Arc<dyn Source>, pipeline: Pipeline| {
+            let l = Loader::new(source, sample_transform(pipeline), opts.workers, opts.prefetch)
+                .strict(opts.strict);
+            if d2l { l.d2l_batched([h, w]) } else { l }
         };
-        Self {
-            train: loader(train, d2l_transform(config.input)),
-            test: loader(test, d2l_transform(config.input)),
-        }
+        Ok(Self { train: loader(train, transforms.train), test: loader(test, transforms.eval) })
     }
 
     /// The run's data set, found as `train` finds it (`data_dir`, then the usual places), with
@@ -80,40 +81,16 @@ impl RunData {
                 ),
             ));
         }
-        Ok(Self::new(config, opened.train, opened.val, opts))
+        Self::new(config, opened.train, opened.val, opts)
     }
 
     /// The (Fashion-)MNIST data set already in memory.
-    pub fn from_dataset(config: &TrainConfig, data: &Dataset, opts: LoadOptions) -> Self {
+    pub fn from_dataset(config: &TrainConfig, data: &Dataset, opts: LoadOptions) -> Result<Self> {
         Self::new(config, Arc::new(data.train.clone()), Arc::new(data.test.clone()), opts)
     }
 }
 
-/// d2l's preprocessing of one image: grey levels in [0, 1], resized to the input with PyTorch's
-/// bilinear interpolation (`align_corners=False`), repeated to the input's channels.
-fn d2l_transform([c, h, w]: [usize; 3]) -> Arc<SampleTransform> {
-    Arc::new(move |img: Image, _: &mut StdRng| {
-        let grey = if img.channels == 1 || c == 3 {
-            img
-        } else {
-            let data = img
-                .data
-                .chunks_exact(3)
-                .map(|p| {
-                    ((299 * u32::from(p[0]) + 587 * u32::from(p[1]) + 114 * u32::from(p[2]) + 500) / 1000)
-                        as u8
-                })
-                .collect();
-            Image::new(img.width, img.height, 1, data)?
-        };
-        let device = Device::flex();
-        let x = burn::tensor::Tensor::<4>::from_data(
-            TensorData::new(grey.to_tensor_data(), [1, grey.channels, grey.height, grey.width]),
-            &device,
-        );
-        let x = data::resize(x, [h, w]);
-        let x = if grey.channels == c { x } else { x.repeat_dim(1, c) };
-        let values = x.into_data().convert::<f32>().try_into_vec::<f32>().unwrap_or_default();
-        Ok((values, [c, h, w]))
-    })
+/// A pipeline as a loader's per-image transform.
+fn sample_transform(pipeline: Pipeline) -> Arc<SampleTransform> {
+    Arc::new(move |img: Image, rng: &mut StdRng| pipeline.apply(img, rng))
 }
