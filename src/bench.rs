@@ -302,3 +302,60 @@ mod tests {
         assert_eq!(modes, ["train", "infer"]);
     }
 }
+
+/// How fast a run's loader turns images into training batches (decode, transforms, batching)
+/// on its worker threads, with no model attached.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoaderResult {
+    /// The data set.
+    pub dataset: String,
+    /// The training pipeline, in the spec syntax.
+    pub transforms: String,
+    /// The model input the pipeline produces.
+    pub input: [usize; 3],
+    /// Loader threads.
+    pub workers: usize,
+    /// Images prepared (skipped ones not counted).
+    pub images: usize,
+    /// Images per second.
+    pub images_per_sec: f64,
+}
+
+impl LoaderResult {
+    /// One line for the table.
+    pub fn table_row(&self) -> String {
+        let [c, h, w] = self.input;
+        format!(
+            "loader: {} at {c}x{h}x{w}, {} workers: {:.0} img/s over {} images  ({})",
+            self.dataset, self.workers, self.images_per_sec, self.images, self.transforms
+        )
+    }
+}
+
+/// Times `data`'s training loader over its first `images` images (at least one batch) in
+/// batches of the run's size.
+pub fn loader(
+    config: &crate::train::TrainConfig,
+    data: &crate::train::RunData,
+    images: usize,
+    workers: usize,
+    device: &Device,
+) -> Result<LoaderResult> {
+    let n = images.clamp(1, data.train.source().len().max(1));
+    let order: Vec<usize> = (0..n).collect();
+    let batches: Vec<Vec<usize>> = order.chunks(config.batch_size.max(1)).map(<[usize]>::to_vec).collect();
+    let t0 = Instant::now();
+    let mut done = 0;
+    for batch in data.train.epoch(batches, config.seed, device) {
+        done += batch?.len;
+    }
+    let seconds = t0.elapsed().as_secs_f64();
+    Ok(LoaderResult {
+        dataset: config.dataset.to_string(),
+        transforms: config.transforms()?.train.to_string(),
+        input: config.input,
+        workers,
+        images: done,
+        images_per_sec: done as f64 / seconds.max(1e-9),
+    })
+}

@@ -30,7 +30,7 @@ fn stripes(vertical: bool, seed: u64) -> image::RgbImage {
         ([next() as u8 / 4, next() as u8 / 4, 40], [200 + next() as u8 % 55, 180, 160 + next() as u8 % 90]);
     image::RgbImage::from_fn(w, h, |x, y| {
         let t = if vertical { x } else { y };
-        let base = if (t + phase) / (period / 2).max(1) % 2 == 0 { a } else { b };
+        let base = if ((t + phase) / (period / 2).max(1)).is_multiple_of(2) { a } else { b };
         let n = (next() % 21) as u8;
         image::Rgb(base.map(|v| v.saturating_add(n)))
     })
@@ -43,7 +43,7 @@ fn folder(root: &Path, per_class: u64) -> PathBuf {
         std::fs::create_dir_all(&dir).unwrap();
         for i in 0..per_class {
             let img = stripes(vertical, i * 2 + u64::from(vertical));
-            let ext = if i % 3 == 0 { "jpg" } else { "png" };
+            let ext = if i.is_multiple_of(3) { "jpg" } else { "png" };
             img.save(dir.join(format!("{i:02}.{ext}"))).unwrap();
         }
     }

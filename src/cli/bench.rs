@@ -2,6 +2,7 @@
 
 use cnnzoo::bench::{self, BenchSpec, Mode};
 use cnnzoo::inspect::parse_chw;
+use cnnzoo::train::{LoadOptions, Overrides, RunData, TrainConfig};
 
 use super::Format;
 
@@ -24,6 +25,22 @@ pub struct Args {
     /// Untimed warm-up steps.
     #[arg(long, default_value_t = 1)]
     warmup: usize,
+    /// Also time the training loader on this data set (fashion-mnist, cifar10, folder:PATH …)
+    /// with the model's input and --transforms; the model is then benchmarked at that input.
+    #[arg(long, value_name = "DATASET")]
+    dataset: Option<cnnzoo::data::DatasetSpec>,
+    /// Directory of the data set's files (as for `train`).
+    #[arg(long)]
+    data: Option<std::path::PathBuf>,
+    /// Transform preset for the loader (as for `train`).
+    #[arg(long, value_name = "PRESET")]
+    transforms: Option<String>,
+    /// Loader threads.
+    #[arg(long, default_value_t = 2)]
+    workers: usize,
+    /// Images the loader prepares.
+    #[arg(long, default_value_t = 512)]
+    loader_images: usize,
     /// Output format (json: one object per benchmark, one per line).
     #[arg(long, value_enum, default_value_t)]
     format: Format,
@@ -32,10 +49,26 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let device = super::device();
     let names = if args.models.is_empty() { bench::default_models() } else { args.models.clone() };
-    let specs = names
-        .iter()
-        .map(|name| BenchSpec::for_model(name, args.input, args.batch, args.steps, args.warmup, &device))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut loaders = Vec::new();
+    let mut specs = Vec::new();
+    for name in &names {
+        let mut input = args.input;
+        if let Some(dataset) = &args.dataset {
+            let o = Overrides {
+                dataset: Some(dataset.clone()),
+                batch_size: args.batch,
+                transforms: args.transforms.clone(),
+                ..Overrides::default()
+            };
+            let (config, opened) = TrainConfig::prepare(name, args.input, &o, args.data.as_deref())?;
+            let load = LoadOptions { workers: args.workers, ..LoadOptions::default() };
+            let data = RunData::from_opened(&config, opened, load)?;
+            eprintln!("timing the loader of {dataset} for {name} …");
+            loaders.push(bench::loader(&config, &data, args.loader_images, args.workers, &device)?);
+            input = Some(config.input);
+        }
+        specs.push(BenchSpec::for_model(name, input, args.batch, args.steps, args.warmup, &device)?);
+    }
     if args.format == Format::Table {
         println!(
             "{:<14} {:<5} {:>5} {:>11} {:>9} {:>9} {:>9} {:>8} {:>9}  phases (median s)",
@@ -50,6 +83,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 Format::Json => println!("{}", serde_json::to_string(&r)?),
                 Format::Table => println!("{}", r.table_row()),
             }
+        }
+    }
+    for l in &loaders {
+        match args.format {
+            Format::Json => println!("{}", serde_json::to_string(l)?),
+            Format::Table => println!("{}", l.table_row()),
         }
     }
     Ok(())

@@ -33,8 +33,9 @@ enum Command {
     List(list::Args),
     /// Layer-by-layer table of a model: output shape, parameters, MACs, activation memory.
     Summary(summary::Args),
-    /// Train a model on Fashion-MNIST (or MNIST) with d2l's recipe; writes a run directory.
-    Train(train::Args),
+    /// Train a model (on Fashion-MNIST with d2l's recipe by default, or MNIST, CIFAR, an image
+    /// folder; from scratch or fine-tuning other weights); writes a run directory.
+    Train(Box<train::Args>),
     /// Evaluate a run on the test set: top-1, top-5, per-class accuracy, confusion matrix.
     Eval(eval::Args),
     /// Classify image files with a trained run.
@@ -67,7 +68,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::List(args) => list::run(args),
         Command::Summary(args) => summary::run(args),
-        Command::Train(args) => train::run(args),
+        Command::Train(args) => train::run(*args),
         Command::Eval(args) => eval::run(args),
         Command::Predict(args) => predict::run(args),
         Command::Import(args) => import::run(args),

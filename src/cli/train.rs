@@ -48,24 +48,18 @@ pub struct Args {
     json: bool,
 }
 
-fn config_from(args: &Args) -> anyhow::Result<(TrainConfig, PathBuf, bool)> {
-    if let Some(run) = &args.resume {
-        let config = train::read_config(run).with_context(|| format!("resuming {}", run.display()))?;
-        return Ok((config, run.clone(), true));
-    }
-    let c =
-        args.overrides.apply(TrainConfig::for_model(args.model.as_deref().unwrap_or_default(), args.input)?);
-    let out = args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(&c.model));
-    Ok((c, out, false))
-}
-
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let (mut config, dir, resume) = config_from(&args)?;
-    let opened = data::open(&config.dataset, args.data.as_deref(), &config.val, config.seed)?;
-    if !resume {
-        config.adapt_to(&opened, args.input.is_some())?;
-        config.choose_transforms(&args.overrides)?;
-    }
+    let (config, opened, dir, resume) = if let Some(run) = &args.resume {
+        let config = train::read_config(run).with_context(|| format!("resuming {}", run.display()))?;
+        let opened = data::open(&config.dataset, args.data.as_deref(), &config.val, config.seed)?;
+        (config, opened, run.clone(), true)
+    } else {
+        let model = args.model.as_deref().unwrap_or_default();
+        let (config, opened) =
+            TrainConfig::prepare(model, args.input, &args.overrides, args.data.as_deref())?;
+        let out = args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(&config.model));
+        (config, opened, out, false)
+    };
     config.validate()?;
     eprintln!("loading {} from {}", config.dataset, opened.location.display());
     let load = train::LoadOptions { workers: args.workers, strict: args.strict, ..Default::default() };

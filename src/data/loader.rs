@@ -288,7 +288,10 @@ mod tests {
         })
     }
 
-    fn run(workers: usize, strict: bool) -> Vec<Result<(Vec<f32>, Vec<i64>, Vec<Skipped>)>> {
+    /// A batch's values, labels and skipped images.
+    type Plain = (Vec<f32>, Vec<i64>, Vec<Skipped>);
+
+    fn run(workers: usize, strict: bool) -> Vec<Result<Plain>> {
         let loader = Loader::new(Arc::new(Numbers(11)), noisy(), workers, 2).strict(strict);
         let batches: Vec<Vec<usize>> =
             (0..11).rev().collect::<Vec<_>>().chunks(3).map(<[usize]>::to_vec).collect();

@@ -321,6 +321,22 @@ impl TrainConfig {
         }
     }
 
+    /// A new run of `model` as `cnnzoo train` sets it up: the preset's recipe with the flags
+    /// applied, fitted to the data set (opened here and returned), with its transforms.
+    pub fn prepare(
+        model: &str,
+        input: Option<[usize; 3]>,
+        o: &Overrides,
+        data_dir: Option<&std::path::Path>,
+    ) -> Result<(Self, Opened)> {
+        let mut config = o.apply(Self::for_model(model, input)?);
+        let opened = crate::data::open(&config.dataset, data_dir, &config.val, config.seed)?;
+        config.adapt_to(&opened, input.is_some())?;
+        config.choose_transforms(o)?;
+        config.validate()?;
+        Ok((config, opened))
+    }
+
     /// Checks ranges that the types do not.
     pub fn validate(&self) -> Result<()> {
         if !(self.lr.is_finite() && self.lr > 0.0) {
