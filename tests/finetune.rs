@@ -13,7 +13,7 @@ use cnnzoo::data::source::Source;
 use cnnzoo::train::{self, EpochMetrics, LoadOptions, Outcome, RunData, Silent, TrainConfig, TrainOptions};
 use cnnzoo::{Result, interop, registry};
 
-/// Training seeds the device's generator: one training at a time in this process.
+/// Training and initialization draw from the device's seeded generator: one test at a time.
 static IN_PROCESS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn fixture() -> PathBuf {
@@ -39,7 +39,6 @@ impl Source for Tops {
 }
 
 fn run(config: &TrainConfig, data: &RunData, dir: &Path) -> Vec<EpochMetrics> {
-    let _serial = IN_PROCESS.lock().unwrap_or_else(|e| e.into_inner());
     let opts = TrainOptions {
         device: burn::tensor::Device::flex(),
         interrupt: Arc::new(AtomicBool::new(false)),
@@ -93,6 +92,7 @@ fn two_class(source: &Path) -> (TrainConfig, RunData) {
 
 #[test]
 fn the_head_is_replaced_and_a_frozen_backbone_stays_bit_identical() {
+    let _serial = IN_PROCESS.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let source = source_run(dir.path());
     let (config, _) = two_class(&source);
@@ -133,6 +133,7 @@ fn the_head_is_replaced_and_a_frozen_backbone_stays_bit_identical() {
 
 #[test]
 fn head_lr_trains_the_head_at_its_own_rate_and_other_architectures_are_refused() {
+    let _serial = IN_PROCESS.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let source = source_run(dir.path());
     // A backbone rate too small to move an f32 weight, a head rate that trains.
