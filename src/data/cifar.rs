@@ -103,11 +103,11 @@ impl Cifar {
         files
     }
 
-    /// The official archive (the site answers plain HTTP, which the built-in client speaks).
+    /// The official archive (as the CIFAR page links it).
     pub fn url(self) -> &'static str {
         match self {
-            Cifar::Ten => "http://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",
-            Cifar::Hundred => "http://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz",
+            Cifar::Ten => "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",
+            Cifar::Hundred => "https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz",
         }
     }
 

@@ -1,11 +1,10 @@
 //! Downloads the official files into the user cache, verified by checksum, written atomically
 //! (single files: temp file then rename; archives: unpacked into a temp folder, then renamed).
 //!
-//! All hosts serve plain HTTP, so a minimal HTTP/1.1 client over `std::net` suffices and keeps
-//! the build free of a TLS stack. Nothing in the test suite depends on the network.
+//! HTTP and HTTPS go through `ureq` (rustls), which follows redirects. Nothing in the test suite
+//! depends on the network.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
@@ -17,8 +16,9 @@ use crate::error::{Error, Result};
 
 /// Official Fashion-MNIST host (zalandoresearch/fashion-mnist README).
 pub const FASHION_MNIST_URL: &str = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/";
-/// LeCun's MNIST host.
-pub const MNIST_URL: &str = "http://yann.lecun.com/exdb/mnist/";
+/// MNIST, from the mirror torchvision downloads it from first (yann.lecun.com no longer serves
+/// it reliably); the files are checked against their published MD5s.
+pub const MNIST_URL: &str = "https://ossci-datasets.s3.amazonaws.com/mnist/";
 
 /// SHA-256 of each *uncompressed* official Fashion-MNIST file, in [`FILES`] order. (Debian
 /// re-compresses the files, so the `.gz` digests differ while the content is the same.)
@@ -152,63 +152,70 @@ fn unpack(archive: &[u8], what: &Path, subdir: &str, required: &[&str], tmp: &Pa
     Ok(())
 }
 
-/// A plain-HTTP GET returning the body of a 200 response (follows no redirects).
+/// Largest download accepted (CIFAR-100's archive is 161 MB).
+pub const MAX_DOWNLOAD: u64 = 512 << 20;
+
+/// An HTTP(S) GET returning the body of a successful response, following redirects (ureq, with
+/// rustls for TLS: a maintained client instead of our own protocol code).
 pub fn http_get(url: &str) -> Result<Vec<u8>> {
     let fail = |m: String| Error::invalid("download", format!("{url}: {m}"));
-    let rest = url.strip_prefix("http://").ok_or_else(|| fail("only http:// URLs are supported".into()))?;
-    let (host, path) = rest.split_once('/').map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
-    let addr = if host.contains(':') { host.to_string() } else { format!("{host}:80") };
-    let addrs: Vec<_> = std::net::ToSocketAddrs::to_socket_addrs(&addr)
-        .map_err(|e| fail(format!("cannot resolve {host}: {e}")))?
-        .collect();
-    let first = addrs.first().ok_or_else(|| fail(format!("no address for {host}")))?;
-    let mut stream = TcpStream::connect_timeout(first, Duration::from_secs(10))
-        .map_err(|e| fail(format!("cannot connect: {e}")))?;
-    stream.set_read_timeout(Some(Duration::from_secs(60))).map_err(|e| fail(e.to_string()))?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: cnnzoo\r\nConnection: close\r\n\r\n")
-        .map_err(|e| fail(e.to_string()))?;
-    let mut reader = BufReader::new(stream);
-    let mut status = String::new();
-    reader.read_line(&mut status).map_err(|e| fail(e.to_string()))?;
-    if status.split_whitespace().nth(1) != Some("200") {
-        return Err(fail(format!("server answered `{}`", status.trim())));
-    }
-    let mut length = None;
-    let mut chunked = false;
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line).map_err(|e| fail(e.to_string()))?;
-        let line = line.trim();
-        if line.is_empty() {
-            break;
-        }
-        let lower = line.to_ascii_lowercase();
-        if let Some(v) = lower.strip_prefix("content-length:") {
-            length = v.trim().parse::<usize>().ok();
-        }
-        if lower.starts_with("transfer-encoding:") && lower.contains("chunked") {
-            chunked = true;
-        }
-    }
-    let mut body = Vec::new();
-    if chunked {
-        loop {
-            let mut size = String::new();
-            reader.read_line(&mut size).map_err(|e| fail(e.to_string()))?;
-            let n = usize::from_str_radix(size.trim().split(';').next().unwrap_or(""), 16)
-                .map_err(|_| fail("bad chunk header".into()))?;
-            if n == 0 {
-                break;
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_connect(Some(Duration::from_secs(10)))
+        .timeout_recv_body(Some(Duration::from_secs(600)))
+        .user_agent("cnnzoo")
+        .build()
+        .into();
+    let mut response = agent.get(url).call().map_err(|e| fail(e.to_string()))?;
+    response.body_mut().with_config().limit(MAX_DOWNLOAD).read_to_vec().map_err(|e| fail(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpListener;
+
+    /// A loopback server answering each request line from `answer`, one connection at a time.
+    fn serve(answer: fn(&str, u16) -> String, connections: usize) -> u16 {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().take(connections) {
+                let Ok(mut stream) = stream else { return };
+                let mut request = String::new();
+                let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+                let _ = reader.read_line(&mut request);
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).map_or(true, |n| n == 0) || line == "\r\n" {
+                        break;
+                    }
+                }
+                let _ = stream.write_all(answer(&request, port).as_bytes());
             }
-            let mut chunk = vec![0; n + 2];
-            reader.read_exact(&mut chunk).map_err(|e| fail(e.to_string()))?;
-            body.extend_from_slice(&chunk[..n]);
-        }
-    } else {
-        reader.read_to_end(&mut body).map_err(|e| fail(e.to_string()))?;
-        if let Some(n) = length.filter(|&n| n != body.len()) {
-            return Err(fail(format!("got {} of {n} bytes", body.len())));
-        }
+        });
+        port
     }
-    Ok(body)
+
+    #[test]
+    fn follows_redirects_and_names_the_url_on_failure() {
+        let port = serve(
+            |request, port| {
+                if request.starts_with("GET /old") {
+                    format!(
+                        "HTTP/1.1 301 Moved\r\nLocation: http://127.0.0.1:{port}/new\r\nContent-Length: 0\r\n\r\n"
+                    )
+                } else if request.starts_with("GET /new") {
+                    "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello".to_string()
+                } else {
+                    "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string()
+                }
+            },
+            3,
+        );
+        assert_eq!(http_get(&format!("http://127.0.0.1:{port}/old")).unwrap(), b"hello");
+        let url = format!("http://127.0.0.1:{port}/missing");
+        let err = http_get(&url).unwrap_err().to_string();
+        assert!(err.contains(&url) && err.contains("404"), "{err}");
+    }
 }

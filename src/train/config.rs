@@ -263,7 +263,11 @@ impl TrainConfig {
             self.batch_size,
             self.optimizer,
             dir.display()
-        )
+        ) + &self.init.as_ref().map_or(String::new(), |init| {
+            let frozen = if self.freeze_backbone { ", backbone frozen" } else { "" };
+            let head = self.head_lr.map_or(String::new(), |lr| format!(", head lr {lr}"));
+            format!("\n  starting from {init}{frozen}{head}")
+        })
     }
 
     /// Fits a new run to the data set it will train on (as torchvision's `num_classes=`): the
