@@ -95,8 +95,10 @@ pub fn init_from(
     } else {
         interop::read_tensors(source)?
     };
+    // Shapes from a model of their own: collecting a model's tensors draws its lazily
+    // initialized parameters, and the replaced head must be drawn later, under the run's seed.
+    let ours = shapes(&config.init(device), true);
     let mut model = config.init(device);
-    let ours = shapes(&model, true);
     let head = head(config, device, true);
     let mismatch = |message: String| Error::WeightMismatch {
         path: source.to_path_buf(),

@@ -114,6 +114,10 @@ fn the_head_is_replaced_and_a_frozen_backbone_stays_bit_identical() {
     let (mut frozen, data) = two_class(&source);
     frozen.freeze_backbone = true;
     let history = run(&frozen, &data, &dir.path().join("frozen"));
+    // The replaced head is drawn under the run's seed: a second run is the same run.
+    let numbers =
+        |h: &[EpochMetrics]| h.iter().map(|m| (m.train_loss, m.train_acc, m.test_acc)).collect::<Vec<_>>();
+    assert_eq!(numbers(&run(&frozen, &data, &dir.path().join("again"))), numbers(&history));
     let after = tensors(&dir.path().join("frozen"));
     let mut compared = 0;
     for (key, values) in &before {
