@@ -15,13 +15,13 @@
 // boxing would add an indirection to every forward for no memory that matters (one model).
 #![allow(clippy::large_enum_variant)]
 
-// Read top-down: each module uses only modules listed above it (`error`, `fsutil`, `instrument`
-// and `plot` use nothing of the crate but `error`).
+// Layers, bottom up (rustfmt lists the modules alphabetically; no module uses one above its own
+// layer): `error`, `fsutil`, `instrument`, `plot` → `recipe`, `data` → `layers`, `probe` →
+// `models`, `model` → `registry`, `inspect`, `interop` → `train` → `predict`, `bench`, `compare`.
 pub mod bench;
 pub mod compare;
 pub mod data;
 pub mod error;
-pub mod finetune;
 pub mod fsutil;
 pub mod inspect;
 pub mod instrument;

@@ -100,7 +100,7 @@ fn the_head_is_replaced_and_a_frozen_backbone_stays_bit_identical() {
     // --init loads everything but the 10-class head, and says so.
     let device = burn::tensor::Device::flex();
     let (_, report) =
-        cnnzoo::finetune::init_from(&source, "d2l_lenet_bn", &config.model_config, &device).unwrap();
+        cnnzoo::train::finetune::init_from(&source, "d2l_lenet_bn", &config.model_config, &device).unwrap();
     let not_loaded: Vec<&str> = report.not_loaded.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(not_loaded, ["classifier.6.weight", "classifier.6.bias"], "{report:?}");
     assert!(
@@ -156,7 +156,7 @@ fn head_lr_trains_the_head_at_its_own_rate_and_other_architectures_are_refused()
     let plain = lenet.model_config.init(&device);
     let file = dir.path().join("lenet.safetensors");
     interop::export_safetensors(&plain, &file).unwrap();
-    let err = cnnzoo::finetune::init_from(&file, "d2l_lenet_bn", &config.model_config, &device)
+    let err = cnnzoo::train::finetune::init_from(&file, "d2l_lenet_bn", &config.model_config, &device)
         .unwrap_err()
         .to_string();
     assert!(err.contains("another architecture") && err.contains("lenet.safetensors"), "{err}");

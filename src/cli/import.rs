@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use cnnzoo::interop;
+use cnnzoo::train;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -28,15 +28,9 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let device = super::device();
-    let (config, report) = interop::import_run(
-        &args.weights,
-        &args.model,
-        args.num_classes,
-        args.in_channels,
-        &args.out,
-        &device,
-    )
-    .with_context(|| format!("importing {}", args.weights.display()))?;
+    let (config, report) =
+        train::import_run(&args.weights, &args.model, args.num_classes, args.in_channels, &args.out, &device)
+            .with_context(|| format!("importing {}", args.weights.display()))?;
     match args.format {
         super::Format::Json => {
             super::print_json(&serde_json::json!({"model": config.model, "run": args.out, "report": report}))

@@ -17,9 +17,9 @@ use rand::seq::SliceRandom;
 use super::config::TrainConfig;
 use super::data::RunData;
 use super::evaluate::evaluate;
+use super::finetune;
 use super::run_dir::{self, EpochMetrics, RunState, files};
 use crate::error::{Error, Result};
-use crate::finetune;
 
 /// How training reports progress.
 pub trait Reporter {

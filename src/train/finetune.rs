@@ -90,7 +90,7 @@ pub fn init_from(
     device: &Device,
 ) -> Result<(Model, InitReport)> {
     let tensors: Vec<PackTensor> = if source.is_dir() {
-        let run = crate::train::load_run(source, device)?;
+        let run = super::run_dir::load_run(source, device)?;
         run.model.collect(None, Some(Box::new(BurnToPyTorchAdapter)), true)
     } else {
         interop::read_tensors(source)?
