@@ -11,7 +11,7 @@ use super::Format;
 pub struct Args {
     /// Run directory written by `cnnzoo train`.
     run: PathBuf,
-    /// Directory with the IDX files (default: as for `train`).
+    /// Directory with the data set's files (default: as for `train`).
     #[arg(long)]
     data: Option<PathBuf>,
     /// Evaluate on the first N test images only.
