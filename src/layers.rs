@@ -253,8 +253,8 @@ impl BatchNorm {
             // move them off it. Otherwise they stay where they are (the ONNX exporter's tracing
             // device holds them and cannot move tensors).
             let on_device = |t: Tensor<1>| if t.device().is_autodiff() { t.to_device(&device) } else { t };
-            let mean = on_device(self.running_mean.value());
-            let var = on_device(self.running_var.value());
+            let mean = on_device(self.running_mean.value_sync());
+            let var = on_device(self.running_var.value_sync());
             return batch_norm(x, self.gamma.val(), self.beta.val(), mean, var, self.epsilon);
         }
         let n = dims.iter().product::<usize>() / self.num_features;
@@ -265,8 +265,12 @@ impl BatchNorm {
         let var = self.running_var.value_sync().to_device(&device);
         let mean = mean.mul_scalar(1.0 - m).add(out.mean.detach().mul_scalar(m));
         let var = var.mul_scalar(1.0 - m).add(out.variance.detach().mul_scalar(m * unbias));
+        // `update` parks the value per thread until the next sync; syncing now keeps `value`
+        // (what `valid()` copies for evaluation, and what a checkpoint saves) current, so an
+        // evaluation sees the same statistics whether or not a checkpoint came between.
         self.running_mean.update(mean.detach());
         self.running_var.update(var.detach());
+        let _ = (self.running_mean.value_sync(), self.running_var.value_sync());
         out.output
     }
 }

@@ -118,7 +118,18 @@ pub fn latest_checkpoint(dir: &Path) -> Result<Option<(PathBuf, RunState)>> {
     let text = std::fs::read_to_string(&pointer_path).map_err(|e| Error::io("read", &pointer_path, e))?;
     let pointer: CheckpointPointer = serde_json::from_str(&text)
         .map_err(|e| Error::bad_file(&pointer_path, format!("is not a cnnzoo checkpoint pointer: {e}")))?;
-    Ok(Some((dir.join(pointer.dir), pointer.state)))
+    let ckpt = dir.join(&pointer.dir);
+    if !ckpt.join(files::CKPT_MODEL).is_file() {
+        return Err(Error::bad_file(
+            &pointer_path,
+            format!(
+                "points to `{}`, which is gone (deleted while the run was stopped?); the run cannot resume \
+                 from it — start it again in a new directory",
+                ckpt.display()
+            ),
+        ));
+    }
+    Ok(Some((ckpt, pointer.state)))
 }
 
 /// Writes `value` as pretty JSON, atomically.
@@ -207,14 +218,39 @@ pub fn load_run(run: &Path, device: &Device) -> Result<LoadedRun> {
 
 /// Writes a checkpoint directory, then points `checkpoint.json` at it, then removes older ones.
 pub(crate) fn checkpoint(dir: &Path, model: &Model, optim: &ModuleOptimizer, state: &RunState) -> Result<()> {
+    // A run directory deleted (or emptied) under a running process is not silently recreated
+    // half-way: without its config.json nothing written here could be resumed.
+    if !dir.join(files::CONFIG).is_file() {
+        return Err(Error::bad_file(
+            dir,
+            "lost its config.json while training (was the run directory deleted or moved?); stopping \
+             without a checkpoint",
+        ));
+    }
     let name = format!("checkpoint-{}-{}", state.epoch, state.batch);
     let ckpt = dir.join(&name);
-    std::fs::create_dir_all(&ckpt).map_err(|e| Error::io("create", &ckpt, e))?;
-    save_model(model, &ckpt.join(files::CKPT_MODEL))?;
-    let optim_path = ckpt.join(files::CKPT_OPTIM);
-    fsutil::with_atomic(&optim_path, |tmp| {
-        optim.save(tmp).map_err(|e| Error::bad_file(&optim_path, format!("cannot save optimizer state: {e}")))
-    })?;
+    // (It exists when a run stopped right after resuming from it: then it is rewritten in place,
+    // file by file, each atomically.)
+    let created = match std::fs::create_dir(&ckpt) {
+        Ok(()) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+        Err(e) => return Err(Error::io("create", &ckpt, e)),
+    };
+    let written = save_model(model, &ckpt.join(files::CKPT_MODEL)).and_then(|()| {
+        let optim_path = ckpt.join(files::CKPT_OPTIM);
+        fsutil::with_atomic(&optim_path, |tmp| {
+            optim
+                .save(tmp)
+                .map_err(|e| Error::bad_file(&optim_path, format!("cannot save optimizer state: {e}")))
+        })
+    });
+    if let Err(e) = written {
+        // The pointer still names the last complete checkpoint; this one never was.
+        if created {
+            let _ = std::fs::remove_dir_all(&ckpt);
+        }
+        return Err(e);
+    }
     write_json(&dir.join(files::CHECKPOINT), &CheckpointPointer { dir: name.clone(), state: state.clone() })?;
     if let Ok(entries) = std::fs::read_dir(dir) {
         for entry in entries.flatten() {
