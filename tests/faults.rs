@@ -225,3 +225,43 @@ fn a_run_directory_deleted_under_a_running_process_stops_it_clearly() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("which is gone"), "{err}");
 }
+
+#[test]
+fn a_read_only_run_directory_is_a_clear_error_and_resumes_once_writable() {
+    // The directory is made read-only by a bind mount inside a private mount namespace
+    // (`unshare`), so nothing outlives the process — and root, for whom permissions do not
+    // apply, sees a read-only file system too.
+    let probe = Command::new("unshare").args(["-rm", "true"]).status();
+    if !probe.is_ok_and(|s| s.success()) {
+        eprintln!("skipped: `unshare -rm` is not available here (no user namespaces)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = fixture();
+    let run = dir.path().join("run");
+    let run_s = run.to_str().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cnnzoo"))
+        .args(args(run_s, data.to_str().unwrap()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while cnnzoo::train::latest_checkpoint(&run).ok().flatten().is_none() {
+        assert!(start.elapsed() < Duration::from_secs(120), "no checkpoint was written");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let script = "mount --bind \"$1\" \"$1\" && mount -o remount,ro,bind \"$1\" && exec \"$0\" train --resume \"$1\" --quiet";
+    let out = Command::new("unshare")
+        .args(["-rm", "sh", "-c", script, env!("CARGO_BIN_EXE_cnnzoo"), run_s])
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(run_s) && err.contains("Read-only file system"), "{err}");
+    assert_loadable(&run, "the read-only attempt");
+    let out = cnnzoo(&resume_args(run_s));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
