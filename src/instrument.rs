@@ -21,6 +21,7 @@ pub trait Describe {
 thread_local! {
     static MACS: Cell<u64> = const { Cell::new(0) };
     static SHAPE_ONLY: Cell<bool> = const { Cell::new(false) };
+    static EVAL_MODE: Cell<bool> = const { Cell::new(false) };
     static FAULT: RefCell<Option<ShapeFault>> = const { RefCell::new(None) };
 }
 
@@ -40,6 +41,21 @@ pub fn shape_only<T>(f: impl FnOnce() -> T) -> T {
     let out = f();
     SHAPE_ONLY.with(|s| s.set(before));
     out
+}
+
+/// Runs `f` with the layers in evaluation mode even on an autodiff device (dropout off, batch
+/// norm on its running statistics): for gradients of a trained model's eval-mode output, as
+/// Grad-CAM and saliency maps need.
+pub fn eval_mode<T>(f: impl FnOnce() -> T) -> T {
+    let before = EVAL_MODE.with(|s| s.replace(true));
+    let out = f();
+    EVAL_MODE.with(|s| s.set(before));
+    out
+}
+
+/// Whether layers on this thread run in evaluation mode (inside [`eval_mode`]).
+pub fn is_eval_mode() -> bool {
+    EVAL_MODE.with(Cell::get)
 }
 
 /// Whether layers on this thread only compute shapes (inside [`shape_only`]).

@@ -25,7 +25,7 @@ use cnnzoo_kernels::{
     window_out,
 };
 
-use crate::instrument::{Describe, count_macs, fault, is_shape_only};
+use crate::instrument::{Describe, count_macs, fault, is_eval_mode, is_shape_only};
 
 /// PyTorch's default for a layer's bias: U(−1/√fan_in, 1/√fan_in).
 fn pytorch_bias_init(fan_in: usize) -> Initializer {
@@ -248,7 +248,7 @@ impl BatchNorm {
         // Frozen (fine-tuning a head on a frozen backbone): normalize with the running
         // statistics and leave them as they are, as in evaluation.
         let frozen = !self.gamma.val().is_require_grad();
-        if !device.is_autodiff() || frozen {
+        if !device.is_autodiff() || frozen || is_eval_mode() {
             // A training model used for inference keeps its statistics on the autodiff device:
             // move them off it. Otherwise they stay where they are (the ONNX exporter's tracing
             // device holds them and cannot move tensors).
@@ -527,7 +527,7 @@ impl Dropout {
 
     /// Identity in eval mode; zeroes and rescales in training mode.
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        if self.prob == 0.0 || is_shape_only() || !x.device().is_autodiff() {
+        if self.prob == 0.0 || is_shape_only() || is_eval_mode() || !x.device().is_autodiff() {
             return x;
         }
         let keep = 1.0 - self.prob;

@@ -17,7 +17,8 @@
 
 // Layers, bottom up (rustfmt lists the modules alphabetically; no module uses one above its own
 // layer): `error`, `fsutil`, `instrument`, `plot` → `recipe`, `data` → `layers`, `probe` →
-// `models`, `model` → `registry`, `inspect`, `interop` → `train` → `predict`, `bench`, `compare`.
+// `models`, `model` → `registry`, `inspect`, `interop` → `train` → `predict`, `bench`, `compare`,
+// `visualize`.
 pub mod bench;
 pub mod compare;
 pub mod data;
@@ -35,6 +36,7 @@ pub mod probe;
 pub mod recipe;
 pub mod registry;
 pub mod train;
+pub mod visualize;
 
 /// The CPU kernels under [`layers`] (re-exported: the reference switch, the allocator setting).
 pub use cnnzoo_kernels as kernels;

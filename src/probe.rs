@@ -24,6 +24,13 @@ pub trait Probe: Sized {
     /// The stage entered last finished: its module's kind and parameter count, and its output.
     fn leave<const D: usize>(&mut self, kind: String, params: usize, out: &Tensor<D>);
 
+    /// The output of the stage entered last, before [`Probe::leave`] sees it; what is returned
+    /// flows on through the network (a probe may swap in a tensor of its own: a new autodiff
+    /// leaf, to take the gradient with respect to an intermediate activation).
+    fn output<const D: usize>(&mut self, out: Tensor<D>) -> Tensor<D> {
+        out
+    }
+
     /// Runs `f` as the stage `name` of `module`, reporting it to the probe.
     fn stage<M, const D: usize>(
         &mut self,
@@ -39,6 +46,7 @@ pub trait Probe: Sized {
         }
         self.enter(name.to_string());
         let out = f(self);
+        let out = self.output(out);
         self.leave(module.describe(), num_params(module), &out);
         out
     }

@@ -11,6 +11,7 @@ mod list;
 mod predict;
 mod summary;
 mod train;
+mod visualize;
 
 use clap::{Parser, Subcommand, ValueEnum};
 pub use exit::{EXIT_CODES, Interrupted};
@@ -40,6 +41,9 @@ enum Command {
     Eval(eval::Args),
     /// Classify image files with a trained run.
     Predict(predict::Args),
+    /// What the network sees in an image: Grad-CAM, Grad-CAM++, saliency, SmoothGrad, filters,
+    /// feature maps (PNGs and one HTML page).
+    Visualize(visualize::Args),
     /// Import a torchvision state_dict (.pth or .safetensors) into a run directory.
     Import(import::Args),
     /// Export a run as a PyTorch state_dict (safetensors) or an ONNX graph.
@@ -71,6 +75,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(args) => train::run(*args),
         Command::Eval(args) => eval::run(args),
         Command::Predict(args) => predict::run(args),
+        Command::Visualize(args) => visualize::run(args),
         Command::Import(args) => import::run(args),
         Command::Export(args) => export::run(args),
         Command::Bench(args) => bench::run(args),

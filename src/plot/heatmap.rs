@@ -43,6 +43,12 @@ pub struct Heatmap {
 
 super::chart_methods!(Heatmap);
 
+/// The viridis colour map at `t` in 0..=1 as RGB bytes (for overlays drawn outside a chart).
+pub fn viridis_rgb(t: f64) -> [u8; 3] {
+    let RGBColor(r, g, b) = viridis(t);
+    [r, g, b]
+}
+
 /// The viridis colour map at `t` in 0..=1 (piecewise linear through nine samples).
 fn viridis(t: f64) -> RGBColor {
     const STOPS: [[f64; 3]; 9] = [

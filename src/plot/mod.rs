@@ -31,7 +31,7 @@ mod tests;
 
 pub use bar::BarChart;
 pub use grid::{GridImage, ImageGrid};
-pub use heatmap::Heatmap;
+pub use heatmap::{Heatmap, viridis_rgb};
 pub use line::{LineChart, Series, training_curves};
 
 /// A palette for several series or bars (matplotlib's tab10).
