@@ -433,10 +433,40 @@ pub fn visualize_run(
         files.push(path);
         Ok(())
     };
-    write_png("gradcam.png", overlay(&shown, &cam.gradcam.upsampled([h, w]))?)?;
-    write_png("gradcam-pp.png", overlay(&shown, &cam.gradcam_pp.upsampled([h, w]))?)?;
-    write_png("saliency.png", grey_png(&Map { values: stretch(plain.values.clone()), ..plain })?)?;
-    write_png("smoothgrad.png", grey_png(&Map { values: stretch(smooth.values.clone()), ..smooth })?)?;
+    let cam_up = cam.gradcam.upsampled([h, w]);
+    let campp_up = cam.gradcam_pp.upsampled([h, w]);
+    let sal = Map { values: stretch(plain.values.clone()), ..plain.clone() };
+    let sg = Map { values: stretch(smooth.values.clone()), ..smooth.clone() };
+    let gradcam_rgb = blend(&shown, &cam_up);
+    let gradcam_pp_rgb = blend(&shown, &campp_up);
+    // One picture with all four next to the image.
+    let planar = |rgb: &[u8]| -> Vec<f32> {
+        let px = h * w;
+        let mut out = vec![0f32; 3 * px];
+        for (i, p) in rgb.chunks_exact(3).enumerate() {
+            for c in 0..3 {
+                out[c * px + i] = f32::from(p[c]);
+            }
+        }
+        out
+    };
+    let mut overview = crate::plot::ImageGrid::new(
+        format!("{} {:.3} · Grad-CAM at {layer}", class_label(&classes, cam.class), cam.probability),
+        vec![
+            crate::plot::GridImage::rgb("image", w, h, planar(&shown.data)),
+            crate::plot::GridImage::rgb("Grad-CAM", w, h, planar(&gradcam_rgb)),
+            crate::plot::GridImage::rgb("Grad-CAM++", w, h, planar(&gradcam_pp_rgb)),
+            crate::plot::GridImage::grey("saliency", w, h, sal.values.clone()),
+            crate::plot::GridImage::grey("SmoothGrad", w, h, sg.values.clone()),
+        ],
+        5,
+    );
+    overview.cell = 160;
+    write_png("overview.png", overview.render()?.1)?;
+    write_png("gradcam.png", rgb_png(&shown, gradcam_rgb)?)?;
+    write_png("gradcam-pp.png", rgb_png(&shown, gradcam_pp_rgb)?)?;
+    write_png("saliency.png", grey_png(&sal)?)?;
+    write_png("smoothgrad.png", grey_png(&sg)?)?;
     let mut sections = Vec::new();
     if let Some(Filters { key, shape: [o, i, kh, kw], values: v }) = first_filters(&run.model)? {
         let per = i * kh * kw;
@@ -474,7 +504,7 @@ pub fn visualize_run(
         write_png(&file, png)?;
         sections.push((file, format!("feature maps of `{stage}`")));
     }
-    let class_name = classes.get(cam.class).cloned().unwrap_or_else(|| format!("class {}", cam.class));
+    let class_name = class_label(&classes, cam.class);
     let html = page(image, &class_name, &cam, &sections);
     let html_path = out.join("index.html");
     crate::fsutil::write_atomic(&html_path, html.as_bytes())?;
@@ -498,15 +528,28 @@ pub fn visualize_run(
     Ok(report)
 }
 
-/// `img` with `heat` (same size, [0, 1]) over it in the viridis colours, half and half.
-fn overlay(img: &crate::data::image::Image, heat: &Map) -> Result<Vec<u8>> {
-    let mut rgb = image::RgbImage::new(img.width as u32, img.height as u32);
-    for (i, px) in rgb.pixels_mut().enumerate() {
-        let color = crate::plot::viridis_rgb(f64::from(heat.values[i]));
-        let base = &img.data[i * 3..i * 3 + 3];
-        *px = image::Rgb([0, 1, 2].map(|c| ((u16::from(base[c]) + u16::from(color[c])) / 2) as u8));
-    }
-    encode(image::DynamicImage::ImageRgb8(rgb))
+/// `img` (RGB) with `heat` (same size, [0, 1]) over it in the viridis colours, half and half:
+/// interleaved RGB bytes.
+fn blend(img: &crate::data::image::Image, heat: &Map) -> Vec<u8> {
+    img.data
+        .chunks_exact(3)
+        .zip(&heat.values)
+        .flat_map(|(base, &v)| {
+            let color = crate::plot::viridis_rgb(f64::from(v));
+            [0, 1, 2].map(|c| ((u16::from(base[c]) + u16::from(color[c])) / 2) as u8)
+        })
+        .collect()
+}
+
+/// Interleaved RGB bytes the size of `like` as a PNG.
+fn rgb_png(like: &crate::data::image::Image, data: Vec<u8>) -> Result<Vec<u8>> {
+    let img = image::RgbImage::from_raw(like.width as u32, like.height as u32, data)
+        .ok_or_else(|| Error::invalid("map", "size does not match its values"))?;
+    encode(image::DynamicImage::ImageRgb8(img))
+}
+
+fn class_label(classes: &[String], class: usize) -> String {
+    classes.get(class).cloned().unwrap_or_else(|| format!("class {class}"))
 }
 
 /// A [0, 1] map as a grey PNG.
@@ -533,7 +576,7 @@ fn page(image: &Path, class_name: &str, cam: &Cam, sections: &[(String, String)]
          body{{font-family:sans-serif;margin:2em;max-width:60em}} figure{{display:inline-block;margin:0 1em 1em 0}}\
          img.map{{width:224px;image-rendering:pixelated}} img{{max-width:100%}}</style></head><body>\
          <h1>{}</h1><p>Explaining class <b>{}</b> (index {}, probability {:.3}) at stage <code>{}</code> \
-         ({k} channels of {ah}×{aw}).</p>",
+         ({k} channels of {ah}×{aw}).</p><img src=\"overview.png\">",
         esc(&image.display().to_string()),
         esc(class_name),
         cam.class,
