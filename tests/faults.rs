@@ -64,6 +64,23 @@ fn assert_loadable(run: &Path, after: &str) {
     }
 }
 
+/// Starts a run in `run` and SIGKILLs it once its first checkpoint is complete.
+fn killed_after_a_checkpoint(run: &Path, data: &Path) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cnnzoo"))
+        .args(args(run.to_str().unwrap(), data.to_str().unwrap()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while cnnzoo::train::latest_checkpoint(run).ok().flatten().is_none() {
+        assert!(start.elapsed() < Duration::from_secs(120), "no checkpoint was written");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
 #[test]
 fn a_run_killed_dozens_of_times_ends_as_if_never_killed() {
     let dir = tempfile::tempdir().unwrap();
@@ -148,19 +165,7 @@ fn a_full_disk_is_a_clear_error_and_the_last_checkpoint_resumes() {
     let run = dir.path().join("run");
     let run_s = run.to_str().unwrap();
     // A first life that checkpoints, stopped by SIGKILL once a checkpoint exists.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cnnzoo"))
-        .args(args(run_s, data.to_str().unwrap()))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while cnnzoo::train::latest_checkpoint(&run).ok().flatten().is_none() {
-        assert!(start.elapsed() < Duration::from_secs(120), "no checkpoint was written");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    killed_after_a_checkpoint(&run, &data);
     // The resumed life may write files of at most 64 KiB (`ulimit -f 128`, 512-byte blocks in
     // dash): the next checkpoint's weights (~250 KB) do not fit. With SIGXFSZ ignored, as a
     // process on a full disk sees it, the write fails with an error instead of a signal.
@@ -240,19 +245,7 @@ fn a_read_only_run_directory_is_a_clear_error_and_resumes_once_writable() {
     let data = fixture();
     let run = dir.path().join("run");
     let run_s = run.to_str().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cnnzoo"))
-        .args(args(run_s, data.to_str().unwrap()))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while cnnzoo::train::latest_checkpoint(&run).ok().flatten().is_none() {
-        assert!(start.elapsed() < Duration::from_secs(120), "no checkpoint was written");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    killed_after_a_checkpoint(&run, &data);
     let script = "mount --bind \"$1\" \"$1\" && mount -o remount,ro,bind \"$1\" && exec \"$0\" train --resume \"$1\" --quiet";
     let out = Command::new("unshare")
         .args(["-rm", "sh", "-c", script, env!("CARGO_BIN_EXE_cnnzoo"), run_s])

@@ -219,18 +219,17 @@ fn visualize_writes_the_maps_and_a_page() {
     let html = std::fs::read_to_string(vis.join("index.html")).unwrap();
     assert!(html.contains("ankle boot") && html.contains("gradcam.png") && html.contains("filters.png"));
     // Bad stage and class names are errors naming what exists.
-    let out = std::process::Command::new(bin)
-        .args(["visualize", run.to_str().unwrap(), img.to_str().unwrap(), "--out", vis.to_str().unwrap()])
-        .args(["--layer", "layer4"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("its stages are"));
-    let out = std::process::Command::new(bin)
-        .args(["visualize", run.to_str().unwrap(), img.to_str().unwrap(), "--out", vis.to_str().unwrap()])
-        .args(["--class", "sock"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("ankle boot"));
+    for (flag, value, named) in [("--layer", "layer4", "its stages are"), ("--class", "sock", "ankle boot")] {
+        let out = std::process::Command::new(bin)
+            .args(["visualize", run.to_str().unwrap(), img.to_str().unwrap(), "--out", vis.to_str().unwrap()])
+            .args([flag, value])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(named),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
