@@ -33,6 +33,7 @@ use cnnzoo::data::cifar::{self, Cifar};
 use cnnzoo::data::decode::{decode_bytes, decode_file};
 use cnnzoo::data::folder::ImageFolder;
 use cnnzoo::data::source::Source;
+use cnnzoo::data::transforms::Transforms;
 use cnnzoo::data::{DatasetKind, idx};
 use cnnzoo::interop::{self, StateTensor};
 use cnnzoo::train::{self, TrainConfig};
@@ -112,6 +113,10 @@ enum Kind {
     Bytes,
     /// Half the cases have their chunk CRCs fixed after mutation.
     Png,
+    /// Half the cases have their stored entries' CRCs fixed after mutation.
+    Zip,
+    /// Half the cases mutate the JSON header (its length field kept right).
+    Safetensors,
     /// Per seed: for `.json` names, half the cases swap JSON values for extreme ones.
     Mixed,
 }
@@ -176,16 +181,20 @@ fn fuzz(target: &Target, cases: usize, stream: u64) -> Stats {
             let (i, j) = (rng.below(n), rng.below(n));
             let (seed, other) = (&target.seeds[i].bytes, &target.seeds[j].bytes);
             let json = match target.kind {
-                Kind::Mixed => target.seeds[i].name.ends_with(".json"),
+                Kind::Mixed => target.seeds[i].name.contains(".json"),
                 _ => false,
             };
-            let mut v = if json && rng.one_in(2) {
-                mutate::mutate_json(&mut rng, seed).unwrap_or_else(|| mutate::mutate(&mut rng, seed, other))
-            } else {
-                mutate::mutate(&mut rng, seed, other)
-            };
-            if target.kind == Kind::Png && rng.one_in(2) {
-                mutate::fix_png_crcs(&mut v);
+            let structured = rng.one_in(2);
+            let mut v = match target.kind {
+                _ if json && structured => mutate::mutate_json(&mut rng, seed),
+                Kind::Safetensors if structured => mutate::mutate_safetensors_header(&mut rng, seed),
+                _ => None,
+            }
+            .unwrap_or_else(|| mutate::mutate(&mut rng, seed, other));
+            match target.kind {
+                Kind::Png if structured => mutate::fix_png_crcs(&mut v),
+                Kind::Zip if structured => mutate::fix_zip_crcs(&mut v),
+                _ => {}
             }
             (i, v)
         };
@@ -400,11 +409,22 @@ fn run_seeds(dir: &Path) -> Vec<Seed> {
     };
     let pointer = serde_json::json!({ "dir": "checkpoint-1-0", "state": state });
     let read = |name: &str| std::fs::read(run.join(name)).expect("run file");
+    // A second config with every optional part: a folder data set, a held-out split, a
+    // transform pipeline, an ImageNet preprocessing, `--init`, `--head-lr`.
+    let mut full = tc.clone();
+    full.dataset = "folder:/data/pets".parse().expect("dataset");
+    full.val = "split:0.2".parse().expect("val split");
+    full.transforms = Some(Transforms::preset("alexnet", full.input).expect("preset"));
+    full.preprocess = registry::find("resnet18").expect("resnet18").preprocess;
+    full.init = Some("/runs/base".into());
+    full.head_lr = Some(0.1);
+    full.classes = (0..10).map(|c| format!("class {c}")).collect();
     vec![
         seed("config.json", read("config.json")),
         seed("checkpoint.json", serde_json::to_vec_pretty(&pointer).expect("json")),
         seed("metrics.csv", read("metrics.csv")),
         seed("model.bpk", read("model.bpk")),
+        seed("config.json (every option)", serde_json::to_vec_pretty(&full).expect("json")),
     ]
 }
 
@@ -633,10 +653,15 @@ fn targets(scratch: &Path) -> Vec<Target> {
     ];
     for (name, seeds, ext) in ckpt_targets {
         let device = device.clone();
+        let kind = match name {
+            n if n.starts_with("safetensors") => Kind::Safetensors,
+            n if n.starts_with("pth zip") => Kind::Zip,
+            _ => Kind::Bytes,
+        };
         all.push(Target {
             name,
             seeds,
-            kind: Kind::Bytes,
+            kind,
             run: Box::new(move |_, input, dir| {
                 let (entry, config) = lenet();
                 let path = dir.join(format!("weights.{ext}"));
@@ -664,7 +689,9 @@ fn targets(scratch: &Path) -> Vec<Target> {
             let run = dir.join("run");
             let _ = std::fs::remove_dir_all(&run);
             std::fs::create_dir_all(run.join("checkpoint-1-0")).expect("dir");
-            let file = |k: usize| if k == i { input } else { &run_valid[k].1[..] };
+            // Seed 4 is a second config.json.
+            let role = if i == 4 { 0 } else { i };
+            let file = |k: usize| if k == role { input } else { &run_valid[k].1[..] };
             std::fs::write(run.join("config.json"), file(0)).expect("write");
             std::fs::write(run.join("metrics.csv"), file(2)).expect("write");
             if i == 1 {
@@ -848,8 +875,7 @@ fn legacy_with_storage_count(value: u64) -> Vec<u8> {
     let sizes = [6u64, 16, 84, 10, 120, 150, 840, 2400, 10080, 48000];
     let at = (1..bytes.len() - 8)
         .find(|&i| {
-            bytes[i - 1] == b'.'
-                && sizes.contains(&u64::from_le_bytes(bytes[i..i + 8].try_into().unwrap()))
+            bytes[i - 1] == b'.' && sizes.contains(&u64::from_le_bytes(bytes[i..i + 8].try_into().unwrap()))
         })
         .expect("the first storage's count in the legacy fixture");
     bytes[at..at + 8].copy_from_slice(&value.to_le_bytes());

@@ -217,3 +217,54 @@ pub fn fix_png_crcs(v: &mut [u8]) {
         at = end + 4;
     }
 }
+
+/// Recomputes the CRC-32 of every stored (uncompressed) zip entry, in its local header and in
+/// the central directory, so that edits of a `.pth`'s pickle reach the pickle reader instead
+/// of failing the entry's checksum. Entries whose offsets no longer make sense are left alone.
+pub fn fix_zip_crcs(v: &mut [u8]) {
+    let u16_at = |v: &[u8], i: usize| u16::from_le_bytes([v[i], v[i + 1]]) as usize;
+    let u32_at = |v: &[u8], i: usize| u32::from_le_bytes([v[i], v[i + 1], v[i + 2], v[i + 3]]) as usize;
+    let mut fixed = Vec::new();
+    let mut at = 0;
+    while let Some(i) = find(v, at, b"PK\x03\x04") {
+        at = i + 4;
+        if i + 30 > v.len() || u16_at(v, i + 8) != 0 {
+            continue;
+        }
+        let size = u32_at(v, i + 18);
+        let start = i + 30 + u16_at(v, i + 26) + u16_at(v, i + 28);
+        let Some(end) = start.checked_add(size).filter(|&e| e <= v.len()) else { continue };
+        let mut crc = flate2::Crc::new();
+        crc.update(&v[start..end]);
+        v[i + 14..i + 18].copy_from_slice(&crc.sum().to_le_bytes());
+        fixed.push((i, crc.sum()));
+    }
+    let mut at = 0;
+    while let Some(i) = find(v, at, b"PK\x01\x02") {
+        at = i + 4;
+        if i + 46 > v.len() {
+            continue;
+        }
+        let local = u32_at(v, i + 42);
+        if let Some(&(_, crc)) = fixed.iter().find(|(l, _)| *l == local) {
+            v[i + 16..i + 20].copy_from_slice(&crc.to_le_bytes());
+        }
+    }
+}
+
+fn find(v: &[u8], from: usize, pattern: &[u8]) -> Option<usize> {
+    v.get(from..)?.windows(pattern.len()).position(|w| w == pattern).map(|p| p + from)
+}
+
+/// A safetensors file with its JSON header mutated ([`mutate_json`]) and its length field
+/// rewritten to match, so that lying shapes, dtypes and offsets reach the reader; `None` if
+/// `v` has no readable header.
+pub fn mutate_safetensors_header(rng: &mut Rng, v: &[u8]) -> Option<Vec<u8>> {
+    let len = usize::try_from(u64::from_le_bytes(v.get(..8)?.try_into().ok()?)).ok()?;
+    let header = v.get(8..8usize.checked_add(len)?)?;
+    let mutated = mutate_json(rng, header)?;
+    let mut out = (mutated.len() as u64).to_le_bytes().to_vec();
+    out.extend(mutated);
+    out.extend(&v[8 + len..]);
+    Some(out)
+}
