@@ -137,8 +137,14 @@ struct Target {
     seeds: Vec<Seed>,
     kind: Kind,
     /// Runs the parser on `input`, which replaces seed `i`'s file, in work folder `dir`.
-    run: Box<dyn Fn(usize, &[u8], &Path) -> Errors>,
+    run: Parser,
 }
+
+/// A parser under test: seed index, input, work folder → the errors it returned.
+type Parser = Box<dyn Fn(usize, &[u8], &Path) -> Errors>;
+
+/// Files by name, with their bytes.
+type Files = Vec<(String, Vec<u8>)>;
 
 /// One parser's results.
 struct Stats {
@@ -502,7 +508,7 @@ fn targets(scratch: &Path) -> Vec<Target> {
     // CIFAR-10/100 binary batches and their class-name files.
     let c10 = fixtures().join("datasets/cifar10").join(Cifar::Ten.archive_dir());
     let c100 = fixtures().join("datasets/cifar100").join(Cifar::Hundred.archive_dir());
-    let mut cifar_files: Vec<(Cifar, Vec<(String, Vec<u8>)>)> = Vec::new();
+    let mut cifar_files: Vec<(Cifar, Files)> = Vec::new();
     for (cifar, dir) in [(Cifar::Ten, &c10), (Cifar::Hundred, &c100)] {
         let files = cifar.files().into_iter().map(|f| (f.to_string(), fixture(&dir.join(f)))).collect();
         cifar_files.push((cifar, files));
@@ -561,7 +567,7 @@ fn targets(scratch: &Path) -> Vec<Target> {
                     assert!(img.width > 0 && img.height > 0);
                     assert_eq!(img.data.len(), img.width * img.height * img.channels);
                 };
-                if fnv_bytes(input) % 2 == 0 {
+                if fnv_bytes(input).is_multiple_of(2) {
                     if let Some(img) = named(&mut errors, Path::new("upload"), decode_bytes(input, "upload"))
                     {
                         checked(img);
@@ -669,7 +675,7 @@ fn targets(scratch: &Path) -> Vec<Target> {
                 let mut errors = Vec::new();
                 named(&mut errors, &path, interop::sniff(&path));
                 named(&mut errors, &path, interop::import(&path, entry.name, &config, &device));
-                if fnv_bytes(input) % 4 == 0 {
+                if fnv_bytes(input).is_multiple_of(4) {
                     named(&mut errors, &path, finetune::init_from(&path, entry.name, &config, &device));
                 }
                 errors
