@@ -997,6 +997,18 @@ fn run_config_claiming_2_40_classes_is_refused() {
     std::fs::write(vgg.join("config.json"), config.to_string()).unwrap();
     let err = refused(&vgg.join("config.json"), || train::read_config(&vgg));
     assert!(err.contains("no preset's architecture"), "{err}");
+    // Every preset's config, as `train` and `import` write it, is still read back.
+    for entry in registry::MODELS {
+        for (classes, channels) in [(10, 1), (entry.num_classes, entry.input[0]), (2, 3)] {
+            let mut config = TrainConfig::for_model(entry.name, None).unwrap();
+            config.model_config = entry.config_with(classes, channels);
+            config.input[0] = channels;
+            config.classes.clear();
+            std::fs::write(vgg.join("config.json"), serde_json::to_string(&config).unwrap()).unwrap();
+            let read = train::read_config(&vgg).unwrap_or_else(|e| panic!("{}: {e}", entry.name));
+            assert_eq!(read, config);
+        }
+    }
 }
 
 fn replace_numbers(v: &mut serde_json::Value, from: u64, to: u64) -> usize {

@@ -132,6 +132,17 @@ mod tests {
     }
 
     #[test]
+    fn claims_beyond_the_bytes_are_implausible() {
+        // 8 × 1032 pixels a byte for PNG, 512 for JPEG.
+        assert!(check_plausible(2000, 2000, ImageFormat::Png, 485).is_ok());
+        assert!(check_plausible(2000, 2000, ImageFormat::Png, 484).is_err());
+        assert!(check_plausible(512, 1000, ImageFormat::Jpeg, 1000).is_ok());
+        let err = check_plausible(9000, 9000, ImageFormat::Jpeg, 600).unwrap_err();
+        assert!(err.contains("9000×9000") && err.contains("600 bytes"), "{err}");
+        assert_eq!(max_pixels_for(ImageFormat::Png, u64::MAX), u64::MAX);
+    }
+
+    #[test]
     fn decodes_png_bytes_and_names_garbage() {
         let mut png = Vec::new();
         let img = image::RgbImage::from_fn(3, 2, |x, y| image::Rgb([x as u8 * 10, y as u8 * 20, 7]));
