@@ -1044,6 +1044,18 @@ fn checkpoint_pointer_outside_the_run_is_refused() {
         assert!(err.contains("not a `checkpoint-E-B` folder"), "{target}: {err}");
         refused(&run, || train::load_run(&run, &Device::flex()));
     }
+    // Progress that does not match the folder (epoch 2^64 − 1 would overflow on resume) is
+    // refused, as is a history that is not the epochs completed.
+    let valid: serde_json::Value = serde_json::from_slice(&seeds[1].bytes).unwrap();
+    for (key, value) in
+        [("epoch", serde_json::json!(u64::MAX)), ("batch", 7.into()), ("history", serde_json::json!([]))]
+    {
+        let mut pointer = valid.clone();
+        pointer["state"][key] = value;
+        std::fs::write(run.join("checkpoint.json"), pointer.to_string()).unwrap();
+        let err = refused(&run.join("checkpoint.json"), || train::latest_checkpoint(&run));
+        assert!(err.contains("is inconsistent"), "{key}: {err}");
+    }
     // The pointer cnnzoo writes is followed.
     std::fs::write(run.join("checkpoint.json"), &seeds[1].bytes).unwrap();
     std::fs::create_dir_all(run.join("checkpoint-1-0")).unwrap();

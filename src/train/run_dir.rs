@@ -132,6 +132,26 @@ pub fn latest_checkpoint(dir: &Path) -> Result<Option<(PathBuf, RunState)>> {
             ),
         ));
     }
+    // The progress is the one cnnzoo saved with that folder: `checkpoint-E-B` for epoch E and
+    // batch B, after E completed epochs. (Resuming computes with these numbers; a corrupt
+    // pointer claiming epoch 2^64 − 1 must not reach that arithmetic.)
+    let state = &pointer.state;
+    if pointer.dir != format!("checkpoint-{}-{}", state.epoch, state.batch)
+        || state.history.len() != state.epoch
+        || state.batch > u32::MAX as usize
+    {
+        return Err(Error::bad_file(
+            &pointer_path,
+            format!(
+                "is inconsistent: it points at `{}` with progress epoch {}, batch {} and {} completed \
+                 epochs (corrupt?)",
+                pointer.dir.escape_debug(),
+                state.epoch,
+                state.batch,
+                state.history.len()
+            ),
+        ));
+    }
     Ok(Some((dir.join(pointer.dir), pointer.state)))
 }
 
