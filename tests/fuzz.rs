@@ -10,7 +10,8 @@
 //! `CNNZOO_FUZZ_CASES` sets the cases per parser (default 300, a few seconds in all);
 //! `CNNZOO_FUZZ_TARGETS` (comma-separated parts of names) picks parsers; `CNNZOO_FUZZ_SEED`
 //! changes the random stream. The long run and its measured table are in `docs/fuzzing.md`:
-//! `CNNZOO_FUZZ_CASES=100000 cargo test --release --test fuzz -- --nocapture`.
+//! `CNNZOO_FUZZ_CASES=100000 cargo test --test fuzz -- --nocapture` (the test profile: the
+//! dependencies optimized, our code with overflow checks).
 //!
 //! The tests after the fuzzer are the lying headers, one each (a size far beyond the file or
 //! memory must be refused before anything of that size is allocated), and the regression tests
@@ -1035,9 +1036,10 @@ fn checkpoint_pointer_outside_the_run_is_refused() {
     std::fs::create_dir_all(&outside).unwrap();
     std::fs::write(outside.join("model.bpk"), &seeds[3].bytes).unwrap();
     let mut pointer: serde_json::Value = serde_json::from_slice(&seeds[1].bytes).unwrap();
-    for target in
-        ["../elsewhere".to_string(), outside.display().to_string(), "checkpoint-1-0/../../elsewhere".into()]
-    {
+    // `/` and `../../../../etc` are the fuzzer's own finds (before the fix, `load_run` looked for
+    // `/model.bpk`).
+    let targets = ["../elsewhere", "/", "../../../../etc", "checkpoint-1-0/../../elsewhere"];
+    for target in targets.into_iter().map(String::from).chain([outside.display().to_string()]) {
         pointer["dir"] = target.clone().into();
         std::fs::write(run.join("checkpoint.json"), pointer.to_string()).unwrap();
         let err = refused(&run.join("checkpoint.json"), || train::latest_checkpoint(&run));
