@@ -51,7 +51,8 @@ pub fn sniff(path: &Path) -> Result<Format> {
     if n == 9 && head[8] == b'{' {
         let len = u64::from_le_bytes(head[..8].try_into().expect("8 bytes"));
         let size = std::fs::metadata(path).map_err(|e| Error::io("read", path, e))?.len();
-        if len + 8 > size {
+        // `len` is the file's own claim: checked without overflow (a claim near 2^64 wraps).
+        if len.checked_add(8).is_none_or(|end| end > size) {
             return Err(Error::bad_file(
                 path,
                 "is a truncated safetensors file (its header runs past the end)",

@@ -19,20 +19,67 @@ pub struct Idx {
     pub sha256: String,
 }
 
+/// Most data bytes an IDX file may announce: 2 GiB (the largest IDX data set, EMNIST's
+/// `byclass` training images, holds 547 MB). A gzip stream is decompressed no further than its
+/// header announces, so a header or a stream that lies costs nothing beyond this.
+pub const MAX_BYTES: usize = 1 << 31;
+
 /// Reads `path` (gzip or raw) and checks it is a u8 IDX file with `ndim` dimensions whose data
 /// length matches the header.
 pub fn read(path: &Path, ndim: usize) -> Result<Idx> {
     let raw = std::fs::read(path).map_err(|e| Error::io("read", path, e))?;
-    let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::with_capacity(raw.len() * 4);
-        flate2::read::MultiGzDecoder::new(&raw[..]).read_to_end(&mut out).map_err(|e| {
-            Error::bad_file(path, format!("is not a valid gzip stream (truncated or corrupt?): {e}"))
-        })?;
-        out
-    } else {
-        raw
-    };
+    let bytes = if raw.starts_with(&[0x1f, 0x8b]) { gunzip(path, &raw, ndim)? } else { raw };
     parse(path, &bytes, ndim)
+}
+
+/// Decompresses an IDX file: the header first, then no more data than it announces (and one
+/// byte beyond, to tell a stream that is too long), so a gzip bomb is never inflated.
+fn gunzip(path: &Path, raw: &[u8], ndim: usize) -> Result<Vec<u8>> {
+    let corrupt = |e: std::io::Error| {
+        Error::bad_file(path, format!("is not a valid gzip stream (truncated or corrupt?): {e}"))
+    };
+    let mut stream = flate2::read::MultiGzDecoder::new(raw);
+    let header = 4 + 4 * ndim;
+    let mut out = Vec::with_capacity(header);
+    (&mut stream).take(header as u64).read_to_end(&mut out).map_err(corrupt)?;
+    if out.len() < header {
+        // Too short for the header: `parse` says what is wrong.
+        return Ok(out);
+    }
+    let claimed = out[4..]
+        .chunks_exact(4)
+        .try_fold(1usize, |acc, c| acc.checked_mul(u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize));
+    let claimed = match claimed {
+        Some(n) if n <= MAX_BYTES => n,
+        _ => {
+            let dims: Vec<String> = out[4..]
+                .chunks_exact(4)
+                .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]).to_string())
+                .collect();
+            return Err(Error::bad_file(
+                path,
+                format!(
+                    "header claims {} bytes of data, more than cnnzoo reads from an IDX file (at most {} MiB); \
+                     refused before decompressing",
+                    dims.join("×"),
+                    MAX_BYTES >> 20
+                ),
+            ));
+        }
+    };
+    let wanted = (claimed + 1) as u64;
+    out.reserve(claimed.min(raw.len().saturating_mul(4)));
+    stream.take(wanted).read_to_end(&mut out).map_err(corrupt)?;
+    if out.len() > header + claimed {
+        return Err(Error::bad_file(
+            path,
+            format!(
+                "decompresses to more than the {claimed} bytes of data its header announces (corrupt, \
+                 or not what it claims to be)"
+            ),
+        ));
+    }
+    Ok(out)
 }
 
 /// Parses the bytes of an uncompressed IDX file.

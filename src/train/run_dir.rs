@@ -118,6 +118,40 @@ pub fn latest_checkpoint(dir: &Path) -> Result<Option<(PathBuf, RunState)>> {
     let text = std::fs::read_to_string(&pointer_path).map_err(|e| Error::io("read", &pointer_path, e))?;
     let pointer: CheckpointPointer = serde_json::from_str(&text)
         .map_err(|e| Error::bad_file(&pointer_path, format!("is not a cnnzoo checkpoint pointer: {e}")))?;
+    // The pointer names a `checkpoint-E-B` folder of this run: anything else (an absolute path,
+    // `..`, a nested path) would load weights from outside the run directory.
+    let mut parts = Path::new(&pointer.dir).components();
+    let inside = matches!((parts.next(), parts.next()), (Some(std::path::Component::Normal(_)), None))
+        && pointer.dir.starts_with("checkpoint-");
+    if !inside {
+        return Err(Error::bad_file(
+            &pointer_path,
+            format!(
+                "points at `{}`, not a `checkpoint-E-B` folder of the run directory",
+                pointer.dir.escape_debug()
+            ),
+        ));
+    }
+    // The progress is the one cnnzoo saved with that folder: `checkpoint-E-B` for epoch E and
+    // batch B, after E completed epochs. (Resuming computes with these numbers; a corrupt
+    // pointer claiming epoch 2^64 − 1 must not reach that arithmetic.)
+    let state = &pointer.state;
+    if pointer.dir != format!("checkpoint-{}-{}", state.epoch, state.batch)
+        || state.history.len() != state.epoch
+        || state.batch > u32::MAX as usize
+    {
+        return Err(Error::bad_file(
+            &pointer_path,
+            format!(
+                "is inconsistent: it points at `{}` with progress epoch {}, batch {} and {} completed \
+                 epochs (corrupt?)",
+                pointer.dir.escape_debug(),
+                state.epoch,
+                state.batch,
+                state.history.len()
+            ),
+        ));
+    }
     let ckpt = dir.join(&pointer.dir);
     if !ckpt.join(files::CKPT_MODEL).is_file() {
         return Err(Error::bad_file(
@@ -138,12 +172,42 @@ pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     fsutil::write_atomic(path, text.as_bytes())
 }
 
-/// Reads a run directory's `config.json`.
+/// Most classes a run's config may give its model: 100,000 (ImageNet-21k has 21,841). A larger
+/// count in a `config.json` is refused before the model, whose head grows with it, is built.
+pub const MAX_CLASSES: usize = 100_000;
+/// Most input channels a run's config may give its model (cnnzoo's data sets have 1 or 3).
+pub const MAX_CHANNELS: usize = 64;
+
+/// Reads a run directory's `config.json`. Its `model_config` must be a registry preset's
+/// architecture with 1 to [`MAX_CLASSES`] classes and 1 to [`MAX_CHANNELS`] input channels (as
+/// cnnzoo writes them), so a corrupt or hostile file cannot size the model it builds.
 pub fn read_config(run: &Path) -> Result<TrainConfig> {
     let path = run.join(files::CONFIG);
     let text = std::fs::read_to_string(&path).map_err(|e| Error::io("read", &path, e))?;
-    serde_json::from_str(&text)
-        .map_err(|e| Error::bad_file(&path, format!("is not a cnnzoo run config: {e}")))
+    let config: TrainConfig = serde_json::from_str(&text)
+        .map_err(|e| Error::bad_file(&path, format!("is not a cnnzoo run config: {e}")))?;
+    let (classes, channels) = (config.model_config.num_classes(), config.model_config.in_channels());
+    if !(1..=MAX_CLASSES).contains(&classes) || !(1..=MAX_CHANNELS).contains(&channels) {
+        return Err(Error::bad_file(
+            &path,
+            format!(
+                "gives the model {classes} classes and {channels} input channels; a run has 1 to \
+                 {MAX_CLASSES} classes and 1 to {MAX_CHANNELS} channels"
+            ),
+        ));
+    }
+    let preset =
+        crate::registry::MODELS.iter().any(|e| e.config_with(classes, channels) == config.model_config);
+    if !preset {
+        return Err(Error::bad_file(
+            &path,
+            format!(
+                "describes a `{}` model that is no preset's architecture (see `cnnzoo list`)",
+                config.model.escape_debug()
+            ),
+        ));
+    }
+    Ok(config)
 }
 
 /// Writes the run's configuration (a new run).
