@@ -42,8 +42,9 @@ fn gunzip(path: &Path, raw: &[u8], ndim: usize) -> Result<Vec<u8>> {
     let header = 4 + 4 * ndim;
     let mut out = Vec::with_capacity(header);
     (&mut stream).take(header as u64).read_to_end(&mut out).map_err(corrupt)?;
-    if out.len() < header {
-        // Too short for the header: `parse` says what is wrong.
+    if out.len() < header || out[..4] != [0, 0, 0x08, ndim as u8] {
+        // Too short for the header, or not the expected kind of IDX file: `parse` says what is
+        // wrong (before any size the header claims is believed).
         return Ok(out);
     }
     let claimed = out[4..]

@@ -102,7 +102,9 @@ pub fn train(
             return Err(Error::bad_file(dir, "is not a run directory"));
         }
         _lock = run_dir::lock(dir)?;
-        let saved = run_dir::read_config(dir)?;
+        // Compared with the caller's own config (which may describe a model of its own making),
+        // so parsed as written; `read_config` checks a config that is about to build a model.
+        let saved = run_dir::parse_config(dir)?;
         if saved != *config {
             return Err(Error::bad_file(
                 dir.join(files::CONFIG),

@@ -183,9 +183,7 @@ pub const MAX_CHANNELS: usize = 64;
 /// cnnzoo writes them), so a corrupt or hostile file cannot size the model it builds.
 pub fn read_config(run: &Path) -> Result<TrainConfig> {
     let path = run.join(files::CONFIG);
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::io("read", &path, e))?;
-    let config: TrainConfig = serde_json::from_str(&text)
-        .map_err(|e| Error::bad_file(&path, format!("is not a cnnzoo run config: {e}")))?;
+    let config = parse_config(run)?;
     let (classes, channels) = (config.model_config.num_classes(), config.model_config.in_channels());
     if !(1..=MAX_CLASSES).contains(&classes) || !(1..=MAX_CHANNELS).contains(&channels) {
         return Err(Error::bad_file(
@@ -208,6 +206,15 @@ pub fn read_config(run: &Path) -> Result<TrainConfig> {
         ));
     }
     Ok(config)
+}
+
+/// `config.json` as written, unchecked: for comparing with a config the caller already holds
+/// (resuming through the library with a model of its own making), never for building a model.
+pub(crate) fn parse_config(run: &Path) -> Result<TrainConfig> {
+    let path = run.join(files::CONFIG);
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io("read", &path, e))?;
+    serde_json::from_str(&text)
+        .map_err(|e| Error::bad_file(&path, format!("is not a cnnzoo run config: {e}")))
 }
 
 /// Writes the run's configuration (a new run).
