@@ -192,6 +192,11 @@ mod tests {
                     }
                 }
                 let _ = stream.write_all(answer(&request, port).as_bytes());
+                // Close only after the client has: closing with its bytes unread would reset
+                // the connection under it.
+                let _ = stream.shutdown(std::net::Shutdown::Write);
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+                let _ = std::io::copy(&mut reader, &mut std::io::sink());
             }
         });
         port
@@ -203,7 +208,7 @@ mod tests {
             |request, port| {
                 if request.starts_with("GET /old") {
                     format!(
-                        "HTTP/1.1 301 Moved\r\nLocation: http://127.0.0.1:{port}/new\r\nContent-Length: 0\r\n\r\n"
+                        "HTTP/1.1 301 Moved\r\nLocation: http://127.0.0.1:{port}/new\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
                     )
                 } else if request.starts_with("GET /new") {
                     "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello".to_string()

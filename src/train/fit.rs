@@ -257,8 +257,6 @@ pub fn train(
                 run_dir::checkpoint(dir, &model, &optim, &state)?;
             }
         }
-        // Each epoch's weights are new: its evaluation keeps none of them in the kernels'
-        // prepared-weight cache (which is for models that predict image after image).
         drop(loaded);
         let spent = state.seconds - seconds_before;
         if waited > 0.5 && waited > 0.05 * spent {
@@ -267,6 +265,8 @@ pub fn train(
                 epoch + 1
             ));
         }
+        // Each epoch's weights are new: its evaluation keeps none of them in the kernels'
+        // prepared-weight cache (which is for models that predict image after image).
         let test =
             crate::kernels::cache::bypass(|| evaluate(&model.valid(), &data.test, n_test, 256, &device))?;
         if epoch == 0 {
