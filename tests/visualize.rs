@@ -42,6 +42,21 @@ fn model_and_image(case: &serde_json::Value) -> (cnnzoo::Model, Tensor<4>) {
     (model, x)
 }
 
+/// A LeNet-BN trained on the fixture by the binary (with `args`, e.g. the epochs) in `dir/run`:
+/// the fixture's directory and the run directory.
+fn trained_lenet_bn(dir: &Path, args: &[&str]) -> (std::path::PathBuf, std::path::PathBuf) {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fashion-mnist-subset");
+    let run = dir.join("run");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cnnzoo"))
+        .args(["train", "d2l_lenet_bn", "--data", data.to_str().unwrap()])
+        .args(args)
+        .args(["--test-subset", "50", "--out", run.to_str().unwrap(), "--quiet"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    (data, run)
+}
+
 #[test]
 fn grad_cam_grad_cam_pp_and_saliency_match_pytorch() {
     let device = Device::flex();
@@ -127,23 +142,7 @@ fn smoothgrad_is_saliency_without_noise_and_reproducible_with_it() {
 fn maps_of_a_trained_model_differ_from_those_of_a_randomised_one() {
     let device = Device::flex();
     let dir = tempfile::tempdir().unwrap();
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fashion-mnist-subset");
-    let run = dir.path().join("run");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cnnzoo"))
-        .args([
-            "train",
-            "d2l_lenet_bn",
-            "--data",
-            data.to_str().unwrap(),
-            "--epochs",
-            "2",
-            "--batch-size",
-            "32",
-        ])
-        .args(["--test-subset", "50", "--out", run.to_str().unwrap(), "--quiet"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (data, run) = trained_lenet_bn(dir.path(), &["--epochs", "2", "--batch-size", "32"]);
     let trained = cnnzoo::train::load_run(&run, &device).unwrap();
     let fresh = trained.config.model_config.init(&device);
     let d2l = cnnzoo::data::load(cnnzoo::data::DatasetKind::FashionMnist, &data).unwrap();
@@ -172,24 +171,8 @@ fn maps_of_a_trained_model_differ_from_those_of_a_randomised_one() {
 #[test]
 fn visualize_writes_the_maps_and_a_page() {
     let dir = tempfile::tempdir().unwrap();
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fashion-mnist-subset");
-    let run = dir.path().join("run");
+    let (data, run) = trained_lenet_bn(dir.path(), &["--epochs", "1"]);
     let bin = env!("CARGO_BIN_EXE_cnnzoo");
-    let out = std::process::Command::new(bin)
-        .args([
-            "train",
-            "d2l_lenet_bn",
-            "--data",
-            data.to_str().unwrap(),
-            "--epochs",
-            "1",
-            "--test-subset",
-            "50",
-        ])
-        .args(["--out", run.to_str().unwrap(), "--quiet"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let img = dir.path().join("boot.png");
     let d2l = cnnzoo::data::load(cnnzoo::data::DatasetKind::FashionMnist, &data).unwrap();
     image::GrayImage::from_raw(28, 28, d2l.test.images[..784].to_vec()).unwrap().save(&img).unwrap();
