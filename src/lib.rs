@@ -18,7 +18,7 @@
 // Layers, bottom up (rustfmt lists the modules alphabetically; no module uses one above its own
 // layer): `error`, `fsutil`, `instrument`, `plot` → `recipe`, `data` → `layers`, `probe` →
 // `models`, `model` → `registry`, `inspect`, `interop` → `train` → `predict`, `bench`, `compare`,
-// `visualize`.
+// `visualize` → `serve`.
 pub mod bench;
 pub mod compare;
 pub mod data;
@@ -35,6 +35,7 @@ pub mod predict;
 pub mod probe;
 pub mod recipe;
 pub mod registry;
+pub mod serve;
 pub mod train;
 pub mod visualize;
 

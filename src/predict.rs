@@ -50,7 +50,6 @@ pub fn predict(
 ) -> Result<Vec<ImagePredictions>> {
     let classes = config.class_names();
     let eval = config.transforms()?.eval;
-    let k = k.clamp(1, classes.len().max(1));
     let mut out = Vec::with_capacity(images.len());
     for path in images {
         let img = Image::from_dynamic(&read_image(path)?);
@@ -61,23 +60,35 @@ pub fn predict(
         let [c, h, w] = shape;
         let x = Tensor::<4>::from_data(TensorData::new(values, [1, c, h, w]), device);
         let logits = model.try_forward(&config.model, x)?;
-        let probs: Vec<f32> = burn::tensor::activation::softmax(logits, 1)
-            .into_data()
-            .convert::<f32>()
-            .try_to_vec::<f32>()
-            .map_err(|e| Error::invalid("model output", format!("{e:?}")))?;
-        let mut ranked: Vec<usize> = (0..probs.len()).collect();
-        ranked.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]));
-        let predictions = ranked
-            .into_iter()
-            .take(k)
-            .map(|i| Prediction {
-                class: i,
-                name: classes.get(i).cloned().unwrap_or_else(|| format!("class {i}")),
-                probability: probs[i],
-            })
-            .collect();
+        let probs = probabilities(logits)?.pop().unwrap_or_default();
+        let predictions = top_k(&probs, &classes, k);
         out.push(ImagePredictions { image: path.clone(), predictions });
     }
     Ok(out)
+}
+
+/// The softmax probabilities of each row of `logits` (`[batch, classes]`).
+pub fn probabilities(logits: Tensor<2>) -> Result<Vec<Vec<f32>>> {
+    let [_, n] = logits.dims();
+    let values: Vec<f32> = burn::tensor::activation::softmax(logits, 1)
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .map_err(|e| Error::invalid("model output", format!("{e:?}")))?;
+    Ok(values.chunks(n.max(1)).map(<[f32]>::to_vec).collect())
+}
+
+/// The `k` most probable classes (at least one, at most all) of one image, best first.
+pub fn top_k(probs: &[f32], classes: &[String], k: usize) -> Vec<Prediction> {
+    let mut ranked: Vec<usize> = (0..probs.len()).collect();
+    ranked.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]));
+    ranked
+        .into_iter()
+        .take(k.clamp(1, probs.len().max(1)))
+        .map(|i| Prediction {
+            class: i,
+            name: classes.get(i).cloned().unwrap_or_else(|| format!("class {i}")),
+            probability: probs[i],
+        })
+        .collect()
 }

@@ -528,6 +528,15 @@ pub fn visualize_run(
     Ok(report)
 }
 
+/// The Grad-CAM `map` over `image` at the model's input size `[h, w]` — the image resized in
+/// colour, the map upsampled bilinearly and drawn half and half in the viridis colours — as a
+/// PNG (what `cnnzoo visualize` writes as `gradcam.png`).
+pub fn overlay_png(image: &crate::data::image::Image, map: &Map, [h, w]: [usize; 2]) -> Result<Vec<u8>> {
+    use crate::data::transforms::functional::{resize, to_rgb};
+    let shown = resize(&to_rgb(image), [h, w]);
+    rgb_png(&shown, blend(&shown, &map.upsampled([h, w])))
+}
+
 /// `img` (RGB) with `heat` (same size, [0, 1]) over it in the viridis colours, half and half:
 /// interleaved RGB bytes.
 fn blend(img: &crate::data::image::Image, heat: &Map) -> Vec<u8> {

@@ -2,10 +2,11 @@
 //! here with the `image` crate), the bounded decoder, validation splits, `DatasetSpec` strings and
 //! archive installation — all without the network.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+mod common;
 
 use cnnzoo::data::cifar::{self, Cifar};
 use cnnzoo::data::decode::{decode_bytes, decode_file};
@@ -302,42 +303,18 @@ fn corrupt_image_fails_alone_naming_its_path() {
     assert!(failed[0].0.ends_with("broken.png") && failed[1].0.ends_with("text.jpg"));
 }
 
-/// A PNG of a few bytes whose header claims `w × h` RGB pixels.
-fn png_claiming(w: u32, h: u32) -> Vec<u8> {
-    fn chunk(out: &mut Vec<u8>, kind: &[u8], data: &[u8]) {
-        out.extend((data.len() as u32).to_be_bytes());
-        let mut crc = flate2::Crc::new();
-        crc.update(kind);
-        crc.update(data);
-        out.extend(kind);
-        out.extend(data);
-        out.extend(crc.sum().to_be_bytes());
-    }
-    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
-    let mut ihdr = Vec::new();
-    ihdr.extend(w.to_be_bytes());
-    ihdr.extend(h.to_be_bytes());
-    ihdr.extend([8, 2, 0, 0, 0]);
-    chunk(&mut png, b"IHDR", &ihdr);
-    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
-    z.write_all(&vec![0; 1 << 16]).unwrap();
-    chunk(&mut png, b"IDAT", &z.finish().unwrap());
-    chunk(&mut png, b"IEND", b"");
-    png
-}
-
 #[test]
 fn decompression_bombs_are_refused_before_decoding() {
     let tmp = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(tmp.path().join("a")).unwrap();
     let bomb = tmp.path().join("a/bomb.png");
-    std::fs::write(&bomb, png_claiming(50_000, 50_000)).unwrap();
+    std::fs::write(&bomb, common::png_claiming(50_000, 50_000)).unwrap();
     let start = Instant::now();
     let e = err_of(decode_file(&bomb));
     assert!(start.elapsed() < Duration::from_secs(2), "took {:?}", start.elapsed());
     assert!(e.contains("bomb.png") && e.contains("50000×50000"), "{e}");
     // Within the side limit but over the pixel count.
-    let e = err_of(decode_bytes(&png_claiming(12_000, 12_000), "upload.png"));
+    let e = err_of(decode_bytes(&common::png_claiming(12_000, 12_000), "upload.png"));
     assert!(e.contains("upload.png") && e.contains("12000×12000"), "{e}");
     // predict's reader and a folder's images go through the same check.
     let e = err_of(cnnzoo::predict::read_image(&bomb));
@@ -345,7 +322,7 @@ fn decompression_bombs_are_refused_before_decoding() {
     let folder = cnnzoo::data::folder::ImageFolder::scan(tmp.path()).unwrap();
     assert!(err_of(folder.get(0)).contains("50000×50000"));
     // A small honest image with the same construction decodes.
-    let ok = decode_bytes(&png_claiming(16, 16), "small.png").unwrap();
+    let ok = decode_bytes(&common::png_claiming(16, 16), "small.png").unwrap();
     assert_eq!((ok.width, ok.height, ok.channels), (16, 16, 3));
 }
 

@@ -9,6 +9,7 @@ mod export;
 mod import;
 mod list;
 mod predict;
+mod serve;
 mod summary;
 mod train;
 mod visualize;
@@ -50,6 +51,8 @@ enum Command {
     Export(export::Args),
     /// Images/s, GFLOP/s and peak memory of training steps and inference.
     Bench(bench::Args),
+    /// Serve run directories over HTTP: predict, Grad-CAM, metrics, and a web page.
+    Serve(serve::Args),
     /// The seven d2l models side by side: size, compute, speed, accuracy, and the chapter's claims.
     Compare(compare::Args),
 }
@@ -80,6 +83,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Export(args) => export::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Compare(args) => compare::run(args),
+        Command::Serve(args) => serve::run(args),
     }
 }
 
