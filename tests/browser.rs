@@ -5,6 +5,9 @@
 //!
 //! Needs `chromium` and `chromedriver` (`apt-get install chromium chromium-driver`); without
 //! them the test says so and passes, except under CI (`CI` set), where it fails.
+//!
+//! `CNNZOO_BROWSER_RUN=RUN_DIR CNNZOO_BROWSER_IMAGE=FILE` serve another run and upload another
+//! image (how the README's screenshot was taken, with the main job's run).
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -58,21 +61,38 @@ fn the_page_classifies_an_uploaded_image_and_shows_the_grad_cam() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let weights = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/parity/d2l_lenet.pth");
-    let run = dir.path().join("lenet");
-    cnnzoo::train::import_run(&weights, "d2l_lenet", None, None, &run, &Device::flex()).unwrap();
-
-    // A 28×28 grey image: a bright blob on a dark ground.
-    let img = image::GrayImage::from_fn(28, 28, |x, y| {
-        let d = (x as i32 - 14).pow(2) + (y as i32 - 12).pow(2);
-        image::Luma([if d < 60 { 230 } else { (x * 3) as u8 }])
-    });
-    let image_path = dir.path().join("blob.png");
-    img.save(&image_path).unwrap();
+    let run = match std::env::var_os("CNNZOO_BROWSER_RUN") {
+        Some(run) => PathBuf::from(run),
+        None => {
+            let weights = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/parity/d2l_lenet.pth");
+            let run = dir.path().join("lenet");
+            cnnzoo::train::import_run(&weights, "d2l_lenet", None, None, &run, &Device::flex()).unwrap();
+            run
+        }
+    };
+    let image_path = match std::env::var_os("CNNZOO_BROWSER_IMAGE") {
+        Some(image) => PathBuf::from(image),
+        None => {
+            // A 28×28 grey image: a bright blob on a dark ground.
+            let img = image::GrayImage::from_fn(28, 28, |x, y| {
+                let d = (x as i32 - 14).pow(2) + (y as i32 - 12).pow(2);
+                image::Luma([if d < 60 { 230 } else { (x * 3) as u8 }])
+            });
+            let path = dir.path().join("blob.png");
+            img.save(&path).unwrap();
+            path
+        }
+    };
     let device = Device::flex();
     let loaded = cnnzoo::train::load_run(&run, &device).unwrap();
-    let want =
-        cnnzoo::predict::predict(&loaded.config, &loaded.model, &[image_path.clone()], 5, &device).unwrap();
+    let want = cnnzoo::predict::predict(
+        &loaded.config,
+        &loaded.model,
+        std::slice::from_ref(&image_path),
+        5,
+        &device,
+    )
+    .unwrap();
     let want_class = want[0].predictions[0].name.clone();
 
     let opts = Options { addr: SocketAddr::from(([127, 0, 0, 1], 0)), ..Options::default() };
@@ -122,7 +142,10 @@ fn the_page_classifies_an_uploaded_image_and_shows_the_grad_cam() {
     });
     assert_eq!(rendered.as_deref(), Some(want_class.as_str()), "the page shows the library's prediction");
     assert_eq!(bars, 5, "top-5 bars");
-    assert_eq!(cam_width, 28, "the Grad-CAM overlay loaded, at the model's input size");
+    assert_eq!(
+        cam_width as usize, loaded.config.input[2],
+        "the Grad-CAM overlay loaded, at the model's input size"
+    );
     let shot = image::open(&screenshot).unwrap();
     assert!(shot.width() >= 800 && shot.height() >= 500, "screenshot {}×{}", shot.width(), shot.height());
     eprintln!("screenshot: {}", screenshot.display());
