@@ -71,7 +71,8 @@ def wait_http(url, timeout=600):
 
 def oha(url, body, content_type, concurrency, seconds):
     cmd = [
-        "oha", "-z", f"{seconds}s", "-c", str(concurrency), "--no-tui", "--output-format", "json",
+        # -w: requests still running at the deadline are waited for, not counted as errors.
+        "oha", "-z", f"{seconds}s", "-w", "-c", str(concurrency), "--no-tui", "--output-format", "json",
         "-m", "POST", "-H", f"content-type: {content_type}", "-D", str(body), url,
     ]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
@@ -107,16 +108,17 @@ def serve_and_load(binary, name, run, body, content_type, max_batch, seconds, co
     return rows, peak
 
 
-def furnace_load(binary, model, body, seconds, concurrencies):
+def furnace_load(binary, weights, body, max_batch, seconds, concurrencies):
     port = free_port()
-    server = subprocess.Popen(
-        [str(binary), "--model-path", str(model), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    cmd = [str(binary), "--model-name", "resnet18", "--weights", str(weights), "--host", "127.0.0.1",
+           "--port", str(port)]
+    if max_batch > 1:
+        cmd += ["--max-batch-size", str(max_batch)]
+    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_http(f"http://127.0.0.1:{port}/healthz")
+        wait_http(f"http://127.0.0.1:{port}/readyz")
         url = f"http://127.0.0.1:{port}/predict"
-        rows = [oha(url, body, "application/octet-stream", c, seconds) for c in concurrencies]
+        rows = [oha(url, body, "image/jpeg", c, seconds) for c in concurrencies]
         peak = peak_kib(server.pid)
     finally:
         server.terminate()
@@ -132,10 +134,13 @@ def main():
     ap.add_argument("--binary", help="the cnnzoo binary (default: the dev build)")
     ap.add_argument("--work", default="/tmp/cnnzoo-serve-load", help="runs and request bodies go here")
     ap.add_argument("--torch-python", default=str(pathlib.Path.home() / ".cache/cnnzoo-torch-venv/bin/python"))
-    ap.add_argument("--furnace", help="furnace-server binary: also load it with the same ResNet-18 "
-                    "(built with `cargo install furnace-cli --features image` and the model compiled in; "
-                    "see --furnace-model)")
-    ap.add_argument("--furnace-model", help="the model file furnace serves (its .bpk)")
+    ap.add_argument("--furnace", help="the `furnace` binary of furnace-server (crate furnace-cli): also "
+                    "load it with the same ResNet-18 and the same JPEG. furnace compiles its models in: "
+                    "put our `cnnzoo export RUN --format onnx` as resnet18.onnx in a folder and run "
+                    "`FURNACE_MODELS_DIR=FOLDER cargo install furnace-cli --version 0.16.2 --locked "
+                    "--features image --target-dir T`; the weights are then T/release/build/furnace-burn-*/"
+                    "out/models/resnet18.bpk (--furnace-weights)")
+    ap.add_argument("--furnace-weights", help="the .bpk furnace's build made from our ONNX export")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args()
 
@@ -186,21 +191,20 @@ def main():
                 results["rows"].append({"server": "cnnzoo", "model": name, "body": what,
                                         "max_batch": max_batch, "peak_mib": peak and peak / 1024, **r})
     if args.furnace:
-        if not args.furnace_model:
-            raise SystemExit("--furnace needs --furnace-model")
-        tensor = work / "resnet18-input.f32"
-        if not tensor.exists():
-            tensor.write_bytes(bytes(4 * 3 * 224 * 224))
-        print("furnace-server, resnet18 …", file=sys.stderr)
-        rows, peak = furnace_load(args.furnace, args.furnace_model, tensor, args.seconds, concurrencies)
-        for r in rows:
-            results["rows"].append({"server": "furnace", "model": "resnet18", "body": "3×224×224 f32 tensor",
-                                    "max_batch": "its default", "peak_mib": peak and peak / 1024, **r})
+        if not args.furnace_weights or "resnet18" not in cases:
+            raise SystemExit("--furnace needs --furnace-weights and the resnet18 case")
+        for max_batch in (16, 1):
+            print(f"furnace, resnet18, --max-batch-size {max_batch} …", file=sys.stderr)
+            rows, peak = furnace_load(args.furnace, args.furnace_weights, cases["resnet18"][1], max_batch,
+                                      args.seconds, concurrencies)
+            for r in rows:
+                results["rows"].append({"server": "furnace", "model": "resnet18", "body": cases["resnet18"][3],
+                                        "max_batch": max_batch, "peak_mib": peak and peak / 1024, **r})
 
     print("| server | model | request | micro-batching | concurrency | req/s | p50 ms | p99 ms | errors | peak MiB |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in results["rows"]:
-        batching = r["max_batch"] if r["server"] != "cnnzoo" else ("on (16)" if r["max_batch"] > 1 else "off")
+        batching = "on (16)" if r["max_batch"] > 1 else "off"
         peak = f"{r['peak_mib']:.0f}" if r["peak_mib"] else "?"
         print(f"| {r['server']} | {r['model']} | {r['body']} | {batching} | {r['concurrency']} | {r['rps']:.1f} "
               f"| {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['errors']} | {peak} |")
