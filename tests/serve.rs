@@ -380,6 +380,16 @@ fn stalled_request(addr: SocketAddr, body: &[u8], sent: usize) -> TcpStream {
     s
 }
 
+/// Waits until the server counts `n` requests in flight for `lenet` (admitted, not answered).
+fn wait_in_flight(addr: SocketAddr, n: usize) {
+    let want = format!("cnnzoo_in_flight_requests{{model=\"lenet\"}} {n}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !get(addr, "/metrics").1.lines().any(|l| l == want) {
+        assert!(std::time::Instant::now() < deadline, "never {n} in flight");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn response_of(mut s: TcpStream) -> (u16, String) {
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
     let mut text = String::new();
@@ -398,7 +408,7 @@ fn a_full_queue_answers_503_and_a_slow_request_504() {
     let server = start(&run, Options { queue: 1, ..Options::default() });
     let addr = server.addr();
     let mut first = stalled_request(addr, &good, 10);
-    std::thread::sleep(Duration::from_millis(300));
+    wait_in_flight(addr, 1);
     let (status, v) = post(addr, "/v1/models/lenet/predict", "image/png", &good);
     assert_eq!(status, 503, "{v}");
     assert!(v["error"].as_str().unwrap().contains("--queue"), "{v}");
@@ -482,7 +492,7 @@ fn sigterm_finishes_the_request_in_flight_and_refuses_new_ones() {
     assert_eq!(post(addr, "/v1/models/lenet/predict", "image/png", &good).0, 200);
 
     let mut in_flight = stalled_request(addr, &good, 10);
-    std::thread::sleep(Duration::from_millis(200));
+    wait_in_flight(addr, 1);
     let kill = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(kill.success());
     // New connections are refused once the server drains …
