@@ -25,6 +25,119 @@ pub struct Row {
     pub macs: u64,
     /// Bytes of the stage's output for the whole batch (f32).
     pub activation_bytes: u64,
+    /// The input region the unit at the centre of the output (a map) or the whole output (a
+    /// vector) depends on.
+    pub receptive_field: Option<ReceptiveField>,
+}
+
+/// The input region one unit depends on (its theoretical receptive field, clipped to the input).
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct ReceptiveField {
+    /// Rows.
+    pub height: usize,
+    /// Columns.
+    pub width: usize,
+    /// First and last input row.
+    pub rows: [usize; 2],
+    /// First and last input column.
+    pub cols: [usize; 2],
+    /// Whether it spans the whole input (the field may be larger than the input).
+    pub whole_input: bool,
+}
+
+impl std::fmt::Display for ReceptiveField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}×{}", self.height, self.width)?;
+        if self.whole_input { write!(f, " (all)") } else { Ok(()) }
+    }
+}
+
+/// Records, per stage, the four values at the centre of its output (see [`receptive_fields`]).
+#[derive(Default)]
+struct FieldProbe {
+    stack: Vec<String>,
+    centres: Vec<(String, Vec<f32>)>,
+}
+
+impl crate::probe::Probe for FieldProbe {
+    fn active(&self) -> bool {
+        true
+    }
+
+    fn enter(&mut self, name: String) {
+        let path = match self.stack.last() {
+            Some(parent) => format!("{parent}.{name}"),
+            None => name,
+        };
+        self.stack.push(path);
+    }
+
+    fn leave<const D: usize>(&mut self, _kind: String, _params: usize, out: &Tensor<D>) {
+        let Some(path) = self.stack.pop() else { return };
+        let dims = out.dims();
+        if D < 2 {
+            return;
+        }
+        // The centre of a map, over all its channels (a concatenation's channels differ); every
+        // feature of a vector (what it depends on as a whole: for a linear layer, each unit).
+        let centre: Tensor<2> = if D == 4 {
+            let (h, w) = (dims[2], dims[3]);
+            let at = |t: Tensor<D>| t.narrow(2, h / 2, 1).narrow(3, w / 2, 1);
+            at(out.clone()).flatten::<2>(1, D - 1).min_dim(1)
+        } else {
+            out.clone().flatten::<2>(1, D - 1).min_dim(1)
+        };
+        let values = centre.into_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default();
+        self.centres.push((path, values));
+    }
+}
+
+/// The receptive field of every stage of `model` for a `[c, h, w]` input: which input rows and
+/// columns the units at the centre of each stage's output map (any channel) depend on. Computed exactly for any
+/// topology (branches, concatenations, residual sums) by one forward pass in receptive-field
+/// mode ([`crate::instrument::receptive_field_mode`]) over a batch of four maps holding each
+/// pixel's row, minus its row, its column and minus its column: the windowed minima that come
+/// out are the first and last input row and column. Clipped to the input (a field larger than
+/// the input is reported as the whole input).
+pub fn receptive_fields(
+    name: &str,
+    model: &Model,
+    [c, h, w]: [usize; 3],
+    device: &Device,
+) -> Result<Vec<(String, ReceptiveField)>> {
+    let plane = |f: &dyn Fn(usize, usize) -> f32| -> Vec<f32> {
+        (0..c)
+            .flat_map(|_| (0..h).flat_map(move |y| (0..w).map(move |x| (y, x))))
+            .map(|(y, x)| f(y, x))
+            .collect()
+    };
+    let values = [
+        plane(&|y, _| y as f32),
+        plane(&|y, _| -(y as f32)),
+        plane(&|_, x| x as f32),
+        plane(&|_, x| -(x as f32)),
+    ]
+    .concat();
+    let x = Tensor::<4>::from_data(burn::tensor::TensorData::new(values, [4, c, h, w]), device);
+    let mut probe = FieldProbe::default();
+    crate::instrument::receptive_field_mode(|| model.try_forward_with(name, x, &mut probe))?;
+    Ok(probe
+        .centres
+        .into_iter()
+        .filter(|(_, v)| v.len() == 4 && v.iter().all(|x| x.is_finite()))
+        .map(|(path, v)| {
+            let span = |lo: f32, hi: f32| [lo.max(0.0) as usize, (-hi).max(0.0) as usize];
+            let (r, k) = (span(v[0], v[1]), span(v[2], v[3]));
+            let field = ReceptiveField {
+                height: r[1].saturating_sub(r[0]) + 1,
+                width: k[1].saturating_sub(k[0]) + 1,
+                rows: r,
+                cols: k,
+                whole_input: r == [0, h - 1] && k == [0, w - 1],
+            };
+            (path, field)
+        })
+        .collect())
 }
 
 /// A model's layer table and totals.
@@ -93,6 +206,15 @@ pub fn summarize(
             params: t.params,
             macs: t.macs / b as u64,
             activation_bytes: bytes(&t.shape),
+            receptive_field: None,
+        })
+        .collect::<Vec<_>>();
+    let fields = receptive_fields(name, model, [c, h, w], device)?;
+    let rows = rows
+        .into_iter()
+        .map(|r: Row| {
+            let receptive_field = fields.iter().find(|(p, _)| *p == r.name).map(|(_, f)| *f);
+            Row { receptive_field, ..r }
         })
         .collect();
     let params = crate::instrument::num_params(model);
@@ -148,8 +270,8 @@ impl Summary {
     pub fn to_table(&self) -> String {
         let shape =
             |s: &[usize]| format!("[{}]", s.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "));
-        let header = ["layer", "kind", "output", "params", "MACs/img", "act. mem"];
-        let mut cells: Vec<[String; 6]> = self
+        let header = ["layer", "kind", "output", "params", "MACs/img", "act. mem", "recept. field"];
+        let mut cells: Vec<[String; 7]> = self
             .rows
             .iter()
             .map(|r| {
@@ -160,17 +282,18 @@ impl Summary {
                     thousands(r.params as u64),
                     si(r.macs),
                     bytes(r.activation_bytes),
+                    r.receptive_field.map_or("-".into(), |f| f.to_string()),
                 ]
             })
             .collect();
-        let widths: Vec<usize> = (0..6)
+        let widths: Vec<usize> = (0..7)
             .map(|i| cells.iter().map(|c| c[i].chars().count()).chain([header[i].len()]).max().unwrap_or(0))
             .collect();
-        let line = |c: &[String; 6]| {
+        let line = |c: &[String; 7]| {
             let mut s = String::new();
             for (i, cell) in c.iter().enumerate() {
                 let pad = widths[i] - cell.chars().count();
-                if i < 3 {
+                if i < 3 || i == 6 {
                     s.push_str(cell);
                     s.push_str(&" ".repeat(pad + 2));
                 } else {
@@ -183,10 +306,10 @@ impl Summary {
         };
         let mut out = String::new();
         out.push_str(&format!("{}  input {}\n", self.model, shape(&self.input)));
-        let head: [String; 6] = header.map(String::from);
+        let head: [String; 7] = header.map(String::from);
         out.push_str(&line(&head));
         out.push('\n');
-        let rule = "-".repeat(widths.iter().sum::<usize>() + 10);
+        let rule = "-".repeat(widths.iter().sum::<usize>() + 12);
         out.push_str(&rule);
         out.push('\n');
         for c in cells.drain(..) {

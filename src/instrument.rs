@@ -22,6 +22,7 @@ thread_local! {
     static MACS: Cell<u64> = const { Cell::new(0) };
     static SHAPE_ONLY: Cell<bool> = const { Cell::new(false) };
     static EVAL_MODE: Cell<bool> = const { Cell::new(false) };
+    static RF_MODE: Cell<bool> = const { Cell::new(false) };
     static FAULT: RefCell<Option<ShapeFault>> = const { RefCell::new(None) };
 }
 
@@ -56,6 +57,25 @@ pub fn eval_mode<T>(f: impl FnOnce() -> T) -> T {
 /// Whether layers on this thread run in evaluation mode (inside [`eval_mode`]).
 pub fn is_eval_mode() -> bool {
     EVAL_MODE.with(Cell::get)
+}
+
+/// Runs `f` with layers in receptive-field mode on this thread: each layer passes on, per output
+/// position, the smallest value in its window (over all input channels for convolutions and
+/// linear layers, per channel for pools; padding ignored), elementwise layers (batch norm,
+/// activations, dropout) pass values through and residual sums take the smaller of the two. An
+/// input holding each pixel's row (or column) index, negated or not, so comes out as the first
+/// and last input row (or column) each unit depends on, whatever the topology
+/// ([`crate::inspect::receptive_fields`]).
+pub fn receptive_field_mode<T>(f: impl FnOnce() -> T) -> T {
+    let before = RF_MODE.with(|s| s.replace(true));
+    let out = f();
+    RF_MODE.with(|s| s.set(before));
+    out
+}
+
+/// Whether layers on this thread are in receptive-field mode ([`receptive_field_mode`]).
+pub fn is_receptive_field_mode() -> bool {
+    RF_MODE.with(Cell::get)
 }
 
 /// Whether layers on this thread only compute shapes (inside [`shape_only`]).

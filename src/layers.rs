@@ -25,7 +25,7 @@ use cnnzoo_kernels::{
     window_out,
 };
 
-use crate::instrument::{Describe, count_macs, fault, is_eval_mode, is_shape_only};
+use crate::instrument::{Describe, count_macs, fault, is_eval_mode, is_receptive_field_mode, is_shape_only};
 
 /// PyTorch's default for a layer's bias: U(−1/√fan_in, 1/√fan_in).
 fn pytorch_bias_init(fan_in: usize) -> Initializer {
@@ -165,6 +165,10 @@ impl Conv2d {
         if is_shape_only() {
             return Tensor::zeros([b, c_out, ho, wo], &x.device());
         }
+        if is_receptive_field_mode() {
+            let k = [self.kernel; 2];
+            return window_min(x.min_dim(1), k, self.stride, self.padding, false).repeat_dim(1, c_out);
+        }
         let options = ConvOptions::new([self.stride; 2], [self.padding; 2], [1, 1], self.groups);
         conv2d(x, self.weight.val(), self.bias.as_ref().map(Param::val), options)
     }
@@ -241,7 +245,7 @@ impl BatchNorm {
             fault(format!("a batch norm expects {} channels, got {}", self.num_features, dims[1]));
             return x;
         }
-        if is_shape_only() {
+        if is_shape_only() || is_receptive_field_mode() {
             return x;
         }
         let device = x.device();
@@ -313,6 +317,9 @@ impl MaxPool2d {
         if is_shape_only() {
             return Tensor::zeros([b, c, ho, wo], &x.device());
         }
+        if is_receptive_field_mode() {
+            return window_min(x, [self.kernel; 2], self.stride, self.padding, self.ceil_mode);
+        }
         let options = MaxPoolOptions::new([self.kernel; 2])
             .with_stride([self.stride; 2])
             .with_padding([self.padding; 2])
@@ -347,11 +354,46 @@ impl AvgPool2d {
         if is_shape_only() {
             return Tensor::zeros([b, c, ho, wo], &x.device());
         }
+        if is_receptive_field_mode() {
+            return window_min(x, [self.kernel; 2], self.stride, self.padding, false);
+        }
         let options = AvgPoolOptions::new([self.kernel; 2])
             .with_stride([self.stride; 2])
             .with_padding([self.padding; 2]);
         avg_pool2d(x, options)
     }
+}
+
+/// Receptive-field mode ([`crate::instrument::receptive_field_mode`]): the smallest value of
+/// each window, padding ignored (Burn's max pool of the negated map, which pads with −∞).
+fn window_min(x: Tensor<4>, kernel: [usize; 2], stride: usize, padding: usize, ceil: bool) -> Tensor<4> {
+    let options =
+        MaxPoolOptions::new(kernel).with_stride([stride; 2]).with_padding([padding; 2]).with_ceil_mode(ceil);
+    burn::tensor::module::max_pool2d(x.neg(), options).neg()
+}
+
+/// [`window_min`] over adaptive pooling's windows (PyTorch's: rows `⌊i·h/oh⌋ .. ⌈(i+1)·h/oh⌉`).
+fn adaptive_window_min(x: Tensor<4>, [oh, ow]: [usize; 2]) -> Tensor<4> {
+    let [_, _, h, w] = x.dims();
+    let span = |i: usize, n: usize, o: usize| (i * n / o, ((i + 1) * n).div_ceil(o));
+    let rows: Vec<Tensor<4>> = (0..oh)
+        .map(|i| {
+            let (r0, r1) = span(i, h, oh);
+            let cells: Vec<Tensor<4>> = (0..ow)
+                .map(|j| {
+                    let (c0, c1) = span(j, w, ow);
+                    x.clone().narrow(2, r0, r1 - r0).narrow(3, c0, c1 - c0).min_dim(2).min_dim(3)
+                })
+                .collect();
+            Tensor::cat(cells, 3)
+        })
+        .collect();
+    Tensor::cat(rows, 2)
+}
+
+/// `a + b`, a residual connection's sum (in receptive-field mode the smaller of the two).
+pub fn residual_sum(a: Tensor<4>, b: Tensor<4>) -> Tensor<4> {
+    if is_receptive_field_mode() { a.min_pair(b) } else { a + b }
 }
 
 fn pool_out(
@@ -397,6 +439,9 @@ impl AdaptiveAvgPool2d {
         let [oh, ow] = self.output_size;
         if (h, w) == (oh, ow) {
             return x;
+        }
+        if is_receptive_field_mode() {
+            return adaptive_window_min(x, [oh, ow]);
         }
         if h % oh == 0 && w % ow == 0 {
             // Evenly divisible (7×7 → 1×1, 14×14 → 7×7): a plain average pool computes the same
@@ -475,6 +520,9 @@ impl Linear {
         if is_shape_only() {
             return Tensor::zeros([b, self.d_out], &x.device());
         }
+        if is_receptive_field_mode() {
+            return x.min_dim(1).repeat_dim(1, self.d_out);
+        }
         linear(x, self.weight.val(), self.bias.as_ref().map(Param::val))
     }
 }
@@ -486,7 +534,7 @@ pub struct Relu;
 impl Relu {
     /// Elementwise max(x, 0).
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        if is_shape_only() { x } else { relu(x) }
+        if is_shape_only() || is_receptive_field_mode() { x } else { relu(x) }
     }
 }
 
@@ -497,7 +545,7 @@ pub struct Sigmoid;
 impl Sigmoid {
     /// Elementwise 1 / (1 + e^−x).
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        if is_shape_only() { x } else { sigmoid(x) }
+        if is_shape_only() || is_receptive_field_mode() { x } else { sigmoid(x) }
     }
 }
 

@@ -196,3 +196,73 @@ fn too_small_input_names_the_model_and_the_minimum() {
     let err = model.try_forward("d2l_lenet", Tensor::zeros([1, 3, 28, 28], &device)).unwrap_err().to_string();
     assert!(err.contains("expects 1 input channels, got 3"), "{err}");
 }
+
+/// The receptive field (side) of every stage at `depth` of `name` for a `[c, h, w]` input.
+fn fields(name: &str, input: [usize; 3], depth: usize) -> Vec<(String, cnnzoo::inspect::ReceptiveField)> {
+    let device = Device::flex();
+    let model = registry::find(name).unwrap().config().init(&device);
+    cnnzoo::inspect::receptive_fields(name, &model, input, &device)
+        .unwrap()
+        .into_iter()
+        .filter(|(p, _)| p.split('.').count() == depth)
+        .collect()
+}
+
+fn side(fields: &[(String, cnnzoo::inspect::ReceptiveField)], path: &str) -> usize {
+    let f = fields.iter().find(|(p, _)| p == path).unwrap_or_else(|| panic!("no stage {path}")).1;
+    assert_eq!(f.height, f.width, "{path}");
+    f.height
+}
+
+#[test]
+fn receptive_fields_are_the_textbook_ones() {
+    // VGG-16: the published walk (Araujo et al. 2019, "Computing receptive fields of CNNs").
+    let vgg = fields("vgg16", [3, 224, 224], 2);
+    let convs_and_pools: Vec<usize> = vgg
+        .iter()
+        .filter(|(p, _)| {
+            p.starts_with("features.")
+                && ![1, 3, 6, 8, 11, 13, 15, 18, 20, 22, 25, 27, 29]
+                    .contains(&p[9..].parse::<usize>().unwrap())
+        })
+        .map(|(_, f)| f.height)
+        .collect();
+    assert_eq!(convs_and_pools, [3, 5, 6, 10, 14, 16, 24, 32, 40, 44, 60, 76, 92, 100, 132, 164, 196, 212]);
+    // ResNet-18: 435 at the end of layer4, once the input is large enough to hold it.
+    let resnet = fields("resnet18", [3, 512, 512], 1);
+    let walk: Vec<usize> = ["conv1", "maxpool", "layer1", "layer2", "layer3", "layer4"]
+        .iter()
+        .map(|p| side(&resnet, p))
+        .collect();
+    assert_eq!(walk, [7, 11, 43, 99, 211, 435]);
+    // Branches: GoogLeNet's 5×5 branch (d2l) sets inception3a's field; torchvision's (3×3) does not.
+    assert_eq!(side(&fields("d2l_googlenet", [1, 96, 96], 1), "inception3a"), 59);
+    assert_eq!(side(&fields("googlenet", [3, 224, 224], 1), "inception3a"), 43);
+    // Concatenation: a dense block's output holds its input's channels and each layer's.
+    let dense = fields("densenet121", [3, 512, 512], 2);
+    assert_eq!(side(&dense, "features.denseblock1"), 11 + 6 * 2 * 4);
+    assert_eq!(side(&dense, "features.denseblock2"), 63 + 12 * 2 * 8);
+    // LeNet: where the first convolution's centre unit looks, and the classifier sees it all.
+    let lenet = fields("d2l_lenet", [1, 28, 28], 2);
+    let first = lenet.iter().find(|(p, _)| p == "features.0").unwrap().1;
+    assert_eq!((first.rows, first.cols, first.whole_input), ([12, 16], [12, 16], false));
+    assert_eq!(side(&lenet, "features.5"), 16);
+    let head = lenet.iter().find(|(p, _)| p == "classifier.4").unwrap().1;
+    assert!(head.whole_input && head.height == 28);
+    // The summary shows them.
+    let device = Device::flex();
+    let model = registry::find("d2l_lenet").unwrap().config().init(&device);
+    let table = summarize(
+        "d2l_lenet",
+        &model,
+        [1, 1, 28, 28],
+        SummaryOptions { depth: 2, shape_only: true },
+        &device,
+    )
+    .unwrap()
+    .to_table();
+    assert!(
+        table.contains("recept. field") && table.contains("14×14") && table.contains("28×28 (all)"),
+        "{table}"
+    );
+}

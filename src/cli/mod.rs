@@ -33,7 +33,8 @@ pub struct Cli {
 enum Command {
     /// List every model: family, flavour, default input, classes, parameters, MACs.
     List(list::Args),
-    /// Layer-by-layer table of a model: output shape, parameters, MACs, activation memory.
+    /// Layer-by-layer table of a model: output shape, parameters, MACs, activation memory,
+    /// receptive field.
     Summary(summary::Args),
     /// Train a model (on Fashion-MNIST with d2l's recipe by default, or MNIST, CIFAR, an image
     /// folder; from scratch or fine-tuning other weights); writes a run directory.

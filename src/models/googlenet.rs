@@ -14,7 +14,7 @@ use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::InitScheme;
-use crate::instrument::Describe;
+use crate::instrument::{Describe, is_receptive_field_mode};
 use crate::layers::{
     AdaptiveAvgPool2d, BatchNorm, BatchNormConfig, Conv2d, Conv2dConfig, Dropout, Flatten, Linear,
     LinearConfig, MaxPool2d, Relu,
@@ -285,7 +285,7 @@ impl GoogLeNet {
         p: &mut P,
     ) -> (Tensor<2>, Option<Tensor<2>>, Option<Tensor<2>>) {
         let training = x.device().is_autodiff();
-        let x = if self.transform_input { transform_input(x) } else { x };
+        let x = if self.transform_input && !is_receptive_field_mode() { transform_input(x) } else { x };
         let x = p.stage("conv1", &self.conv1, |_| self.conv1.forward(x));
         let x = p.stage("maxpool1", &self.maxpool1, |_| self.maxpool1.forward(x));
         let x = p.stage("conv2", &self.conv2, |_| self.conv2.forward(x));

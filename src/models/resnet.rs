@@ -13,7 +13,7 @@ use super::{InitScheme, kaiming_normal_fan_out};
 use crate::instrument::Describe;
 use crate::layers::{
     AdaptiveAvgPool2d, BatchNorm, BatchNormConfig, Conv2d, Conv2dConfig, Flatten, Layer, Linear,
-    LinearConfig, MaxPool2d, Relu,
+    LinearConfig, MaxPool2d, Relu, residual_sum,
 };
 use crate::probe::Probe;
 
@@ -202,7 +202,7 @@ impl Block {
                 let y = Relu.forward(p.stage("bn1", &b.bn1, |_| b.bn1.forward(y)));
                 let y = p.stage("conv2", &b.conv2, |_| b.conv2.forward(y));
                 let y = p.stage("bn2", &b.bn2, |_| b.bn2.forward(y));
-                Relu.forward(y + shortcut(&b.downsample, x, p))
+                Relu.forward(residual_sum(y, shortcut(&b.downsample, x, p)))
             }
             Block::Bottleneck(b) => {
                 let y = p.stage("conv1", &b.conv1, |_| b.conv1.forward(x.clone()));
@@ -211,7 +211,7 @@ impl Block {
                 let y = Relu.forward(p.stage("bn2", &b.bn2, |_| b.bn2.forward(y)));
                 let y = p.stage("conv3", &b.conv3, |_| b.conv3.forward(y));
                 let y = p.stage("bn3", &b.bn3, |_| b.bn3.forward(y));
-                Relu.forward(y + shortcut(&b.downsample, x, p))
+                Relu.forward(residual_sum(y, shortcut(&b.downsample, x, p)))
             }
         }
     }
