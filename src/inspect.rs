@@ -65,11 +65,7 @@ impl crate::probe::Probe for FieldProbe {
     }
 
     fn enter(&mut self, name: String) {
-        let path = match self.stack.last() {
-            Some(parent) => format!("{parent}.{name}"),
-            None => name,
-        };
-        self.stack.push(path);
+        self.stack.push(crate::probe::join_path(self.stack.last().map(String::as_str), name));
     }
 
     fn leave<const D: usize>(&mut self, _kind: String, _params: usize, out: &Tensor<D>) {

@@ -16,12 +16,13 @@
 #![allow(clippy::large_enum_variant)]
 
 // Layers, bottom up (rustfmt lists the modules alphabetically; no module uses one above its own
-// layer): `error`, `fsutil`, `instrument`, `plot` → `recipe`, `data` → `layers`, `probe` →
+// layer): `error`, `fsutil`, `device`, `instrument`, `plot` → `recipe`, `data` → `layers`, `probe` →
 // `models`, `model` → `registry`, `inspect`, `interop` → `train` → `predict`, `bench`, `compare`,
 // `visualize` → `serve`.
 pub mod bench;
 pub mod compare;
 pub mod data;
+pub mod device;
 pub mod error;
 pub mod fsutil;
 pub mod inspect;

@@ -62,7 +62,7 @@ impl Probe for () {
 }
 
 /// `parent.name`, or `name` at the top level.
-fn join_path(parent: Option<&str>, name: String) -> String {
+pub(crate) fn join_path(parent: Option<&str>, name: String) -> String {
     match parent {
         Some(parent) => format!("{parent}.{name}"),
         None => name,

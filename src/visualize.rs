@@ -88,11 +88,7 @@ impl Probe for LeafProbe {
     }
 
     fn enter(&mut self, name: String) {
-        let path = match self.stack.last() {
-            Some(parent) => format!("{parent}.{name}"),
-            None => name,
-        };
-        self.stack.push(path);
+        self.stack.push(crate::probe::join_path(self.stack.last().map(String::as_str), name));
     }
 
     fn output<const D: usize>(&mut self, out: Tensor<D>) -> Tensor<D> {

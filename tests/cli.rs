@@ -117,3 +117,47 @@ fn exit_codes_are_the_documented_ones() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("No space left"), "{}", stderr(&out));
 }
+
+#[test]
+fn the_device_flag_is_checked_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let weights = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/parity/d2l_lenet.pth");
+    let run = dir.path().join("run");
+    let run = run.to_str().unwrap();
+    let out = cnnzoo(&["import", weights, "--model", "d2l_lenet", "--out", run, "--device", "cpu"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let image = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/examples/ankle-boot.png");
+    assert!(cnnzoo(&["predict", run, image, "--device", "cpu"]).status.success());
+
+    // Nonsense is named, for every command; CUDA in a CPU build says how to rebuild.
+    for args in [
+        vec!["predict", run, image, "--device", "tpu"],
+        vec!["bench", "d2l_lenet", "--device", "cuda:x"],
+        vec!["serve", run, "--device", "gpu0"],
+    ] {
+        let out = cnnzoo(&args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(stderr(&out).contains("is not a device"), "{args:?}: {}", stderr(&out));
+    }
+    if !cnnzoo::device::CUDA_BUILT {
+        for args in [
+            vec!["predict", run, image, "--device", "cuda"],
+            vec!["eval", run, "--device", "cuda:1"],
+            vec!["train", "d2l_lenet", "--device", "cuda", "--out", run],
+            vec!["bench", "d2l_lenet", "--device", "cuda"],
+            vec!["visualize", run, image, "--device", "cuda"],
+            vec!["serve", run, "--device", "cuda"],
+        ] {
+            let out = cnnzoo(&args);
+            assert_eq!(out.status.code(), Some(1), "{args:?}");
+            let err = stderr(&out);
+            assert!(err.contains("--features cuda") && !err.contains("panicked"), "{args:?}: {err}");
+        }
+        let out = Command::new(env!("CARGO_BIN_EXE_cnnzoo"))
+            .args(["predict", run, image])
+            .env("CNNZOO_DEVICE", "cuda")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "CNNZOO_DEVICE is --device's default");
+    }
+}

@@ -47,7 +47,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let device = super::device();
+    let device = super::device()?;
     let names = if args.models.is_empty() { bench::default_models() } else { args.models.clone() };
     let mut loaders = Vec::new();
     let mut specs = Vec::new();

@@ -43,7 +43,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         bench_steps: args.bench_steps,
     };
     let mut console = Console::new(args.quiet, false);
-    match compare::run(&opts, &super::device(), interrupt_flag(), &mut console)? {
+    match compare::run(&opts, &super::device()?, interrupt_flag(), &mut console)? {
         CompareOutcome::Done { rows, markdown } => {
             eprintln!(
                 "compare: {} models in {:.0} s; report in {}",

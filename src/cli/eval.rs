@@ -23,7 +23,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let device = super::device();
+    let device = super::device()?;
     let run =
         super::load_run(&args.run, &device).with_context(|| format!("loading {}", args.run.display()))?;
     let e = evaluate_run(&run, args.data.as_deref(), args.test_subset, &device)?;

@@ -26,7 +26,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let device = super::device();
+    let device = super::device()?;
     let run =
         super::load_run(&args.run, &device).with_context(|| format!("loading {}", args.run.display()))?;
     let (config, model) = (run.config, run.model);

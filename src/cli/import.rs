@@ -27,7 +27,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let device = super::device();
+    let device = super::device()?;
     let (config, report) =
         train::import_run(&args.weights, &args.model, args.num_classes, args.in_channels, &args.out, &device)
             .with_context(|| format!("importing {}", args.weights.display()))?;

@@ -27,7 +27,17 @@ pub struct Cli {
     /// as CNNZOO_REFERENCE_KERNELS=1).
     #[arg(long, global = true)]
     reference_kernels: bool,
+    /// Where to compute: `cpu`, or `cuda` / `cuda:N` in a build with `--features cuda`.
+    #[arg(long, global = true, default_value = "cpu", env = "CNNZOO_DEVICE", value_parser = parse_device)]
+    device: cnnzoo::device::DeviceSpec,
 }
+
+fn parse_device(s: &str) -> Result<cnnzoo::device::DeviceSpec, String> {
+    s.parse().map_err(|e: cnnzoo::Error| e.to_string())
+}
+
+/// The device `--device` chose (set once by [`run`]).
+static DEVICE: std::sync::OnceLock<cnnzoo::device::DeviceSpec> = std::sync::OnceLock::new();
 
 #[derive(Debug, Subcommand)]
 enum Command {
@@ -73,6 +83,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     if cli.reference_kernels {
         cnnzoo::kernels::set_reference_kernels(true);
     }
+    let _ = DEVICE.set(cli.device);
     match cli.command {
         Command::List(args) => list::run(args),
         Command::Summary(args) => summary::run(args),
@@ -118,12 +129,7 @@ pub fn load_run(
     Ok(loaded)
 }
 
-/// The compute device: CUDA when built with `--features cuda` (and `CNNZOO_DEVICE` is not
-/// `cpu`), else Burn's pure-Rust CPU backend.
-pub fn device() -> burn::tensor::Device {
-    #[cfg(feature = "cuda")]
-    if std::env::var("CNNZOO_DEVICE").map_or(true, |d| d != "cpu") {
-        return burn::tensor::Device::cuda(0);
-    }
-    burn::tensor::Device::flex()
+/// The compute device `--device` chose, checked (CUDA needs a `cuda` build and a usable GPU).
+pub fn device() -> anyhow::Result<burn::tensor::Device> {
+    Ok(DEVICE.get().copied().unwrap_or_default().open()?)
 }

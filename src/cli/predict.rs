@@ -22,7 +22,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let device = super::device();
+    let device = super::device()?;
     let run = super::load_run(&args.run, &device)?;
     let results = predict(&run.config, &run.model, &args.images, args.top_k, &device)?;
     match args.format {

@@ -47,6 +47,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         queue: args.queue,
         timeout: Duration::from_millis(args.timeout_ms),
         stop_on_signals: true,
+        device: super::device()?,
         ..Options::default()
     };
     let server = Server::start(models.clone(), opts)?;

@@ -49,6 +49,8 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    // A device that cannot be used is refused before any data is read.
+    let device = super::device()?;
     let (config, opened, dir, resume) = if let Some(run) = &args.resume {
         let config = train::read_config(run).with_context(|| format!("resuming {}", run.display()))?;
         let opened = data::open(&config.dataset, args.data.as_deref(), &config.val, config.seed)?;
@@ -70,7 +72,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let mut console = Console::new(args.quiet, args.json);
     let opts = TrainOptions {
-        device: super::device(),
+        device,
         interrupt: interrupt_flag(),
         checkpoint_every: args.checkpoint_every,
         reporter: &mut console,

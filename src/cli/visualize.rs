@@ -34,7 +34,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let device = super::device();
+    let device = super::device()?;
     let run = super::load_run(&args.run, &device)?;
     let stem = args.image.file_stem().map_or("image".into(), |s| s.to_string_lossy().into_owned());
     let out = args.out.clone().unwrap_or_else(|| args.run.join("visualize").join(stem));

@@ -139,12 +139,14 @@ pub struct Worker {
     pub max_batch: usize,
     pub max_delay: Duration,
     pub metrics: Metrics,
+    /// Where the model computes.
+    pub device: Device,
 }
 
 impl Worker {
     /// Takes work until the queue is closed and empty.
     pub fn run(self) {
-        let device = Device::flex();
+        let device = self.device.clone();
         while let Some(batch) = self.next_batch() {
             // A request that timed out (its receiver dropped) is not computed.
             let batch: Vec<Job> = batch.into_iter().filter(|j| !j.reply.is_closed()).collect();

@@ -163,6 +163,19 @@ fn query(req: &Request) -> Result<Query, ApiError> {
     })
 }
 
+/// The served model `name` and the request's query, which may hold only `allowed` keys.
+fn model_and_query(
+    state: &State,
+    name: &str,
+    req: &Request,
+    allowed: &[&str],
+) -> Result<(Arc<Served>, Query), ApiError> {
+    let served = find(state, name)?.clone();
+    let q = query(req)?;
+    only_keys(&q, allowed)?;
+    Ok((served, q))
+}
+
 fn only_keys(q: &Query, allowed: &[&str]) -> Result<(), ApiError> {
     match q.keys().find(|k| !allowed.contains(&k.as_str())) {
         Some(k) => Err(ApiError::bad_request(format!(
@@ -296,7 +309,7 @@ async fn run_job(
         let rx = ticket.submit(work(prepared));
         match rx.await {
             Ok(Ok(done)) => Ok(done),
-            Ok(Err(e)) => Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+            Ok(Err(e)) => Err(worker_error(e)),
             Err(_) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the server is shutting down")),
         }
     };
@@ -309,6 +322,17 @@ async fn run_job(
     Ok((done, started.elapsed()))
 }
 
+/// A worker's error: the caller's (a layer or class the model does not have) is a 400, anything
+/// else a 500.
+fn worker_error(e: Error) -> ApiError {
+    match e {
+        Error::Invalid { what, message } if what == "--layer" || what == "--class" => {
+            ApiError::bad_request(format!("invalid {}: {message}", what.trim_start_matches('-')))
+        }
+        other => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
+    }
+}
+
 fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
 }
@@ -318,9 +342,7 @@ async fn predict(
     Path(name): Path<String>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let served = find(&state, &name)?.clone();
-    let q = query(&req)?;
-    only_keys(&q, &["top_k"])?;
+    let (served, q) = model_and_query(&state, &name, &req, &["top_k"])?;
     let k =
         match q.get("top_k") {
             None => 5,
@@ -347,9 +369,7 @@ async fn explain(
     Path(name): Path<String>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let served = find(&state, &name)?.clone();
-    let q = query(&req)?;
-    only_keys(&q, &["class", "layer", "format"])?;
+    let (served, q) = model_and_query(&state, &name, &req, &["class", "layer", "format"])?;
     let class = match q.get("class") {
         None => None,
         Some(c) => Some(served.class(c).map_err(|e| ApiError::bad_request(e.to_string()))?),
@@ -368,14 +388,7 @@ async fn explain(
         }
     };
     let work = |p: Prepared| Work::Explain { values: p.values, image: p.image, class, layer };
-    let (done, total) = run_job(&state, &served, req, work).await.map_err(|e| {
-        // A bad layer is the caller's mistake, not the server's.
-        if e.message.contains("--layer") {
-            ApiError::bad_request(e.message.replace("--layer", "layer"))
-        } else {
-            e
-        }
-    })?;
+    let (done, total) = run_job(&state, &served, req, work).await?;
     let Answer::Explanation { cam, png } = done.answer else {
         return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the worker answered the wrong kind"));
     };

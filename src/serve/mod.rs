@@ -50,6 +50,8 @@ pub struct Options {
     pub decoders: usize,
     /// Stop gracefully on SIGTERM or Ctrl-C.
     pub stop_on_signals: bool,
+    /// Where the models compute.
+    pub device: burn::tensor::Device,
 }
 
 impl Default for Options {
@@ -65,6 +67,7 @@ impl Default for Options {
             timeout: Duration::from_secs(30),
             decoders: cores.max(2),
             stop_on_signals: false,
+            device: burn::tensor::Device::flex(),
         }
     }
 }

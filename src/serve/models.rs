@@ -130,7 +130,7 @@ pub fn load_all(specs: &[ModelSpec], opts: &Options, metrics: &Metrics) -> Resul
 }
 
 fn load(spec: &ModelSpec, opts: &Options, metrics: &Metrics) -> Result<Arc<Served>> {
-    let device = burn::tensor::Device::flex();
+    let device = opts.device.clone();
     {
         let run = crate::train::load_run(&spec.run, &device)?;
         let config = run.config;
@@ -151,7 +151,7 @@ fn load(spec: &ModelSpec, opts: &Options, metrics: &Metrics) -> Result<Arc<Serve
             queue: queue.clone(),
             workers: std::sync::Mutex::new(Vec::new()),
         });
-        warm_up(&served, &model, opts.max_batch)?;
+        warm_up(&served, &model, opts.max_batch, &device)?;
         let mut workers = Vec::with_capacity(opts.workers);
         for i in 0..opts.workers {
             let worker = super::batcher::Worker {
@@ -163,6 +163,7 @@ fn load(spec: &ModelSpec, opts: &Options, metrics: &Metrics) -> Result<Arc<Serve
                 max_batch: opts.max_batch,
                 max_delay: opts.max_delay,
                 metrics: metrics.clone(),
+                device: device.clone(),
             };
             let handle = std::thread::Builder::new()
                 .name(format!("cnnzoo-infer-{}-{i}", served.name))
@@ -179,11 +180,10 @@ fn load(spec: &ModelSpec, opts: &Options, metrics: &Metrics) -> Result<Arc<Serve
 
 /// One forward pass at batch 1 and one at `max_batch`, so the first requests do not pay for
 /// first-time allocations.
-fn warm_up(served: &Served, model: &Model, max_batch: usize) -> Result<()> {
+fn warm_up(served: &Served, model: &Model, max_batch: usize, device: &burn::tensor::Device) -> Result<()> {
     let [c, h, w] = served.input;
-    let device = burn::tensor::Device::flex();
     for batch in [1, max_batch] {
-        let x = burn::tensor::Tensor::<4>::zeros([batch, c, h, w], &device);
+        let x = burn::tensor::Tensor::<4>::zeros([batch, c, h, w], device);
         model.try_forward(&served.config.model, x)?;
         if max_batch == 1 {
             break;
