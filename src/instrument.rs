@@ -36,22 +36,24 @@ pub(crate) fn count_macs(n: usize) {
     MACS.with(|m| m.set(m.get() + n as u64));
 }
 
+/// Runs `f` with the thread-local `flag` set, then restores it.
+fn with_flag<T>(flag: &'static std::thread::LocalKey<Cell<bool>>, f: impl FnOnce() -> T) -> T {
+    let before = flag.with(|s| s.replace(true));
+    let out = f();
+    flag.with(|s| s.set(before));
+    out
+}
+
 /// Runs `f` with shape-only layers on this thread: outputs are zeros of the right shape.
 pub fn shape_only<T>(f: impl FnOnce() -> T) -> T {
-    let before = SHAPE_ONLY.with(|s| s.replace(true));
-    let out = f();
-    SHAPE_ONLY.with(|s| s.set(before));
-    out
+    with_flag(&SHAPE_ONLY, f)
 }
 
 /// Runs `f` with the layers in evaluation mode even on an autodiff device (dropout off, batch
 /// norm on its running statistics): for gradients of a trained model's eval-mode output, as
 /// Grad-CAM and saliency maps need.
 pub fn eval_mode<T>(f: impl FnOnce() -> T) -> T {
-    let before = EVAL_MODE.with(|s| s.replace(true));
-    let out = f();
-    EVAL_MODE.with(|s| s.set(before));
-    out
+    with_flag(&EVAL_MODE, f)
 }
 
 /// Whether layers on this thread run in evaluation mode (inside [`eval_mode`]).
@@ -67,10 +69,7 @@ pub fn is_eval_mode() -> bool {
 /// and last input row (or column) each unit depends on, whatever the topology
 /// ([`crate::inspect::receptive_fields`]).
 pub fn receptive_field_mode<T>(f: impl FnOnce() -> T) -> T {
-    let before = RF_MODE.with(|s| s.replace(true));
-    let out = f();
-    RF_MODE.with(|s| s.set(before));
-    out
+    with_flag(&RF_MODE, f)
 }
 
 /// Whether layers on this thread are in receptive-field mode ([`receptive_field_mode`]).

@@ -315,9 +315,7 @@ fn run(
                 () = signal(signals) => {}
             }
             shutdown_state.draining.store(true, Ordering::SeqCst);
-            if shutdown_state.readiness() != Readiness::Loading
-                && !matches!(shutdown_state.readiness(), Readiness::Failed(_))
-            {
+            if shutdown_state.readiness() == Readiness::Ready {
                 shutdown_state.set_readiness(Readiness::Draining);
             }
             shutdown_state.metrics.ready.set(0);

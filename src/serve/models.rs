@@ -44,7 +44,6 @@ pub struct Served {
     pub config: TrainConfig,
     pub classes: Vec<String>,
     pub eval: Pipeline,
-    pub input: [usize; 3],
     pub parameters: usize,
     pub layer: String,
     pub queue: Arc<Queue>,
@@ -63,7 +62,7 @@ impl Served {
             name: self.name.clone(),
             model: self.config.model.clone(),
             run: self.run.clone(),
-            input: self.input,
+            input: self.config.input,
             preprocess: self.eval.to_string(),
             classes: self.classes.clone(),
             parameters: self.parameters,
@@ -76,10 +75,10 @@ impl Served {
     pub fn prepare(&self, bytes: &[u8]) -> Result<Prepared> {
         let image = crate::data::decode::decode_bytes(bytes, "the upload")?;
         let (values, shape) = self.eval.apply(image.clone(), &mut StdRng::seed_from_u64(0))?;
-        if shape != self.input {
+        if shape != self.config.input {
             return Err(Error::invalid(
                 "the upload",
-                format!("was prepared to {shape:?}, but `{}` takes {:?}", self.name, self.input),
+                format!("was prepared to {shape:?}, but `{}` takes {:?}", self.name, self.config.input),
             ));
         }
         Ok(Prepared { values, image })
@@ -131,57 +130,56 @@ pub fn load_all(specs: &[ModelSpec], opts: &Options, metrics: &Metrics) -> Resul
 
 fn load(spec: &ModelSpec, opts: &Options, metrics: &Metrics) -> Result<Arc<Served>> {
     let device = opts.device.clone();
-    {
-        let run = crate::train::load_run(&spec.run, &device)?;
-        let config = run.config;
-        let model = run.model;
-        let eval = config.transforms()?.eval;
-        let input = config.input;
-        let layer = crate::visualize::default_layer(&model, &config.model, input, &device)?;
-        let queue = Arc::new(Queue::default());
-        let served = Arc::new(Served {
-            name: spec.name.clone(),
-            run: spec.run.clone(),
-            classes: config.class_names(),
-            parameters: crate::instrument::num_params(&model),
-            eval,
-            input,
-            layer,
-            config,
+    let run = crate::train::load_run(&spec.run, &device)?;
+    let config = run.config;
+    let model = run.model;
+    let eval = config.transforms()?.eval;
+    let input = config.input;
+    let layer = crate::visualize::default_layer(&model, &config.model, input, &device)?;
+    let queue = Arc::new(Queue::default());
+    let served = Arc::new(Served {
+        name: spec.name.clone(),
+        run: spec.run.clone(),
+        classes: config.class_names(),
+        parameters: crate::instrument::num_params(&model),
+        eval,
+        layer,
+        config,
+        queue: queue.clone(),
+        workers: std::sync::Mutex::new(Vec::new()),
+    });
+    warm_up(&served, &model, opts.max_batch, &device)?;
+    for i in 0..opts.workers {
+        let worker = super::batcher::Worker {
             queue: queue.clone(),
-            workers: std::sync::Mutex::new(Vec::new()),
-        });
-        warm_up(&served, &model, opts.max_batch, &device)?;
-        let mut workers = Vec::with_capacity(opts.workers);
-        for i in 0..opts.workers {
-            let worker = super::batcher::Worker {
-                queue: queue.clone(),
-                model: model.clone(),
-                name: served.config.model.clone(),
-                label: served.name.clone(),
-                input,
-                max_batch: opts.max_batch,
-                max_delay: opts.max_delay,
-                metrics: metrics.clone(),
-                device: device.clone(),
-            };
-            let handle = std::thread::Builder::new()
-                .name(format!("cnnzoo-infer-{}-{i}", served.name))
-                .spawn(move || worker.run())
-                .map_err(|e| Error::invalid("--workers", format!("cannot start a worker thread: {e}")))?;
-            workers.push(handle);
+            model: model.clone(),
+            name: served.config.model.clone(),
+            label: served.name.clone(),
+            input,
+            max_batch: opts.max_batch,
+            max_delay: opts.max_delay,
+            metrics: metrics.clone(),
+            device: device.clone(),
+        };
+        let spawned = std::thread::Builder::new()
+            .name(format!("cnnzoo-infer-{}-{i}", served.name))
+            .spawn(move || worker.run());
+        match spawned {
+            Ok(handle) => served.workers.lock().map_or((), |mut w| w.push(handle)),
+            Err(e) => {
+                // The workers started so far stop with their queue.
+                served.close();
+                return Err(Error::invalid("--workers", format!("cannot start a worker thread: {e}")));
+            }
         }
-        if let Ok(mut w) = served.workers.lock() {
-            *w = workers;
-        }
-        Ok(served)
     }
+    Ok(served)
 }
 
 /// One forward pass at batch 1 and one at `max_batch`, so the first requests do not pay for
 /// first-time allocations.
 fn warm_up(served: &Served, model: &Model, max_batch: usize, device: &burn::tensor::Device) -> Result<()> {
-    let [c, h, w] = served.input;
+    let [c, h, w] = served.config.input;
     for batch in [1, max_batch] {
         let x = burn::tensor::Tensor::<4>::zeros([batch, c, h, w], device);
         model.try_forward(&served.config.model, x)?;
