@@ -24,6 +24,7 @@ pub mod compare;
 pub mod data;
 pub mod device;
 pub mod error;
+pub mod experiment;
 pub mod fsutil;
 pub mod inspect;
 pub mod instrument;

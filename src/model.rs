@@ -9,12 +9,14 @@ use crate::error::{Error, Result};
 use crate::instrument::{Describe, shape_only, take_fault};
 use crate::models::Family;
 use crate::models::alexnet::AlexNetConfig;
+use crate::models::chain::ChainConfig;
 use crate::models::densenet::{DenseNet, DenseNetConfig};
 use crate::models::googlenet::{GoogLeNet, GoogLeNetConfig};
 use crate::models::lenet::LeNetConfig;
 use crate::models::nin::NinConfig;
 use crate::models::resnet::{ResNet, ResNetConfig};
 use crate::models::sequential::SeqNet;
+use crate::models::thin_resnet::{ThinResNet, ThinResNetConfig};
 use crate::models::vgg::VggConfig;
 use crate::probe::Probe;
 
@@ -77,6 +79,10 @@ families! {
     ResNet(ResNetConfig) => ResNet,
     /// DenseNet.
     DenseNet(DenseNetConfig) => DenseNet,
+    /// A chain of layers written as a list (`cnnzoo experiment`'s ablations).
+    Chain(ChainConfig) => Seq,
+    /// He et al.'s thin CIFAR-style ResNet and its plain twin (`cnnzoo experiment residual`).
+    ThinResNet(ThinResNetConfig) => ThinResNet,
 }
 
 impl ModelConfig {
@@ -127,6 +133,8 @@ networks! {
     ResNet(ResNet),
     /// DenseNet.
     DenseNet(DenseNet),
+    /// Thin ResNet / plain net.
+    ThinResNet(ThinResNet),
 }
 
 impl Describe for Model {}

@@ -11,6 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 pub struct Console {
     bar: Option<ProgressBar>,
     json: bool,
+    epochs_on_stderr: bool,
 }
 
 impl Console {
@@ -25,7 +26,13 @@ impl Console {
             );
             bar
         });
-        Self { bar, json }
+        Self { bar, json, epochs_on_stderr: false }
+    }
+
+    /// Epoch lines go to stderr (stdout carries the command's report).
+    pub fn epochs_on_stderr(mut self) -> Self {
+        self.epochs_on_stderr = true;
+        self
     }
 }
 
@@ -48,7 +55,7 @@ impl Reporter for Console {
         if self.json {
             println!("{}", serde_json::to_string(m).unwrap_or_default());
         } else {
-            println!(
+            let line = format!(
                 "epoch {:>2}/{}  train loss {:.3}  train acc {:.3}  test acc {:.3}  {:.1} s  {:.0} img/s",
                 m.epoch,
                 config.epochs,
@@ -58,6 +65,7 @@ impl Reporter for Console {
                 m.train_seconds,
                 m.images_per_sec
             );
+            if self.epochs_on_stderr { eprintln!("{line}") } else { println!("{line}") }
         }
     }
 

@@ -5,6 +5,7 @@ mod compare;
 mod console;
 mod eval;
 mod exit;
+mod experiment;
 mod export;
 mod import;
 mod list;
@@ -66,6 +67,9 @@ enum Command {
     Serve(serve::Args),
     /// The seven d2l models side by side: size, compute, speed, accuracy, and the chapter's claims.
     Compare(compare::Args),
+    /// The chapter's lessons as experiments: ReLU vs sigmoid, dropout, augmentation, residual
+    /// connections, batch norm, 1×1 convs, small kernels, transitions — claim, plot, verdict.
+    Experiment(experiment::Args),
 }
 
 /// Output format of a report command.
@@ -95,6 +99,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Export(args) => export::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Compare(args) => compare::run(args),
+        Command::Experiment(args) => experiment::run(args),
         Command::Serve(args) => serve::run(args),
     }
 }

@@ -21,6 +21,14 @@ fn full_vgg11_macs() -> Option<u64> {
     summarize(entry.name, &model, [1, c, h, w], opts, &device).ok().map(|s| s.macs)
 }
 
+/// `"; training X vs Y img/s"` when both speeds were measured, else nothing.
+fn training_speeds(a: &ModelRow, b: &ModelRow) -> String {
+    if a.train.is_none() || b.train.is_none() {
+        return String::new();
+    }
+    format!("; training {:.1} vs {:.1} img/s", ips(&a.train), ips(&b.train))
+}
+
 /// The chapter's claims, each with the measured numbers that bear on it.
 pub fn claims(rows: &[ModelRow]) -> Vec<(String, String)> {
     let mut out = Vec::new();
@@ -40,14 +48,13 @@ pub fn claims(rows: &[ModelRow]) -> Vec<(String, String)> {
             "NiN has far fewer parameters than AlexNet (no big dense layers) but is not cheaper to train."
                 .to_string(),
             format!(
-                "parameters {} vs {} ({:.0}× fewer); MACs {} vs {}; training {:.1} vs {:.1} img/s",
+                "parameters {} vs {} ({:.0}× fewer); MACs {} vs {}{}",
                 si(n.params as u64),
                 si(a.params as u64),
                 a.params as f64 / n.params.max(1) as f64,
                 si(n.macs),
                 si(a.macs),
-                ips(&n.train),
-                ips(&a.train)
+                training_speeds(n, a)
             ),
         ));
     }
@@ -55,12 +62,11 @@ pub fn claims(rows: &[ModelRow]) -> Vec<(String, String)> {
         out.push((
             "VGG-11 is far heavier than AlexNet, which is why d2l trains it with 4× fewer channels.".to_string(),
             format!(
-                "full-width VGG-11 needs {} MACs per image (cnnzoo list); the ratio-4 net trained here {} vs AlexNet's {}; training {:.1} vs {:.1} img/s",
+                "full-width VGG-11 needs {} MACs per image (cnnzoo list); the ratio-4 net trained here {} vs AlexNet's {}{}",
                 full_vgg11_macs().map_or("?".to_string(), si),
                 si(v.macs),
                 si(a.macs),
-                ips(&v.train),
-                ips(&a.train)
+                training_speeds(v, a)
             ),
         ));
     }

@@ -38,6 +38,19 @@ pub struct DenseNetConfig {
     pub num_classes: usize,
     /// Initialization.
     pub init: InitScheme,
+    /// Transition layers between the blocks (BN → ReLU → 1×1 conv halving the channels → 2×2
+    /// average pool); without them (`cnnzoo experiment transition`) only the pool remains and
+    /// the channels keep growing.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub transitions: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 impl_family!(DenseNetConfig);
@@ -60,6 +73,7 @@ impl DenseNetConfig {
             in_channels,
             num_classes,
             init: InitScheme::Torchvision,
+            transitions: true,
         }
     }
 
@@ -74,6 +88,7 @@ impl DenseNetConfig {
             in_channels: 1,
             num_classes: 10,
             init: InitScheme::Xavier,
+            transitions: true,
         }
     }
 
@@ -116,12 +131,17 @@ impl DenseNetConfig {
             blocks.push(DenseBlock { layers });
             c += n * k;
             if i + 1 < self.block_config.len() {
-                transitions.push(Transition {
-                    norm: bn(c),
-                    conv: conv(c, c / 2, 1, 1, 0),
-                    pool: AvgPool2d::new(2, 2),
-                });
-                c /= 2;
+                let pool = AvgPool2d::new(2, 2);
+                if self.transitions {
+                    transitions.push(Transition {
+                        norm: Some(bn(c)),
+                        conv: Some(conv(c, c / 2, 1, 1, 0)),
+                        pool,
+                    });
+                    c /= 2;
+                } else {
+                    transitions.push(Transition { norm: None, conv: None, pool });
+                }
             }
         }
         let [denseblock1, denseblock2, denseblock3, denseblock4]: [DenseBlock; 4] =
@@ -178,11 +198,12 @@ pub struct DenseBlock {
     layers: Vec<DenseLayer>,
 }
 
-/// BN → ReLU → 1×1 conv (halves the channels) → 2×2 average pool.
+/// BN → ReLU → 1×1 conv (halves the channels) → 2×2 average pool; only the pool when the
+/// config has no transitions.
 #[derive(Module, Debug)]
 pub struct Transition {
-    norm: BatchNorm,
-    conv: Conv2d,
+    norm: Option<BatchNorm>,
+    conv: Option<Conv2d>,
     pool: AvgPool2d,
 }
 
@@ -230,7 +251,11 @@ impl DenseBlock {
 
 impl Transition {
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.pool.forward(self.conv.forward(Relu.forward(self.norm.forward(x))))
+        let x = match (&self.norm, &self.conv) {
+            (Some(norm), Some(conv)) => conv.forward(Relu.forward(norm.forward(x))),
+            _ => x,
+        };
+        self.pool.forward(x)
     }
 }
 

@@ -22,7 +22,7 @@ use crate::layers::{
 use crate::probe::Probe;
 
 /// `(in, 1×1, 3×3 reduce, 3×3, 5×5 reduce, 5×5, pool proj)` of inception 3a … 5b.
-const INCEPTION: [[usize; 7]; 9] = [
+pub const INCEPTION: [[usize; 7]; 9] = [
     [192, 64, 96, 128, 16, 32, 32],
     [256, 128, 128, 192, 32, 96, 64],
     [480, 192, 96, 208, 16, 48, 64],

@@ -21,12 +21,14 @@ macro_rules! impl_family {
 }
 
 pub mod alexnet;
+pub mod chain;
 pub mod densenet;
 pub mod googlenet;
 pub mod lenet;
 pub mod nin;
 pub mod resnet;
 pub mod sequential;
+pub mod thin_resnet;
 pub mod vgg;
 
 use burn::module::Initializer;

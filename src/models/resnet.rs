@@ -51,6 +51,10 @@ pub struct ResNetConfig {
     pub num_classes: usize,
     /// Initialization.
     pub init: InitScheme,
+    /// torchvision's `zero_init_residual`: the last batch norm of every block starts with
+    /// γ = 0, so that each block starts as the identity on its (non-negative) input.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub zero_init_residual: bool,
 }
 
 impl_family!(ResNetConfig);
@@ -58,7 +62,15 @@ impl_family!(ResNetConfig);
 impl ResNetConfig {
     /// torchvision `resnetNN()` with the given block counts.
     pub fn torchvision(layers: [usize; 4], block: BlockKind, num_classes: usize, in_channels: usize) -> Self {
-        Self { layers, block, d2l: false, in_channels, num_classes, init: InitScheme::Torchvision }
+        Self {
+            layers,
+            block,
+            d2l: false,
+            in_channels,
+            num_classes,
+            init: InitScheme::Torchvision,
+            zero_init_residual: false,
+        }
     }
 
     /// d2l §8.6 ResNet-18 for 1×96×96.
@@ -70,6 +82,7 @@ impl ResNetConfig {
             in_channels: 1,
             num_classes: 10,
             init: InitScheme::Xavier,
+            zero_init_residual: false,
         }
     }
 
@@ -85,6 +98,14 @@ impl ResNetConfig {
                 .init(device)
         };
         let bn = |c| BatchNormConfig::new(c).init(device);
+        // The block's last batch norm: γ = 0 under zero_init_residual.
+        let last_bn = |c| {
+            let mut norm = bn(c);
+            if self.zero_init_residual {
+                norm.gamma = Initializer::Zeros.init([c], device);
+            }
+            norm
+        };
         let expansion = self.block.expansion();
         let mut c_in = 64;
         let mut stage = |width: usize, blocks: usize, stride: usize| -> Vec<Block> {
@@ -101,7 +122,7 @@ impl ResNetConfig {
                             conv1: conv(c_in, width, 3, s, 1),
                             bn1: bn(width),
                             conv2: conv(width, width, 3, 1, 1),
-                            bn2: bn(width),
+                            bn2: last_bn(width),
                             downsample,
                         }),
                         BlockKind::Bottleneck => Block::Bottleneck(Bottleneck {
@@ -110,7 +131,7 @@ impl ResNetConfig {
                             conv2: conv(width, width, 3, s, 1),
                             bn2: bn(width),
                             conv3: conv(width, c_out, 1, 1, 0),
-                            bn3: bn(c_out),
+                            bn3: last_bn(c_out),
                             downsample,
                         }),
                     };
@@ -195,6 +216,19 @@ fn shortcut<P: Probe>(downsample: &Option<Vec<Layer>>, x: Tensor<4>, p: &mut P) 
 }
 
 impl Block {
+    /// The block on its own: `[b, c, h, w]` → the block's output.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        self.forward_with(x, &mut ())
+    }
+
+    /// Whether the shortcut is the identity (no projection).
+    pub fn has_identity_shortcut(&self) -> bool {
+        match self {
+            Block::Basic(b) => b.downsample.is_none(),
+            Block::Bottleneck(b) => b.downsample.is_none(),
+        }
+    }
+
     fn forward_with<P: Probe>(&self, x: Tensor<4>, p: &mut P) -> Tensor<4> {
         match self {
             Block::Basic(b) => {
@@ -235,6 +269,17 @@ pub struct ResNet {
 impl Describe for ResNet {}
 
 impl ResNet {
+    /// The blocks of stage `stage` (1 to 4: torchvision's `layer1` … `layer4`).
+    pub fn stage(&self, stage: usize) -> &[Block] {
+        match stage {
+            1 => &self.layer1,
+            2 => &self.layer2,
+            3 => &self.layer3,
+            4 => &self.layer4,
+            _ => &[],
+        }
+    }
+
     /// `[b, c, h, w]` → `[b, num_classes]`, reporting every stage to `probe`.
     pub fn forward_with<P: Probe>(&self, x: Tensor<4>, p: &mut P) -> Tensor<2> {
         let x = p.stage("conv1", &self.conv1, |_| self.conv1.forward(x));

@@ -191,13 +191,13 @@ pub fn freeze_backbone(model: Model, head: &BTreeSet<String>) -> Model {
 
 /// Module paths as the snapshots name them: enum variants (`Model::Seq`, `Layer::Conv`) are
 /// not part of a path.
-fn enter(path: &mut Vec<String>, name: &str, container: &str) {
+pub(crate) fn enter(path: &mut Vec<String>, name: &str, container: &str) {
     if !container.starts_with("Enum:") {
         path.push(name.to_string());
     }
 }
 
-fn exit(path: &mut Vec<String>, container: &str) {
+pub(crate) fn exit(path: &mut Vec<String>, container: &str) {
     if !container.starts_with("Enum:") {
         path.pop();
     }

@@ -1,0 +1,92 @@
+//! `cnnzoo experiment` at the quick budget on the fixture subset: the reports it writes, the
+//! verdicts that hold at any budget, resuming without remeasuring, and bad names.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn cnnzoo(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cnnzoo")).args(args).output().expect("run cnnzoo")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn args<'a>(names: &[&'a str], data: &'a str, out: &'a str) -> Vec<&'a str> {
+    let mut v = vec!["experiment"];
+    v.extend_from_slice(names);
+    v.extend_from_slice(&["--quick", "--quiet", "--data", data, "--out", out]);
+    v
+}
+
+#[test]
+fn experiments_write_reports_with_verdicts_and_resume() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fashion-mnist-subset");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("exp");
+    let (data, out_s) = (data.to_str().unwrap(), out.to_str().unwrap());
+    let names = ["static-claims", "relu-vs-sigmoid", "transition", "one-by-one"];
+    let run = cnnzoo(&args(&names, data, out_s));
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    // stdout is the markdown report alone (epoch lines go to stderr).
+    let md = text(&run.stdout);
+    assert!(md.starts_with("# The chapter's lessons, measured"), "{md}");
+    assert!(md.contains("**Verdict: supported at this budget.** every checked claim holds"), "{md}");
+    for f in [
+        "experiments.md",
+        "experiments.json",
+        "report.html",
+        "relu-vs-sigmoid/loss.png",
+        "relu-vs-sigmoid/gradients.svg",
+        "one-by-one/params.png",
+        "transition/ratios.svg",
+    ] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    let findings: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("experiments.json")).unwrap()).unwrap();
+    let order: Vec<&str> = findings.as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
+    // The report follows the catalogue's order, whatever the command line's.
+    assert_eq!(order, ["relu-vs-sigmoid", "one-by-one", "transition", "static-claims"]);
+    for f in findings.as_array().unwrap() {
+        assert_eq!(f["budget"], "quick");
+        assert!(!f["verdict"].as_str().unwrap().is_empty());
+    }
+    // Budget-independent verdicts: the reductions cut parameters, transitions cut channels,
+    // zero-γ blocks pass their input, the sigmoid net's gradients fade towards the input.
+    for name in ["one-by-one", "transition", "static-claims"] {
+        let f = findings.as_array().unwrap().iter().find(|f| f["name"] == name).unwrap();
+        assert_eq!(f["status"], "supported", "{name}: {}", f["verdict"]);
+    }
+    let relu = &findings[0];
+    let grads = &relu["tables"][2]["rows"];
+    let first: f64 = grads[0][1].as_str().unwrap().parse().unwrap();
+    let last: f64 = grads[4][1].as_str().unwrap().parse().unwrap();
+    assert!(first < last / 10.0, "sigmoid gradient norms {first} (input) vs {last} (output)");
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(
+        html.contains("<svg") && html.contains("Verdict: supported at this budget"),
+        "report is not self-contained"
+    );
+    assert_eq!(html.matches("<section").count(), 4);
+
+    // Again: nothing is remeasured.
+    let again = cnnzoo(&args(&names, data, out_s));
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    assert_eq!(text(&again.stderr).matches("already measured").count(), 4, "{}", text(&again.stderr));
+    assert_eq!(text(&again.stdout), md);
+}
+
+#[test]
+fn an_unknown_experiment_is_an_error_listing_the_known_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("exp");
+    let run = cnnzoo(&["experiment", "relu-vs-tanh", "--quick", "--out", out.to_str().unwrap()]);
+    assert!(!run.status.success());
+    let err = text(&run.stderr);
+    assert!(
+        err.contains("unknown experiment `relu-vs-tanh`") && err.contains("residual, batch-norm"),
+        "{err}"
+    );
+    assert!(!out.exists(), "nothing written for a bad name");
+}
