@@ -18,7 +18,7 @@
 // Layers, bottom up (rustfmt lists the modules alphabetically; no module uses one above its own
 // layer): `error`, `fsutil`, `device`, `instrument`, `plot` → `recipe`, `data` → `layers`, `probe` →
 // `models`, `model` → `registry`, `inspect`, `interop` → `train` → `predict`, `bench`, `compare`,
-// `visualize` → `serve`.
+// `visualize` → `serve`, `experiment`.
 pub mod bench;
 pub mod compare;
 pub mod data;

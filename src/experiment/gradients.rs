@@ -1,6 +1,7 @@
 //! Per-layer gradient norms at initialization: how strongly the loss of one batch pulls on each
 //! weighted layer of a freshly initialized network, from the input to the output. Vanishing
-//! gradients (sigmoid nets, deep plain nets) show as norms that fall towards the input.
+//! gradients (sigmoid nets) show as norms that fall towards the input, exploding ones (deep plain
+//! nets with batch norm) as norms that grow towards it.
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::nn::loss::CrossEntropyLossConfig;

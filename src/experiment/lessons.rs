@@ -446,6 +446,10 @@ pub(super) fn residual(ctx: &mut Ctx) -> Result<Option<Finding>> {
         }
     }
     f.tables.push(t);
+    // First layer against the last convolution (the linear layer is the last entry).
+    let spread = |gs: &[LayerGradient]| {
+        gs.first().map_or(0.0, |g| g.norm) / gs.iter().rev().nth(1).map_or(f64::NAN, |g| g.norm)
+    };
     let mut g = Table::new(&["net", "first layer ‖∂L/∂W‖", "last conv ‖∂L/∂W‖", "first / last conv"]);
     for (label, gs) in &grads {
         let first = gs.first().map_or(0.0, |g| g.norm);
@@ -454,7 +458,7 @@ pub(super) fn residual(ctx: &mut Ctx) -> Result<Option<Finding>> {
             label.clone(),
             format!("{first:.2e}"),
             format!("{last:.2e}"),
-            format!("{:.3}", first / last),
+            format!("{:.3}", spread(gs)),
         ]);
     }
     f.tables.push(g);
@@ -479,18 +483,20 @@ pub(super) fn residual(ctx: &mut Ctx) -> Result<Option<Finding>> {
         .collect();
     f.status = if degrades && rescued { Status::Supported } else { Status::NotShown };
     f.verdict = format!(
-        "final training loss, {shallow} → {deep} layers — {}. The deeper plain net trains worse for {} seeds, the deeper residual net better than the deeper plain one for {} and at least as well as the shallower residual one for {}",
+        "final training loss, {shallow} → {deep} layers — {}. The deeper plain net trains worse for {} seeds, the deeper residual net better than the deeper plain one for {} and at least as well as the shallower residual one for {}. At initialization the first layer's gradient is {:.0}× the last convolution's in plain-{deep} and {:.0}× in resnet-{deep}: without shortcuts the gradient is far from uniform across depth",
         and_list(&words),
         if degrades { "all" } else { "not all" },
         if rescued { "all" } else { "not all" },
         if deeper_better { "all" } else { "not all" },
+        spread(&grads[1].1),
+        spread(&grads[3].1),
     );
     Ok(Some(f))
 }
 
 /// LeNet with and without batch norm over a learning-rate sweep.
 pub(super) fn batch_norm(ctx: &mut Ctx) -> Result<Option<Finding>> {
-    let sizes = ctx.budget.pick((500, 300, 1), (10_000, 2_000, 2), (60_000, 10_000, 10));
+    let sizes = ctx.budget.pick((500, 300, 1), (20_000, 2_000, 3), (60_000, 10_000, 10));
     let rates: &[f64] =
         ctx.budget.pick(&[0.1, 0.9, 9.0], &[0.03, 0.3, 0.9, 3.0, 9.0], &[0.03, 0.3, 0.9, 3.0, 9.0]);
     let threshold = 0.5;
@@ -590,7 +596,7 @@ pub(super) fn batch_norm(ctx: &mut Ctx) -> Result<Option<Finding>> {
 
 /// Three stacked 3×3 convolutions against one 7×7 of the same receptive field.
 pub(super) fn small_kernels(ctx: &mut Ctx) -> Result<Option<Finding>> {
-    let sizes = ctx.budget.pick((500, 300, 1), (10_000, 2_000, 4), (60_000, 10_000, 10));
+    let sizes = ctx.budget.pick((500, 300, 1), (20_000, 2_000, 4), (60_000, 10_000, 10));
     let width = 16;
     let stack = |small: bool| {
         let mut ops = vec![Op::conv_same(width, 3), Op::Relu, Op::MaxPool { kernel: 2, stride: 2 }];
@@ -624,8 +630,11 @@ pub(super) fn small_kernels(ctx: &mut Ctx) -> Result<Option<Finding>> {
             .find(|r| r.output.len() == 4 && r.kind.contains("Relu"))
             .and_then(|r| r.receptive_field);
         stats.push((s.params, s.macs, field.map_or("–".into(), |f| f.to_string())));
-        let Some(runs) =
-            over_seeds(ctx, name, |sd| arm_config(name, model.clone(), 28, sizes, (0.1, 128), sd))?
+        let Some(runs) = over_seeds(ctx, name, |sd| {
+            let mut c = arm_config(name, model.clone(), 28, sizes, (0.02, 128), sd)?;
+            c.optimizer = OptimizerKind::Momentum;
+            Ok(c)
+        })?
         else {
             return Ok(None);
         };
@@ -637,7 +646,7 @@ pub(super) fn small_kernels(ctx: &mut Ctx) -> Result<Option<Finding>> {
         protocol(
             "conv(16,3×3)–pool, then three 3×3 convs with ReLU (16→16) or one 7×7 with ReLU (16→16), pool, linear",
             sizes,
-            "plain SGD, lr 0.1, batch 128, Xavier initialization",
+            "SGD with momentum 0.9, lr 0.02, batch 128, Xavier initialization",
         ),
     );
     let mut t =

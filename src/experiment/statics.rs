@@ -215,7 +215,7 @@ pub(super) fn transition(ctx: &mut Ctx) -> Result<Option<Finding>> {
     let grows = wo.0.last() > w.0.last() && wo.2 > w.2 && wo.3 > w.3 && wo.4 > w.4;
     f.status = if grows { Status::Supported } else { Status::NotShown };
     f.verdict = format!(
-        "without transitions the last block ends at {} channels instead of {}, with {:.1}× the MACs ({} vs {}), {:.1}× the activation memory ({} vs {} per image) and {:.1}× the time per training step ({:.0} vs {:.0} ms at batch {batch}); parameters {} vs {}",
+        "without transitions the last block ends at {} channels instead of {}, with {:.2}× the MACs ({} vs {}), {:.2}× the activation memory ({} vs {} per image) and {:.2}× the time per training step ({:.0} vs {:.0} ms at batch {batch}); parameters {} vs {}",
         wo.0.last().unwrap_or(&0),
         w.0.last().unwrap_or(&0),
         wo.2 as f64 / w.2 as f64,
