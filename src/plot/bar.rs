@@ -111,7 +111,13 @@ impl BarChart {
             .disable_y_mesh()
             .x_labels(if self.log_scale { 12 } else { 8 })
             .y_labels(n)
-            .x_label_formatter(&|v| tick_label(*v))
+            .x_label_formatter(&|v| {
+                // On a log axis spanning less than a few decades, plotters puts a tick at every
+                // integer multiple (1M, 2M, … 9M): label only 1, 2 and 5 of each decade.
+                let mantissa = *v / 10f64.powf(v.log10().floor());
+                let readable = [1.0, 2.0, 5.0].iter().any(|m| (mantissa - m).abs() < 1e-6);
+                if !self.log_scale || readable { tick_label(*v) } else { String::new() }
+            })
             .y_label_formatter(&label_of)
             .x_desc(self.value_axis.as_str())
             .label_style(font(LABEL_SIZE))

@@ -94,6 +94,15 @@ fn log_bars_give_the_smallest_of_four_decades_a_visible_bar() {
 }
 
 #[test]
+fn a_short_log_axis_labels_only_one_two_and_five_of_each_decade() {
+    let chart =
+        BarChart { log_scale: true, ..BarChart::new("p", vec!["a".into(), "b".into()], vec![1.5e6, 4.0e7]) };
+    let svg = chart.svg(700, 200).unwrap();
+    assert!(has_text(&svg, "2M") && has_text(&svg, "5M") && has_text(&svg, "10M"), "{svg}");
+    assert!(!has_text(&svg, "3M") && !has_text(&svg, "7M"), "crowded ticks are labelled");
+}
+
+#[test]
 fn bar_values_are_printed_and_lengths_must_match() {
     let chart = BarChart::new("acc", vec!["x".into(), "y".into()], vec![0.5, 0.912]);
     assert!(!chart.log_scale);
