@@ -166,7 +166,7 @@ pub(super) fn relu_vs_sigmoid(ctx: &mut Ctx) -> Result<Option<Finding>> {
         "Krizhevsky et al. 2012, Fig. 1: a 4-layer CNN with ReLUs reaches 25 % training error on CIFAR-10 six times sooner than with tanh, each network at its own best learning rate. Here: sigmoid (d2l's LeNet) instead of tanh, Fashion-MNIST instead of CIFAR-10, epochs instead of iterations.",
         protocol(
             &format!(
-                "d2l's LeNet (§7.6) as written and with every sigmoid replaced by ReLU, each at the learning rate of {rates:?} with the lowest mean final training loss"
+                "d2l's LeNet (§7.6) as written and with every sigmoid replaced by ReLU, each at the learning rate of {rates:?} with the lowest mean final training loss; supported when ReLU's training loss is below sigmoid's after every epoch, for every seed"
             ),
             sizes,
             "d2l's recipe otherwise: plain SGD, batch 256, Xavier initialization",
@@ -216,22 +216,33 @@ pub(super) fn relu_vs_sigmoid(ctx: &mut Ctx) -> Result<Option<Finding>> {
     // Per seed: epochs to the level with ReLU, and with sigmoid (None = not within the budget).
     let per_seed: Vec<(Option<usize>, Option<usize>)> =
         arms[1].1.iter().zip(&arms[0].1).map(|(r, s)| (epochs_to(r, level), epochs_to(s, level))).collect();
-    let sooner = per_seed
-        .iter()
-        .all(|(r, s)| matches!((r, s), (Some(r), Some(s)) if r < s) || matches!((r, s), (Some(_), None)));
+    // The ordering the verdict rests on: ReLU's training loss under sigmoid's after every epoch,
+    // for every seed.
+    let below = arms[1].1.iter().zip(&arms[0].1).all(|(r, s)| {
+        r.history.len() == s.history.len()
+            && r.history.iter().zip(&s.history).all(|(a, b)| a.train_loss < b.train_loss)
+    });
     let words: Vec<String> = SEEDS
         .iter()
         .zip(&per_seed)
-        .map(|(seed, (r, s))| {
+        .zip(arms[1].1.iter().zip(&arms[0].1))
+        .map(|((seed, (r, s)), (rr, sr))| {
             let e = |v: &Option<usize>| v.map_or(format!("not within {}", sizes.2), |e| e.to_string());
-            format!("seed {seed}: ReLU {} epochs, sigmoid {}", e(r), e(s))
+            format!(
+                "seed {seed}: {:.3} vs {:.3} (75 % training accuracy after {} epochs with ReLU, {} with sigmoid)",
+                rr.final_loss(),
+                sr.final_loss(),
+                e(r),
+                e(s)
+            )
         })
         .collect();
     let (first, last) =
         (grads[0].1.first().map_or(0.0, |g| g.norm), grads[0].1.last().map_or(0.0, |g| g.norm));
-    f.status = if sooner { Status::Supported } else { Status::NotShown };
+    f.status = if below { Status::Supported } else { Status::NotShown };
     f.verdict = format!(
-        "epochs to 75 % training accuracy — {}; at initialization the sigmoid net's first-layer gradient norm is {:.1e} of its last layer's (ReLU: {:.2})",
+        "ReLU's training loss is {} sigmoid's after every epoch for every seed; final training loss ReLU vs sigmoid — {}. At initialization the sigmoid net's first-layer gradient norm is {:.1e} of its last layer's (ReLU: {:.2})",
+        if below { "below" } else { "not below" },
         and_list(&words),
         first / last,
         grads[1].1.first().map_or(0.0, |g| g.norm) / grads[1].1.last().map_or(1.0, |g| g.norm)
@@ -510,6 +521,7 @@ pub(super) fn batch_norm(ctx: &mut Ctx) -> Result<Option<Finding>> {
                 c.train_subset = Some(sizes.0);
                 c.test_subset = Some(sizes.1);
                 c.lr = lr;
+                c.batch_size = 64;
                 c.seed = s;
                 Ok(c)
             })?
@@ -528,7 +540,7 @@ pub(super) fn batch_norm(ctx: &mut Ctx) -> Result<Option<Finding>> {
                 pct(threshold)
             ),
             sizes,
-            "d2l's recipe otherwise: plain SGD, batch 256, Xavier initialization",
+            "d2l's recipe otherwise (plain SGD, Xavier initialization) but batch 64 instead of 256, for four times the steps on the same images",
         ),
     );
     let mut t = Table::new(&["model", "lr", "test acc per seed", "trains (all seeds)"]);

@@ -138,98 +138,111 @@ pub(super) fn one_by_one(ctx: &mut Ctx) -> Result<Option<Finding>> {
     Ok(Some(f))
 }
 
-/// DenseNet with and without its transition layers.
+/// One DenseNet measured with and without its transitions.
+struct Dense {
+    channels: Vec<usize>,
+    params: usize,
+    macs: u64,
+    activations: u64,
+    step: f64,
+}
+
+/// DenseNet with and without its transition layers: d2l's small net and torchvision's
+/// DenseNet-121.
 pub(super) fn transition(ctx: &mut Ctx) -> Result<Option<Finding>> {
-    let entry = registry::find("d2l_densenet")?;
     let (side, batch, steps) = ctx.budget.pick((32, 4, 1), (96, 32, 3), (96, 256, 5));
+    let (side121, batch121) = ctx.budget.pick((32, 2), (224, 4), (224, 16));
+    let nets = [("d2l_densenet", side, batch, steps), ("densenet121", side121, batch121, 1)];
     let mut f = finding(
         "DenseNet's transition layers keep it affordable: without them the channels keep growing through every block, and with them memory and time per step.",
-        "Huang et al. 2017 §3 (transition layers with compression θ = 0.5 between dense blocks); d2l §8.7.4. Here: d2l's DenseNet (4 blocks of 4 layers, growth 32) at its 96×96 input; the variant keeps each transition's 2×2 average pool (so the maps shrink alike) and drops its BN, ReLU and channel-halving 1×1 conv.",
+        "Huang et al. 2017 §3 (transition layers with compression θ = 0.5 between dense blocks); d2l §8.7.4. Here: d2l's DenseNet (4 blocks of 4 layers, growth 32) and torchvision's DenseNet-121 (6/12/24/16 bottleneck layers, growth 32), one grey input channel; the variant keeps each transition's 2×2 average pool (so the maps shrink alike) and drops its BN, ReLU and channel-halving 1×1 conv.",
         format!(
-            "one shape-only pass of each (cnnzoo summary) and {steps} timed training steps of batch {batch} at 1×{side}×{side} after one warm-up (cnnzoo bench's measurement)"
+            "one shape-only pass of each (cnnzoo summary) and timed training steps after one warm-up (cnnzoo bench's measurement): d2l_densenet {steps} of batch {batch} at 1×{side}×{side}, densenet121 1 of batch {batch121} at 1×{side121}×{side121}; supported when, for both nets, the variant without transitions ends with more channels and needs more MACs, activation memory and time per step"
         ),
     );
-    let mut measured = Vec::new();
     let mut t = Table::new(&[
+        "net",
         "variant",
         "channels after each block",
         "params",
         "MACs/img",
         "activation memory/img",
         "training step",
-        "peak memory",
     ]);
-    for transitions in [true, false] {
-        let mut config = entry.config();
-        if let ModelConfig::DenseNet(c) = &mut config {
-            c.transitions = transitions;
+    let mut all = true;
+    let mut words = Vec::new();
+    let mut ratios: Vec<(String, f64)> = Vec::new();
+    for (name, side, batch, steps) in nets {
+        let entry = registry::find(name)?;
+        let mut measured = Vec::new();
+        for transitions in [true, false] {
+            let mut config = entry.config_with(10, 1);
+            if let ModelConfig::DenseNet(c) = &mut config {
+                c.transitions = transitions;
+            }
+            let (r, params, macs, activations) = rows(ctx, &config, entry.name, [1, side, side], 2)?;
+            let channels: Vec<usize> =
+                r.iter().filter(|r| r.name.contains("denseblock")).map(|r| r.output[1]).collect();
+            let spec = BenchSpec {
+                model: entry.name.to_string(),
+                config,
+                input: [1, side, side],
+                batch,
+                steps,
+                warmup: 1,
+            };
+            ctx.note(&format!("timing {name} {} transitions", if transitions { "with" } else { "without" }));
+            let step = bench::run(&spec, Mode::Train, &ctx.device)?.step_seconds.median;
+            t.row(vec![
+                name.into(),
+                if transitions { "with transitions".into() } else { "without".into() },
+                channels.iter().map(usize::to_string).collect::<Vec<_>>().join(" → "),
+                si(params as u64),
+                si(macs),
+                bytes(activations),
+                format!("{:.0} ms (batch {batch})", 1000.0 * step),
+            ]);
+            measured.push(Dense { channels, params, macs, activations, step });
         }
-        let (r, params, macs, act) = rows(ctx, &config, entry.name, [1, side, side], 2)?;
-        let channels: Vec<usize> =
-            r.iter().filter(|r| r.name.contains("denseblock")).map(|r| r.output[1]).collect();
-        let spec = BenchSpec {
-            model: entry.name.to_string(),
-            config,
-            input: [1, side, side],
-            batch,
-            steps,
-            warmup: 1,
-        };
-        let b = bench::run(&spec, Mode::Train, &ctx.device)?;
-        let label = if transitions { "with transitions" } else { "without" };
-        t.row(vec![
-            label.into(),
-            channels.iter().map(usize::to_string).collect::<Vec<_>>().join(" → "),
-            si(params as u64),
-            si(macs),
-            bytes(act),
-            format!("{:.0} ms", 1000.0 * b.step_seconds.median),
-            b.peak_mib.map_or("–".into(), |m| format!("{m:.0} MiB")),
-        ]);
-        measured.push((channels, params, macs, act, b.step_seconds.median, b.peak_mib));
+        let (w, wo) = (&measured[0], &measured[1]);
+        let last = |d: &Dense| *d.channels.last().unwrap_or(&0) as f64;
+        let short = name.trim_start_matches("d2l_");
+        for (what, r) in [
+            ("channels", last(wo) / last(w).max(1.0)),
+            ("MACs", wo.macs as f64 / w.macs as f64),
+            ("activations", wo.activations as f64 / w.activations as f64),
+            ("step time", wo.step / w.step),
+        ] {
+            ratios.push((format!("{short} {what}"), r));
+        }
+        all &= last(wo) > last(w) && wo.macs > w.macs && wo.activations > w.activations && wo.step > w.step;
+        words.push(format!(
+            "{name}: the last block ends at {} channels instead of {}, with {:.2}× the MACs ({} vs {}), {:.2}× the activation memory ({} vs {} per image), {:.2}× the time per training step ({:.0} vs {:.0} ms) and {} vs {} parameters",
+            last(wo),
+            last(w),
+            wo.macs as f64 / w.macs as f64,
+            si(wo.macs),
+            si(w.macs),
+            wo.activations as f64 / w.activations as f64,
+            bytes(wo.activations),
+            bytes(w.activations),
+            wo.step / w.step,
+            1000.0 * wo.step,
+            1000.0 * w.step,
+            si(wo.params as u64),
+            si(w.params as u64),
+        ));
     }
     f.tables.push(t);
-    let (w, wo) = (&measured[0], &measured[1]);
-    let chart = crate::plot::BarChart::new(
-        "without transitions, relative to with",
-        vec![
-            "last channels".into(),
-            "params".into(),
-            "MACs".into(),
-            "activations".into(),
-            "step time".into(),
-        ],
-        vec![
-            *wo.0.last().unwrap_or(&0) as f64 / *w.0.last().unwrap_or(&1) as f64,
-            wo.1 as f64 / w.1 as f64,
-            wo.2 as f64 / w.2 as f64,
-            wo.3 as f64 / w.3 as f64,
-            wo.4 / w.4,
-        ],
-    );
+    let (labels, values): (Vec<String>, Vec<f64>) = ratios.into_iter().unzip();
+    let chart = crate::plot::BarChart::new("without transitions, relative to with", labels, values);
     f.charts.push(ctx.chart(
         "ratios",
-        "DenseNet without transition layers, each measure relative to the d2l net with them",
+        "DenseNets without transition layers, each measure relative to the same net with them",
         chart.render()?,
     )?);
-    let grows = wo.0.last() > w.0.last() && wo.2 > w.2 && wo.3 > w.3 && wo.4 > w.4;
-    f.status = if grows { Status::Supported } else { Status::NotShown };
-    f.verdict = format!(
-        "without transitions the last block ends at {} channels instead of {}, with {:.2}× the MACs ({} vs {}), {:.2}× the activation memory ({} vs {} per image) and {:.2}× the time per training step ({:.0} vs {:.0} ms at batch {batch}); parameters {} vs {}",
-        wo.0.last().unwrap_or(&0),
-        w.0.last().unwrap_or(&0),
-        wo.2 as f64 / w.2 as f64,
-        si(wo.2),
-        si(w.2),
-        wo.3 as f64 / w.3 as f64,
-        bytes(wo.3),
-        bytes(w.3),
-        wo.4 / w.4,
-        1000.0 * wo.4,
-        1000.0 * w.4,
-        si(wo.1 as u64),
-        si(w.1 as u64),
-    );
+    f.status = if all { Status::Supported } else { Status::NotShown };
+    f.verdict = format!("without transitions — {}", words.join("; "));
     Ok(Some(f))
 }
 
