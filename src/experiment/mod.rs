@@ -141,7 +141,8 @@ pub struct Finding {
     pub verdict: String,
     /// Budget it was measured at.
     pub budget: Budget,
-    /// Wall time of the experiment (the last invocation's part when resumed).
+    /// Wall time of the experiment: this invocation's, plus the training time of the arms an
+    /// earlier invocation finished.
     pub seconds: f64,
 }
 
@@ -169,6 +170,9 @@ pub struct ArmResult {
     pub history: Vec<EpochMetrics>,
     /// Why training stopped early: the loss became NaN or infinite.
     pub diverged: Option<String>,
+    /// Wall time of the training (all its sessions, as far as this process saw them).
+    #[serde(default)]
+    pub seconds: f64,
 }
 
 impl ArmResult {
@@ -197,6 +201,8 @@ pub(crate) struct Ctx<'a> {
     interrupt: Arc<AtomicBool>,
     reporter: &'a mut dyn Reporter,
     label: String,
+    /// Training time of the arms read back instead of trained, for the experiment's total.
+    reused_seconds: f64,
 }
 
 /// A training run's config for an experiment: `model` (a label) built by `model_config` at
@@ -261,6 +267,7 @@ impl Ctx<'_> {
             config.epochs,
             config.train_subset.unwrap_or(0)
         ));
+        let t0 = Instant::now();
         let data = train::RunData::from_dataset(config, self.dataset()?, train::LoadOptions::default())?;
         let opts = TrainOptions {
             device: self.device.clone(),
@@ -269,14 +276,15 @@ impl Ctx<'_> {
             reporter: &mut *self.reporter,
         };
         let result = match train::train(config, &data, &dir, resume, opts) {
-            Ok(Outcome::Finished(history)) => ArmResult { history, diverged: None },
+            Ok(Outcome::Finished(history)) => ArmResult { history, diverged: None, seconds: 0.0 },
             Ok(Outcome::Interrupted { .. }) => return Ok(None),
             Err(e @ Error::Diverged { .. }) => {
                 let history = train::read_metrics(&dir).unwrap_or_default();
-                ArmResult { history, diverged: Some(e.to_string()) }
+                ArmResult { history, diverged: Some(e.to_string()), seconds: 0.0 }
             }
             Err(e) => return Err(e),
         };
+        let result = ArmResult { seconds: t0.elapsed().as_secs_f64(), ..result };
         write_json(&result_path, &result)?;
         Ok(Some(result))
     }
@@ -378,6 +386,7 @@ pub fn run(
         interrupt,
         reporter,
         label: String::new(),
+        reused_seconds: 0.0,
     };
     let mut findings = Vec::new();
     for (i, name) in names.iter().enumerate() {
@@ -393,6 +402,7 @@ pub fn run(
             continue;
         }
         ctx.note("starting");
+        ctx.reused_seconds = 0.0;
         let t0 = Instant::now();
         let finding = match *name {
             "relu-vs-sigmoid" => lessons::relu_vs_sigmoid(&mut ctx)?,
@@ -411,7 +421,9 @@ pub fn run(
         };
         finding.name = name.to_string();
         finding.budget = opts.budget;
-        finding.seconds = t0.elapsed().as_secs_f64();
+        // What the experiment costs from scratch: this call's time, and the training time of the
+        // arms an earlier call finished.
+        finding.seconds = t0.elapsed().as_secs_f64() + ctx.reused_seconds;
         write_json(&path, &finding)?;
         ctx.note(&format!("{} in {:.0} s", status_word(finding.status), finding.seconds));
         findings.push(finding);
