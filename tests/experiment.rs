@@ -82,6 +82,21 @@ fn experiments_write_reports_with_verdicts_and_resume() {
     assert!(again.status.success(), "{}", text(&again.stderr));
     assert_eq!(text(&again.stderr).matches("already measured").count(), 4, "{}", text(&again.stderr));
     assert_eq!(text(&again.stdout), md);
+
+    // Remeasured from finished arms, an experiment still counts their training time.
+    std::fs::remove_file(out.join("relu-vs-sigmoid/finding.json")).unwrap();
+    let third = cnnzoo(&args(&["relu-vs-sigmoid"], data, out_s));
+    assert!(third.status.success(), "{}", text(&third.stderr));
+    let mut trained = 0.0;
+    for arm in std::fs::read_dir(out.join("relu-vs-sigmoid")).unwrap() {
+        if let Ok(t) = std::fs::read_to_string(arm.unwrap().path().join("arm.json")) {
+            trained += serde_json::from_str::<serde_json::Value>(&t).unwrap()["seconds"].as_f64().unwrap();
+        }
+    }
+    let f: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("relu-vs-sigmoid/finding.json")).unwrap())
+            .unwrap();
+    assert!(trained > 0.0 && f["seconds"].as_f64().unwrap() >= trained, "{} < {trained}", f["seconds"]);
 }
 
 #[test]

@@ -227,9 +227,11 @@ pub(super) fn relu_vs_sigmoid(ctx: &mut Ctx) -> Result<Option<Finding>> {
         .zip(&per_seed)
         .zip(arms[1].1.iter().zip(&arms[0].1))
         .map(|((seed, (r, s)), (rr, sr))| {
-            let e = |v: &Option<usize>| v.map_or(format!("not within {}", sizes.2), |e| e.to_string());
+            let e = |v: &Option<usize>| {
+                v.map_or(format!("not within {} epochs", sizes.2), |e| format!("after {e} epochs"))
+            };
             format!(
-                "seed {seed}: {:.3} vs {:.3} (75 % training accuracy after {} epochs with ReLU, {} with sigmoid)",
+                "seed {seed}: {:.3} vs {:.3} (75 % training accuracy {} with ReLU, {} with sigmoid)",
                 rr.final_loss(),
                 sr.final_loss(),
                 e(r),

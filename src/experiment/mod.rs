@@ -250,9 +250,11 @@ impl Ctx<'_> {
         let result_path = dir.join("arm.json");
         let same_run = || train::run_dir::parse_config(&dir).is_ok_and(|c| c == *config);
         if same_run()
-            && let Some(done) =
-                std::fs::read_to_string(&result_path).ok().and_then(|t| serde_json::from_str(&t).ok())
+            && let Some(done) = std::fs::read_to_string(&result_path)
+                .ok()
+                .and_then(|t| serde_json::from_str::<ArmResult>(&t).ok())
         {
+            self.reused_seconds += done.seconds;
             return Ok(Some(done));
         }
         let resume = dir.join(train::files::CONFIG).is_file();
