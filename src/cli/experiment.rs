@@ -16,7 +16,7 @@ pub struct Args {
     /// The d2l-scale protocols (all 60,000 images, 10 epochs …): hours.
     #[arg(long, conflicts_with = "quick")]
     full: bool,
-    /// A minute or two for all: checks the pipeline, the verdicts mean little.
+    /// Seconds for all: checks the pipeline, the verdicts mean little.
     #[arg(long)]
     quick: bool,
     /// Directory with the Fashion-MNIST IDX files (default: as for `train`).

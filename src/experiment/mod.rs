@@ -32,7 +32,7 @@ use crate::{fsutil, plot};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Budget {
-    /// A minute or two for all of them: checks the pipeline; the verdicts mean little.
+    /// Seconds for all of them: checks the pipeline; the verdicts mean little.
     Quick,
     /// About 30 minutes for all of them on a 2-core CPU (the protocols each report states).
     Default,

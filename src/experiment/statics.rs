@@ -42,7 +42,7 @@ pub(super) fn one_by_one(ctx: &mut Ctx) -> Result<Option<Finding>> {
     let mut f = finding(
         "1×1 convolutions cut parameters and compute: GoogLeNet's 1×1 reductions before its 3×3 and 5×5 convolutions, and NiN's 1×1 layers with global average pooling in place of AlexNet's dense layers.",
         "Szegedy et al. 2015 §4 (\"1×1 convolutions are used to compute reductions before the expensive 3×3 and 5×5 convolutions\"); Lin et al. 2013 (NiN). Here: d2l's GoogLeNet at 96×96 and d2l's NiN and AlexNet at 224×224, counted on the registry's models; the nets without reductions are computed from the same block shapes, not trained.",
-        "one shape-only pass of each registry model (cnnzoo summary); per inception block the parameters and MACs as built, against the same block with the 3×3 and 5×5 convolutions applied to all input channels".to_string(),
+        "one shape-only pass of each registry model (cnnzoo summary); per inception block the parameters and MACs as built, against the same block with the 3×3 and 5×5 convolutions applied to all input channels; NiN's and AlexNet's training throughput at 1×224×224 (cnnzoo bench's measurement, a few steps after one warm-up)".to_string(),
     );
     let mut t = Table::new(&[
         "block",
@@ -96,7 +96,30 @@ pub(super) fn one_by_one(ctx: &mut Ctx) -> Result<Option<Finding>> {
     let ones: Vec<&Row> = n_rows.iter().filter(|r| r.kind == "Conv1x1").collect();
     let (one_params, one_macs): (usize, u64) =
         (ones.iter().map(|r| r.params).sum(), ones.iter().map(|r| r.macs).sum());
-    let mut t = Table::new(&["model", "params", "MACs/img", "1×1 convs", "their params", "their MACs"]);
+    // Fewer parameters is not less work: training throughput of both at the d2l input.
+    let (batch, steps) = ctx.budget.pick((2, 1), (16, 2), (128, 3));
+    let mut speed = Vec::new();
+    for entry in [n, a] {
+        ctx.note(&format!("timing {}", entry.name));
+        let spec = BenchSpec {
+            model: entry.name.to_string(),
+            config: entry.config(),
+            input: entry.input,
+            batch,
+            steps,
+            warmup: 1,
+        };
+        speed.push(bench::run(&spec, Mode::Train, &ctx.device)?.images_per_sec.median);
+    }
+    let mut t = Table::new(&[
+        "model",
+        "params",
+        "MACs/img",
+        "1×1 convs",
+        "their params",
+        "their MACs",
+        "training img/s",
+    ]);
     t.row(vec![
         "d2l_nin".into(),
         si(n_params as u64),
@@ -104,8 +127,17 @@ pub(super) fn one_by_one(ctx: &mut Ctx) -> Result<Option<Finding>> {
         ones.len().to_string(),
         format!("{} ({:.0} %)", si(one_params as u64), 100.0 * one_params as f64 / n_params as f64),
         format!("{} ({:.0} %)", si(one_macs), 100.0 * one_macs as f64 / n_macs as f64),
+        format!("{:.1}", speed[0]),
     ]);
-    t.row(vec!["d2l_alexnet".into(), si(a_params as u64), si(a_macs), "0".into(), "–".into(), "–".into()]);
+    t.row(vec![
+        "d2l_alexnet".into(),
+        si(a_params as u64),
+        si(a_macs),
+        "0".into(),
+        "–".into(),
+        "–".into(),
+        format!("{:.1}", speed[1]),
+    ]);
     f.tables.push(t);
     let chart = crate::plot::BarChart {
         log_scale: true,
@@ -119,7 +151,7 @@ pub(super) fn one_by_one(ctx: &mut Ctx) -> Result<Option<Finding>> {
     let cut = without_sum > with_sum && macs_without > macs_with && n_params < a_params;
     f.status = if cut && formula_matches { Status::Supported } else { Status::NotShown };
     f.verdict = format!(
-        "the 1×1 reductions cut GoogLeNet's inception blocks from {} to {} parameters ({:.1}×) and from {} to {} MACs per image ({:.1}×; the whole net has {}); NiN, whose 1×1 layers hold {:.0} % of its parameters, has {} parameters against AlexNet's {} ({:.0}× fewer) at {} vs {} MACs{}",
+        "the 1×1 reductions cut GoogLeNet's inception blocks from {} to {} parameters ({:.1}×) and from {} to {} MACs per image ({:.1}×; the whole net has {}); NiN, whose 1×1 layers hold {:.0} % of its parameters, has {} parameters against AlexNet's {} ({:.0}× fewer) at {} vs {} MACs, and trains at {:.1} vs {:.1} images/s (batch {batch}){}",
         si(without_sum as u64),
         si(with_sum as u64),
         without_sum as f64 / with_sum.max(1) as f64,
@@ -133,6 +165,8 @@ pub(super) fn one_by_one(ctx: &mut Ctx) -> Result<Option<Finding>> {
         a_params as f64 / n_params as f64,
         si(n_macs),
         si(a_macs),
+        speed[0],
+        speed[1],
         if formula_matches { "" } else { " (the block formula did not reproduce the measured counts)" }
     );
     Ok(Some(f))
