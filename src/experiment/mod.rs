@@ -205,8 +205,10 @@ pub(crate) struct Ctx<'a> {
     reused_seconds: f64,
 }
 
-/// A training run's config for an experiment: `model` (a label) built by `model_config` at
-/// `input`, on the first `train` Fashion-MNIST images, evaluated on the first `test` test images.
+/// A training run's config for an experiment: `label` names the run, `model_config` builds the
+/// network for 1×`side`×`side` inputs; it trains on the first `train_images` Fashion-MNIST
+/// images for `epochs` epochs (plain SGD at `lr`, `batch`) and is evaluated on the first
+/// `test_images` test images after each.
 pub(crate) fn arm_config(
     label: &str,
     model_config: ModelConfig,
@@ -274,7 +276,7 @@ impl Ctx<'_> {
         let opts = TrainOptions {
             device: self.device.clone(),
             interrupt: self.interrupt.clone(),
-            checkpoint_every: 0,
+            checkpoint_every: 50,
             reporter: &mut *self.reporter,
         };
         let result = match train::train(config, &data, &dir, resume, opts) {
