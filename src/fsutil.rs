@@ -21,6 +21,19 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::rename(&tmp, path).map_err(|e| Error::io("rename into", path, e))
 }
 
+/// Writes `value` as pretty JSON to `path`, atomically.
+pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| Error::invalid("json", e.to_string()))?;
+    write_atomic(path, text.as_bytes())
+}
+
+/// Writes a rendered chart (`(svg, png)`, as the plot module's `render()` returns it) as
+/// `dir/stem.svg` and `dir/stem.png`, each atomically.
+pub fn write_chart(dir: &Path, stem: &str, (svg, png): &(String, Vec<u8>)) -> Result<()> {
+    write_atomic(&dir.join(format!("{stem}.svg")), svg.as_bytes())?;
+    write_atomic(&dir.join(format!("{stem}.png")), png)
+}
+
 /// Runs `write` on a temp path next to `path`, then renames it over `path`.
 pub fn with_atomic(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     let tmp = tmp_path(path);

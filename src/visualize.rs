@@ -574,7 +574,7 @@ fn encode(img: image::DynamicImage) -> Result<Vec<u8>> {
 
 /// The HTML page: the explained class, then every picture with a caption.
 fn page(image: &Path, class_name: &str, cam: &Cam, sections: &[(String, String)]) -> String {
-    let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+    let esc = crate::plot::escape_html;
     let [k, ah, aw] = cam.activation;
     let mut html = format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>cnnzoo visualize</title><style>\

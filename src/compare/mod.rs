@@ -8,7 +8,7 @@ pub mod claims;
 pub mod measure;
 pub mod report;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
@@ -55,11 +55,6 @@ pub enum CompareOutcome {
     },
 }
 
-fn write_json<T: serde::Serialize>(path: &Path, v: &T) -> Result<()> {
-    let text = serde_json::to_string_pretty(v).map_err(|e| Error::invalid("json", e.to_string()))?;
-    fsutil::write_atomic(path, text.as_bytes())
-}
-
 /// Runs the comparison; progress goes to `reporter` (notes, and the training runs' batches).
 pub fn run(
     opts: &CompareOptions,
@@ -91,7 +86,7 @@ pub fn run(
             ));
         }
         rows.push(row);
-        write_json(&cache_path, &rows)?;
+        fsutil::write_json(&cache_path, &rows)?;
     }
 
     // 2. Training with each model's recipe.
@@ -160,10 +155,10 @@ pub fn run(
                     return Ok(CompareOutcome::Interrupted { model: name });
                 }
             }
-            write_json(&cache_path, &rows)?;
+            fsutil::write_json(&cache_path, &rows)?;
         }
     }
-    write_json(&cache_path, &rows)?;
+    fsutil::write_json(&cache_path, &rows)?;
     let markdown = report::write_reports(&opts.out, &rows)?;
     Ok(CompareOutcome::Done { rows, markdown })
 }

@@ -53,10 +53,9 @@ pub fn write_reports(out: &Path, rows: &[ModelRow]) -> Result<String> {
     let mut charts: Vec<(&str, String)> = Vec::new();
     // Values over more than two orders of magnitude (parameters, MACs) get a log scale.
     let mut bar = |file: &'static str, title: &str, values: Vec<f64>| -> Result<()> {
-        let (svg, png) = plot::BarChart::new(title, labels.clone(), values).render()?;
-        fsutil::write_atomic(&out.join(format!("{file}.svg")), svg.as_bytes())?;
-        fsutil::write_atomic(&out.join(format!("{file}.png")), &png)?;
-        charts.push((file, svg));
+        let rendered = plot::BarChart::new(title, labels.clone(), values).render()?;
+        fsutil::write_chart(out, file, &rendered)?;
+        charts.push((file, rendered.0));
         Ok(())
     };
     bar("params", "parameters", rows.iter().map(|r| r.params as f64).collect())?;
@@ -83,10 +82,9 @@ pub fn write_reports(out: &Path, rows: &[ModelRow]) -> Result<String> {
             series,
             ..Default::default()
         };
-        let (svg, png) = chart.render()?;
-        fsutil::write_atomic(&out.join("curves.svg"), svg.as_bytes())?;
-        fsutil::write_atomic(&out.join("curves.png"), &png)?;
-        charts.push(("curves", svg));
+        let rendered = chart.render()?;
+        fsutil::write_chart(out, "curves", &rendered)?;
+        charts.push(("curves", rendered.0));
     }
     let md = markdown(rows);
     fsutil::write_atomic(&out.join("compare.md"), md.as_bytes())?;
@@ -110,7 +108,7 @@ pub fn write_reports(out: &Path, rows: &[ModelRow]) -> Result<String> {
             let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
             html.push_str("<tr>");
             for c in cells {
-                html.push_str(&format!("<td>{}</td>", escape(c)));
+                html.push_str(&format!("<td>{}</td>", plot::escape_html(c)));
             }
             html.push_str("</tr>");
         } else {
@@ -119,9 +117,9 @@ pub fn write_reports(out: &Path, rows: &[ModelRow]) -> Result<String> {
                 in_table = false;
             }
             if let Some(item) = line.strip_prefix("- ") {
-                html.push_str(&format!("<li>{}</li>", escape(item)));
+                html.push_str(&format!("<li>{}</li>", plot::escape_html(item)));
             } else if !line.is_empty() {
-                html.push_str(&format!("<h2>{}</h2>", escape(line)));
+                html.push_str(&format!("<h2>{}</h2>", plot::escape_html(line)));
             }
         }
     }
@@ -136,8 +134,4 @@ pub fn write_reports(out: &Path, rows: &[ModelRow]) -> Result<String> {
     html.push_str("</body></html>\n");
     fsutil::write_atomic(&out.join("report.html"), html.as_bytes())?;
     Ok(md)
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }

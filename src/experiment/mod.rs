@@ -14,7 +14,7 @@ mod lessons;
 pub mod report;
 mod statics;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
@@ -289,7 +289,7 @@ impl Ctx<'_> {
             Err(e) => return Err(e),
         };
         let result = ArmResult { seconds: t0.elapsed().as_secs_f64(), ..result };
-        write_json(&result_path, &result)?;
+        fsutil::write_json(&result_path, &result)?;
         Ok(Some(result))
     }
 
@@ -313,9 +313,7 @@ impl Ctx<'_> {
 
     /// Writes `chart` as `<experiment>/<file>.svg` and `.png`.
     fn chart(&self, file: &str, caption: &str, svg_png: (String, Vec<u8>)) -> Result<ChartRef> {
-        let (svg, png) = svg_png;
-        fsutil::write_atomic(&self.dir.join(format!("{file}.svg")), svg.as_bytes())?;
-        fsutil::write_atomic(&self.dir.join(format!("{file}.png")), &png)?;
+        fsutil::write_chart(&self.dir, file, &svg_png)?;
         Ok(ChartRef { file: file.to_string(), caption: caption.to_string() })
     }
 
@@ -347,11 +345,6 @@ impl Ctx<'_> {
         };
         self.chart(file, &format!("{title} (one line per seed; the first solid)"), chart.render()?)
     }
-}
-
-fn write_json<T: Serialize>(path: &Path, v: &T) -> Result<()> {
-    let text = serde_json::to_string_pretty(v).map_err(|e| Error::invalid("json", e.to_string()))?;
-    fsutil::write_atomic(path, text.as_bytes())
 }
 
 /// The experiments `names` resolves to, in [`NAMES`] order; an unknown name is an error
@@ -428,7 +421,7 @@ pub fn run(
         // What the experiment costs from scratch: this call's time, and the training time of the
         // arms an earlier call finished.
         finding.seconds = t0.elapsed().as_secs_f64() + ctx.reused_seconds;
-        write_json(&path, &finding)?;
+        fsutil::write_json(&path, &finding)?;
         ctx.note(&format!("{} in {:.0} s", status_word(finding.status), finding.seconds));
         findings.push(finding);
         report::write(&opts.out, &findings)?;

@@ -7,6 +7,7 @@ use std::path::Path;
 use super::{Finding, status_word};
 use crate::error::{Error, Result};
 use crate::fsutil;
+use crate::plot::escape_html;
 
 fn md_table(t: &super::Table) -> String {
     let cell = |c: &str| c.replace('|', "\\|");
@@ -46,10 +47,6 @@ pub fn markdown(findings: &[Finding]) -> String {
     s
 }
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
-}
-
 /// The findings as one HTML page with the charts (read from `out/<name>/<file>.svg`) inline.
 pub fn html(out: &Path, findings: &[Finding]) -> Result<String> {
     let mut h = String::from(
@@ -66,7 +63,7 @@ pub fn html(out: &Path, findings: &[Finding]) -> Result<String> {
     for f in findings {
         h.push_str(&format!(
             "<tr><td><a href=\"#{0}\">{0}</a></td><td class=\"{1}\">{2}</td><td>{3:.0} s</td></tr>",
-            escape(&f.name),
+            escape_html(&f.name),
             class(f),
             status_word(f.status),
             f.seconds
@@ -76,27 +73,30 @@ pub fn html(out: &Path, findings: &[Finding]) -> Result<String> {
     for f in findings {
         h.push_str(&format!(
             "<section id=\"{0}\"><h2>{0}</h2><p><b>Claim.</b> {1}</p><p><b>Echoes.</b> {2}</p><p><b>Protocol</b> ({3:?} budget). {4}</p>",
-            escape(&f.name),
-            escape(&f.claim),
-            escape(&f.echoes),
+            escape_html(&f.name),
+            escape_html(&f.claim),
+            escape_html(&f.echoes),
             f.budget,
-            escape(&f.protocol)
+            escape_html(&f.protocol)
         ));
         for c in &f.charts {
             let path = out.join(&f.name).join(format!("{}.svg", c.file));
             let svg = std::fs::read_to_string(&path).map_err(|e| Error::io("read", &path, e))?;
-            h.push_str(&format!("<figure>{svg}<figcaption>{}</figcaption></figure>", escape(&c.caption)));
+            h.push_str(&format!(
+                "<figure>{svg}<figcaption>{}</figcaption></figure>",
+                escape_html(&c.caption)
+            ));
         }
         for t in &f.tables {
             h.push_str("<table><tr>");
             for c in &t.headers {
-                h.push_str(&format!("<th>{}</th>", escape(c)));
+                h.push_str(&format!("<th>{}</th>", escape_html(c)));
             }
             h.push_str("</tr>");
             for r in &t.rows {
                 h.push_str("<tr>");
                 for c in r {
-                    h.push_str(&format!("<td>{}</td>", escape(c)));
+                    h.push_str(&format!("<td>{}</td>", escape_html(c)));
                 }
                 h.push_str("</tr>");
             }
@@ -106,7 +106,7 @@ pub fn html(out: &Path, findings: &[Finding]) -> Result<String> {
             "<p class=\"verdict\"><b class=\"{}\">Verdict: {}.</b> {}</p></section>",
             class(f),
             status_word(f.status),
-            escape(&f.verdict)
+            escape_html(&f.verdict)
         ));
     }
     h.push_str("</body></html>\n");

@@ -8,23 +8,17 @@ use super::{Ctx, Finding, Status, Table, finding};
 use crate::bench::{self, BenchSpec, Mode};
 use crate::compare::measure::static_row;
 use crate::error::Result;
-use crate::inspect::{Row, SummaryOptions, bytes, si, summarize};
+use crate::inspect::{Row, Summary, SummaryOptions, bytes, si, summarize};
 use crate::model::{Model, ModelConfig};
 use crate::models::googlenet::INCEPTION;
 use crate::registry;
 
-/// The summary rows of registry model `name` at `depth` (shape-only walk).
-fn rows(
-    ctx: &Ctx,
-    config: &ModelConfig,
-    name: &str,
-    input: [usize; 3],
-    depth: usize,
-) -> Result<(Vec<Row>, usize, u64, u64)> {
+/// The summary of `config` (named `name`) for one `input` image, rows cut at `depth`
+/// (shape-only walk).
+fn summary(ctx: &Ctx, config: &ModelConfig, name: &str, input: [usize; 3], depth: usize) -> Result<Summary> {
     let model = config.init(&ctx.device);
     let [c, h, w] = input;
-    let s = summarize(name, &model, [1, c, h, w], SummaryOptions { depth, shape_only: true }, &ctx.device)?;
-    Ok((s.rows, s.params, s.macs, s.activation_bytes))
+    summarize(name, &model, [1, c, h, w], SummaryOptions { depth, shape_only: true }, &ctx.device)
 }
 
 /// Parameters (weights and biases) of one inception block with the 1×1 reductions, and
@@ -38,7 +32,7 @@ pub(crate) fn inception_params([c_in, c1, c2r, c2, c3r, c3, c4]: [usize; 7], k3:
 /// 1×1 convolutions: GoogLeNet's reductions and NiN's per-pixel layers.
 pub(super) fn one_by_one(ctx: &mut Ctx) -> Result<Option<Finding>> {
     let g = registry::find("d2l_googlenet")?;
-    let (g_rows, g_params, _, _) = rows(ctx, &g.config(), g.name, g.input, 1)?;
+    let googlenet = summary(ctx, &g.config(), g.name, g.input, 1)?;
     let mut f = finding(
         "1×1 convolutions cut parameters and compute: GoogLeNet's 1×1 reductions before its 3×3 and 5×5 convolutions, and NiN's 1×1 layers with global average pooling in place of AlexNet's dense layers.",
         "Szegedy et al. 2015 §4 (\"1×1 convolutions are used to compute reductions before the expensive 3×3 and 5×5 convolutions\"); Lin et al. 2013 (NiN). Here: d2l's GoogLeNet at 96×96 and d2l's NiN and AlexNet at 224×224, counted on the registry's models; the nets without reductions are computed from the same block shapes, not trained.",
@@ -55,7 +49,7 @@ pub(super) fn one_by_one(ctx: &mut Ctx) -> Result<Option<Finding>> {
     ]);
     let (mut with_sum, mut without_sum, mut macs_with, mut macs_without) = (0usize, 0usize, 0u64, 0u64);
     let mut formula_matches = true;
-    let blocks: Vec<&Row> = g_rows.iter().filter(|r| r.name.starts_with("inception")).collect();
+    let blocks: Vec<&Row> = googlenet.rows.iter().filter(|r| r.name.starts_with("inception")).collect();
     for (row, spec) in blocks.iter().zip(INCEPTION) {
         let (with, without) = inception_params(spec, 5);
         formula_matches &= with == row.params;
@@ -91,9 +85,11 @@ pub(super) fn one_by_one(ctx: &mut Ctx) -> Result<Option<Finding>> {
 
     let n = registry::find("d2l_nin")?;
     let a = registry::find("d2l_alexnet")?;
-    let (n_rows, n_params, n_macs, _) = rows(ctx, &n.config(), n.name, n.input, usize::MAX)?;
-    let (_, a_params, a_macs, _) = rows(ctx, &a.config(), a.name, a.input, 1)?;
-    let ones: Vec<&Row> = n_rows.iter().filter(|r| r.kind == "Conv1x1").collect();
+    let nin = summary(ctx, &n.config(), n.name, n.input, usize::MAX)?;
+    let (n_params, n_macs) = (nin.params, nin.macs);
+    let alexnet = summary(ctx, &a.config(), a.name, a.input, 1)?;
+    let (a_params, a_macs) = (alexnet.params, alexnet.macs);
+    let ones: Vec<&Row> = nin.rows.iter().filter(|r| r.kind == "Conv1x1").collect();
     let (one_params, one_macs): (usize, u64) =
         (ones.iter().map(|r| r.params).sum(), ones.iter().map(|r| r.macs).sum());
     // Fewer parameters is not less work: training throughput of both at the d2l input.
@@ -158,7 +154,7 @@ pub(super) fn one_by_one(ctx: &mut Ctx) -> Result<Option<Finding>> {
         si(macs_without),
         si(macs_with),
         macs_without as f64 / macs_with.max(1) as f64,
-        si(g_params as u64),
+        si(googlenet.params as u64),
         100.0 * one_params as f64 / n_params as f64,
         si(n_params as u64),
         si(a_params as u64),
@@ -214,9 +210,10 @@ pub(super) fn transition(ctx: &mut Ctx) -> Result<Option<Finding>> {
             if let ModelConfig::DenseNet(c) = &mut config {
                 c.transitions = transitions;
             }
-            let (r, params, macs, activations) = rows(ctx, &config, entry.name, [1, side, side], 2)?;
+            let s = summary(ctx, &config, entry.name, [1, side, side], 2)?;
+            let (params, macs, activations) = (s.params, s.macs, s.activation_bytes);
             let channels: Vec<usize> =
-                r.iter().filter(|r| r.name.contains("denseblock")).map(|r| r.output[1]).collect();
+                s.rows.iter().filter(|r| r.name.contains("denseblock")).map(|r| r.output[1]).collect();
             let spec = BenchSpec {
                 model: entry.name.to_string(),
                 config,
@@ -336,7 +333,7 @@ pub(super) fn static_claims(ctx: &mut Ctx) -> Result<Option<Finding>> {
     let mut parts = Vec::new();
     for name in ["d2l_alexnet", "alexnet"] {
         let entry = registry::find(name)?;
-        let (r, ..) = rows(ctx, &entry.config(), entry.name, entry.input, usize::MAX)?;
+        let r = summary(ctx, &entry.config(), entry.name, entry.input, usize::MAX)?.rows;
         let dense: usize =
             r.iter().filter(|r| r.kind == "Linear" && r.output.last() == Some(&4096)).map(|r| r.params).sum();
         let adam = mib(dense) * 4.0;
@@ -359,7 +356,7 @@ pub(super) fn static_claims(ctx: &mut Ctx) -> Result<Option<Finding>> {
 
     // Shape walks.
     let lenet = registry::find("d2l_lenet")?;
-    let (r, ..) = rows(ctx, &lenet.config(), lenet.name, lenet.input, 2)?;
+    let r = summary(ctx, &lenet.config(), lenet.name, lenet.input, 2)?.rows;
     let maps: Vec<(usize, usize)> = r
         .iter()
         .filter(|r| r.kind.starts_with("Conv") || r.kind.contains("Pool"))
@@ -371,7 +368,7 @@ pub(super) fn static_claims(ctx: &mut Ctx) -> Result<Option<Finding>> {
         |m: &[(usize, usize)]| m.iter().map(|(c, s)| format!("{c}×{s}²")).collect::<Vec<_>>().join(" → ");
     holds(&mut t, "LeNet narrows in height and width while its channels grow", walk(&maps), narrows);
     let vgg = registry::find("d2l_vgg11")?;
-    let (r, ..) = rows(ctx, &vgg.config(), vgg.name, vgg.input, 2)?;
+    let r = summary(ctx, &vgg.config(), vgg.name, vgg.input, 2)?.rows;
     let pools: Vec<(usize, usize)> =
         r.iter().filter(|r| r.kind.starts_with("MaxPool")).map(|r| (r.output[1], r.output[2])).collect();
     let doubles = pools.windows(2).all(|w| w[1].1 * 2 == w[0].1 && (w[1].0 == 2 * w[0].0 || w[1].0 == 512));

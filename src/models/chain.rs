@@ -90,11 +90,29 @@ pub struct ChainConfig {
 
 impl_family!(ChainConfig);
 
-/// The shape flowing through a chain while it is checked.
+/// The shape flowing through a chain: a feature map, or flat features after the flatten.
 #[derive(Clone, Copy)]
 enum Flow {
     Map { c: usize, side: usize },
     Flat(usize),
+}
+
+impl Flow {
+    /// Channels of a map, features of a flat input (what a batch norm normalizes).
+    fn width(self) -> usize {
+        match self {
+            Flow::Map { c, .. } => c,
+            Flow::Flat(n) => n,
+        }
+    }
+
+    /// Values per image (what a flatten produces).
+    fn size(self) -> usize {
+        match self {
+            Flow::Map { c, side } => c * side * side,
+            Flow::Flat(n) => n,
+        }
+    }
 }
 
 impl ChainConfig {
@@ -103,18 +121,19 @@ impl ChainConfig {
     /// than the map, a dropout probability in [0, 1)).
     pub fn new(ops: Vec<Op>, in_channels: usize, side: usize, init: InitScheme) -> Result<Self> {
         let config = Self { ops, side, in_channels, num_classes: 10, init };
-        config.flat_features()?;
+        config.flows()?;
         Ok(config)
     }
 
-    /// Features reaching the final linear layer, or why the chain does not fit its input.
-    fn flat_features(&self) -> Result<usize> {
+    /// The shape each op receives, and last the one the final linear layer receives; or why
+    /// the chain does not fit its input.
+    fn flows(&self) -> Result<Vec<Flow>> {
         let bad = |i: usize, why: String| {
             Err(Error::invalid("chain", format!("op {} ({:?}): {why}", i + 1, self.ops[i])))
         };
-        let mut flow = Flow::Map { c: self.in_channels, side: self.side };
+        let mut flows = vec![Flow::Map { c: self.in_channels, side: self.side }];
         for (i, op) in self.ops.iter().enumerate() {
-            flow = match (*op, flow) {
+            let next = match (*op, flows[i]) {
                 (Op::Conv { out, kernel, stride, padding }, Flow::Map { side, .. }) => {
                     if out == 0 || kernel == 0 || stride == 0 || side + 2 * padding < kernel {
                         return bad(i, format!("does not fit a {side}×{side} map"));
@@ -127,67 +146,49 @@ impl ChainConfig {
                     }
                     Flow::Map { c, side: (side - kernel) / stride + 1 }
                 }
-                (Op::Flatten, Flow::Map { c, side }) => Flow::Flat(c * side * side),
+                (Op::Flatten, f @ Flow::Map { .. }) => Flow::Flat(f.size()),
                 (Op::Linear { out }, Flow::Flat(_)) if out > 0 => Flow::Flat(out),
                 (Op::Dropout { p }, f) if (0.0..1.0).contains(&p) => f,
                 (Op::BatchNorm | Op::Relu | Op::Sigmoid, f) => f,
                 (_, Flow::Map { .. }) => return bad(i, "needs flat features (after `flatten`)".into()),
                 (_, Flow::Flat(_)) => return bad(i, "needs a feature map (before `flatten`)".into()),
             };
+            flows.push(next);
         }
-        Ok(match flow {
-            Flow::Map { c, side } => c * side * side,
-            Flow::Flat(n) => n,
-        })
+        Ok(flows)
     }
 
     /// Builds the network. Panics only on a chain that [`ChainConfig::new`] would refuse.
     pub fn init(&self, device: &Device) -> SeqNet {
         let w = self.init.weight(crate::layers::pytorch_weight_init());
+        let flows = self.flows().expect("a checked chain");
         let (mut features, mut classifier) = (Vec::new(), Vec::new());
-        let mut c = self.in_channels;
-        let mut flat = None;
-        let mut last_width = 0;
-        for op in &self.ops {
+        for (op, input) in self.ops.iter().zip(&flows) {
             let layer = match *op {
                 Op::Conv { out, kernel, stride, padding } => {
-                    let cfg = Conv2dConfig::new(c, out, kernel).stride(stride).padding(padding);
-                    c = out;
+                    let cfg = Conv2dConfig::new(input.width(), out, kernel).stride(stride).padding(padding);
                     Layer::Conv(cfg.init_with(w.clone(), None).init(device))
                 }
-                Op::BatchNorm => Layer::Norm(
-                    BatchNormConfig::new(if flat.is_some() { last_width } else { c }).init(device),
-                ),
+                Op::BatchNorm => Layer::Norm(BatchNormConfig::new(input.width()).init(device)),
                 Op::Relu => Layer::Relu(Relu),
                 Op::Sigmoid => Layer::Sigmoid(Sigmoid),
                 Op::MaxPool { kernel, stride } => Layer::MaxPool(MaxPool2d::new(kernel, stride, 0)),
                 Op::AvgPool { kernel, stride } => Layer::AvgPool(AvgPool2d::new(kernel, stride)),
                 Op::Dropout { p } => Layer::Dropout(Dropout::new(p)),
-                Op::Flatten => {
-                    let n = self.flat_until_flatten();
-                    flat = Some(n);
-                    last_width = n;
-                    continue;
-                }
-                Op::Linear { out } => {
-                    let layer = LinearConfig::new(last_width, out).init_with(w.clone(), None).init(device);
-                    last_width = out;
-                    Layer::Linear(layer)
-                }
+                Op::Flatten => continue,
+                Op::Linear { out } => Layer::Linear(
+                    LinearConfig::new(input.size(), out).init_with(w.clone(), None).init(device),
+                ),
             };
-            if flat.is_some() { classifier.push(layer) } else { features.push(layer) }
+            match input {
+                Flow::Map { .. } => features.push(layer),
+                Flow::Flat(_) => classifier.push(layer),
+            }
         }
-        let d_in = if flat.is_some() { last_width } else { self.flat_features().expect("a checked chain") };
+        let d_in = flows.last().expect("the input's flow").size();
         classifier
             .push(Layer::Linear(LinearConfig::new(d_in, self.num_classes).init_with(w, None).init(device)));
         SeqNet { features, avgpool: None, classifier }
-    }
-
-    /// Features at the flatten: the chain cut there.
-    fn flat_until_flatten(&self) -> usize {
-        let end = self.ops.iter().position(|op| *op == Op::Flatten).unwrap_or(self.ops.len());
-        let head = Self { ops: self.ops[..end].to_vec(), ..self.clone() };
-        head.flat_features().expect("a checked chain")
     }
 }
 

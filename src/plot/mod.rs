@@ -67,6 +67,11 @@ const TEXT: RGBColor = RGBColor(34, 34, 34);
 const AXIS: RGBColor = RGBColor(90, 90, 90);
 const GRID: RGBColor = RGBColor(225, 225, 225);
 
+/// `s` with `&`, `<` and `>` escaped, for the HTML pages that embed the charts.
+pub fn escape_html(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
 /// A value as a short label with about three significant digits: `61.7K`, `129M`, `1.23G`,
 /// `512`, `0.912`, `1.5e-4`.
 pub fn compact(v: f64) -> String {

@@ -166,12 +166,6 @@ pub fn latest_checkpoint(dir: &Path) -> Result<Option<(PathBuf, RunState)>> {
     Ok(Some((ckpt, pointer.state)))
 }
 
-/// Writes `value` as pretty JSON, atomically.
-pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| Error::invalid("json", e.to_string()))?;
-    fsutil::write_atomic(path, text.as_bytes())
-}
-
 /// Most classes a run's config may give its model: 100,000 (ImageNet-21k has 21,841). A larger
 /// count in a `config.json` is refused before the model, whose head grows with it, is built.
 pub const MAX_CLASSES: usize = 100_000;
@@ -219,7 +213,7 @@ pub(crate) fn parse_config(run: &Path) -> Result<TrainConfig> {
 
 /// Writes the run's configuration (a new run).
 pub(crate) fn write_config(run: &Path, config: &TrainConfig) -> Result<()> {
-    write_json(&run.join(files::CONFIG), config)
+    fsutil::write_json(&run.join(files::CONFIG), config)
 }
 
 /// Saves `model`'s weights to `path`, atomically.
@@ -322,7 +316,10 @@ pub(crate) fn checkpoint(dir: &Path, model: &Model, optim: &ModuleOptimizer, sta
         }
         return Err(e);
     }
-    write_json(&dir.join(files::CHECKPOINT), &CheckpointPointer { dir: name.clone(), state: state.clone() })?;
+    fsutil::write_json(
+        &dir.join(files::CHECKPOINT),
+        &CheckpointPointer { dir: name.clone(), state: state.clone() },
+    )?;
     if let Ok(entries) = std::fs::read_dir(dir) {
         for entry in entries.flatten() {
             let n = entry.file_name().to_string_lossy().into_owned();
