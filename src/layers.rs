@@ -21,8 +21,8 @@ use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions};
 use burn::tensor::{Device, Distribution, Tensor};
 // Our own CPU kernels on the flex device, Burn's ops everywhere else (see the kernels crate).
 use cnnzoo_kernels::{
-    avg_pool2d, batch_norm_eval as batch_norm, batch_norm_train, conv2d, linear, max_pool2d, relu, sigmoid,
-    window_out,
+    Norm, avg_pool2d, batch_norm_eval as batch_norm, batch_norm_train, conv2d, conv2d_bn, linear, max_pool2d,
+    relu, sigmoid, window_out,
 };
 
 use crate::instrument::{Describe, count_macs, fault, is_eval_mode, is_receptive_field_mode, is_shape_only};
@@ -277,6 +277,55 @@ impl BatchNorm {
         let _ = (self.running_mean.value_sync(), self.running_var.value_sync());
         out.output
     }
+}
+
+/// `conv → batch norm (→ ReLU)` as one layer where nothing needs the steps apart: in inference
+/// (input, weights and statistics off any autodiff device) the batch norm is folded into the
+/// convolution's weights and bias and the ReLU runs inside the convolution's output pass
+/// (`cnnzoo_kernels::conv2d_bn`). Everywhere else — training, gradients with respect to the
+/// input (Grad-CAM, saliency), shape inference, a shape fault — it is exactly the three
+/// layers' forwards. The parameters stay where they are: model files and weight keys do not
+/// change, and the folded weights are kept between calls like packed ones.
+///
+/// Callers use it only when their probe is inactive (a probe reports each layer's output).
+pub fn conv_bn(conv: &Conv2d, bn: &BatchNorm, x: Tensor<4>, relu: bool) -> Tensor<4> {
+    let [b, c, h, w] = x.dims();
+    let [c_in, c_out] = conv.channels;
+    let out = |len| window_out(len, conv.kernel, conv.stride, conv.padding, 1, false);
+    let plain = |t: &Tensor<1>| !t.device().is_autodiff();
+    // Cheap checks first: `val()` initializes a lazily initialized parameter, which a
+    // shape-only pass (before training) must not do out of the layers' order.
+    let fusable = !x.device().is_autodiff()
+        && !is_shape_only()
+        && !is_receptive_field_mode()
+        && c == c_in
+        && bn.num_features == c_out
+        && !conv.weight.val().device().is_autodiff()
+        && plain(&bn.gamma.val());
+    match (fusable, out(h), out(w)) {
+        (true, Some(ho), Some(wo)) => {
+            count_macs(b * c_out * ho * wo * (c_in / conv.groups) * conv.kernel * conv.kernel);
+            let norm = Norm {
+                gamma: bn.gamma.val(),
+                beta: bn.beta.val(),
+                mean: bn.running_mean.value_sync(),
+                var: bn.running_var.value_sync(),
+                epsilon: bn.epsilon,
+            };
+            if !plain(&norm.mean) || !plain(&norm.var) {
+                return unfused_conv_bn(conv, bn, x, relu);
+            }
+            let options = ConvOptions::new([conv.stride; 2], [conv.padding; 2], [1, 1], conv.groups);
+            conv2d_bn(x, conv.weight.val(), conv.bias.as_ref().map(Param::val), norm, relu, options)
+        }
+        _ => unfused_conv_bn(conv, bn, x, relu),
+    }
+}
+
+/// The three layers of [`conv_bn`] one after the other.
+fn unfused_conv_bn(conv: &Conv2d, bn: &BatchNorm, x: Tensor<4>, relu: bool) -> Tensor<4> {
+    let y = bn.forward(conv.forward(x));
+    if relu { Relu.forward(y) } else { y }
 }
 
 // ---------------------------------------------------------------------------------------------

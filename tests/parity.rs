@@ -110,6 +110,15 @@ fn check(name: &str) -> f64 {
     }
     let d = max_rel_diff(&got, &want);
     assert!(d <= TOL, "{name}: logits differ from PyTorch by {d:e} (relative), got {got:?}, want {want:?}");
+    // The unprobed forward, where each conv → batch norm (→ ReLU) runs as one convolution with
+    // the batch norm folded into its weights (`layers::conv_bn`), twice (the second call reuses
+    // the folded and packed weights).
+    for call in 1..=2 {
+        let plain = model.try_forward(name, input(&shape, &device)).unwrap();
+        let plain: Vec<f32> = plain.into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
+        let dp = max_rel_diff(&plain, &want);
+        assert!(dp <= TOL, "{name}: unprobed forward (call {call}) differs from PyTorch by {dp:e}");
+    }
     d
 }
 

@@ -9,7 +9,7 @@
 //! every step.
 //!
 //! Only preparations that hold something are kept: where a convolution's weights are used as
-//! they are (the `gemm` crate's path on CPUs without AVX-512) there is nothing to prepare, and
+//! they are (the `gemm` crate's path on CPUs without AVX2) there is nothing to prepare, and
 //! an entry of zero bytes would only pin the weight tensor (and never count against the bound).
 //!
 //! **Bypass.** [`bypass`] runs a closure during which this thread's inference keeps nothing
@@ -27,8 +27,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use burn::backend::flex::FlexTensor;
 
 struct Entry {
-    key: (usize, usize, u64),
-    _hold: FlexTensor,
+    key: Key,
+    _hold: Vec<FlexTensor>,
     value: Arc<dyn Any + Send + Sync>,
     bytes: usize,
     used: u64,
@@ -39,6 +39,9 @@ struct Cache {
     bytes: usize,
     clock: u64,
 }
+
+/// The buffers (address, length) a preparation was made from, and its tag.
+type Key = (Vec<(usize, usize)>, u64);
 
 static CACHE: Mutex<Cache> = Mutex::new(Cache { entries: Vec::new(), bytes: 0, clock: 0 });
 
@@ -106,8 +109,19 @@ pub(crate) fn prepared<T: Any + Send + Sync>(
     tag: u64,
     make: impl FnOnce() -> (T, usize),
 ) -> Arc<T> {
-    let key = (values.as_ptr() as usize, values.len(), tag);
-    let own = w.as_slice::<f32>().is_some_and(|s| std::ptr::eq(s, values));
+    prepared_from(&[(w, values)], tag, make)
+}
+
+/// [`prepared`] from several tensors (a convolution's weights and the batch norm folded into
+/// them): the entry is keyed by all their buffers and holds all of them, so a preparation is
+/// found again only while every one of them is the same buffer.
+pub(crate) fn prepared_from<T: Any + Send + Sync>(
+    sources: &[(&FlexTensor, &[f32])],
+    tag: u64,
+    make: impl FnOnce() -> (T, usize),
+) -> Arc<T> {
+    let key: Key = (sources.iter().map(|(_, v)| (v.as_ptr() as usize, v.len())).collect(), tag);
+    let own = sources.iter().all(|(t, values)| t.as_slice::<f32>().is_some_and(|s| std::ptr::eq(s, *values)));
     let cap = if own { capacity() } else { 0 };
     if cap > 0 {
         let mut c = CACHE.lock().unwrap_or_else(|e| e.into_inner());
@@ -137,7 +151,8 @@ pub(crate) fn prepared<T: Any + Send + Sync>(
     }
     c.clock += 1;
     let used = c.clock;
-    c.entries.push(Entry { key, _hold: w.clone(), value: value.clone(), bytes, used });
+    let hold = sources.iter().map(|(t, _)| (*t).clone()).collect();
+    c.entries.push(Entry { key, _hold: hold, value: value.clone(), bytes, used });
     c.bytes += bytes;
     value
 }

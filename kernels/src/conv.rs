@@ -5,8 +5,8 @@
 //! have 3×3 maps: one image alone would give GEMMs with N = 9), and into at least as many
 //! chunks as threads when the batch allows. Per chunk and group, with `col[K, nb·P]` the
 //! column matrix of the chunk — never written out: the GEMM packs its panels straight from
-//! zero-bordered copies of the chunk's input planes ([`crate::view::Rhs::Conv`], 16-lane
-//! gathers at a per-tap base):
+//! zero-bordered copies of the chunk's input planes ([`crate::view::Rhs::Conv`], vector
+//! gathers at a per-tap base, plain loads where a panel's pixels are contiguous):
 //! - forward: `y[Co, nb·P] = W[Co, K] · col` (+ bias folded into the GEMM's destination);
 //! - backward, in one pass over the same chunks: `dW[Co, K] += dy[Co, nb·P] · colᵀ` into a
 //!   per-thread accumulator (`colᵀ` packed from the planes the same way,
@@ -16,8 +16,9 @@
 //!   of `dx` (chunks own disjoint images, so no locks).
 //!
 //! K = Cin/groups·kh·kw, P = Ho·Wo. A 1×1 stride-1 unpadded conv with one image per chunk
-//! uses the image itself as the column matrix. Without AVX-512 the column matrix is written
-//! by `im2col` (one vectorized 2-D copy per row and image) for the `gemm` crate.
+//! uses the image itself as the column matrix. Without our GEMM kernel (no AVX2: ARM, older
+//! x86) the column matrix is written by `im2col` (one vectorized 2-D copy per row and image)
+//! for the `gemm` crate.
 //!
 //! **Threads.** Chunks run on rayon's pool with single-threaded GEMMs; when there are fewer
 //! chunks than threads (batch 1) the GEMM itself is split instead.
@@ -90,7 +91,7 @@ fn padded_planes(
 
 /// The zero-bordered planes the implicit column matrix of images `n0..n0+nb`, group `g`
 /// reads ([`padded_planes`]; empty without padding: then it reads `x`); `None` where the
-/// AVX-512 kernel does not run (the caller writes the column matrix instead).
+/// `sgemm` kernel does not run (the caller writes the column matrix instead).
 fn implicit_planes(
     geo: &Geom,
     x: &[f32],
@@ -210,17 +211,19 @@ fn col2im(geo: &Geom, col: &[f32], g: usize, nb: usize, dx: &mut [f32]) {
     }
 }
 
-/// Forward: `y [n, co, ho, wo]`. With `keep`, the weight tensor whose values `w` are, the
-/// prepared weights are kept for the next call ([`crate::cache`]; inference only).
+/// Forward: `y [n, co, ho, wo]`, followed by a ReLU when `relu` (applied to each chunk while it
+/// is in cache). With `keep`, the weight tensor whose values `w` are, the prepared weights are
+/// kept for the next call ([`crate::cache`]; inference only).
 pub fn forward(
     geo: &Geom,
     x: &[f32],
     w: &[f32],
     bias: Option<&[f32]>,
     keep: Option<&FlexTensor>,
+    relu: bool,
 ) -> Vec<f32> {
     if crate::winograd::eligible(geo) && !im2col_only() {
-        return crate::winograd::forward(geo, x, w, bias, keep);
+        return crate::winograd::forward(geo, x, w, bias, keep, relu);
     }
     let (pix, co) = (geo.pix(), geo.co);
     let mut y = buf::zeros(geo.n * co * pix);
@@ -231,14 +234,14 @@ pub fn forward(
     let inner = geo.inner_threads(geo.n.div_ceil(nb));
     let (k, cog) = (geo.k(), geo.cog());
     // The weights are packed once and shared by every chunk, and kept across calls in
-    // inference. Without the AVX-512 kernel nothing is packed (the `gemm` crate reads `w` as
+    // inference. Without the `sgemm` kernel nothing is packed (the `gemm` crate reads `w` as
     // it is): nothing to keep.
     let group_w = |g: usize| Mat::rows(&w[g * cog * k..], k);
     let kept = match keep {
         Some(t) if crate::sgemm::available() => {
             let pack = || {
                 let wg: Vec<Lhs<'static>> = (0..geo.groups)
-                    .map(|g| Lhs::packed(group_w(g), cog, k).expect("the AVX-512 kernel runs"))
+                    .map(|g| Lhs::packed(group_w(g), cog, k).expect("the sgemm kernel runs"))
                     .collect();
                 let bytes = wg.iter().map(Lhs::bytes).sum();
                 (wg, bytes)
@@ -262,7 +265,7 @@ pub fn forward(
         SCRATCH.with(|s| match s.try_borrow_mut() {
             Ok(mut s) => {
                 let (col, tmp) = &mut *s;
-                forward_chunk(geo, x, wg, bias, n0, nbc, direct, ychunk, col, tmp, inner)
+                forward_chunk(geo, x, wg, bias, n0, nbc, direct, ychunk, col, tmp, inner);
             }
             // This thread is already inside a chunk: it picked this one up while waiting in a
             // parallel loop of that one (another convolution running on the pool). Fresh
@@ -280,7 +283,10 @@ pub fn forward(
                 &mut Vec::new(),
                 inner,
             ),
-        })
+        });
+        if relu {
+            ychunk.iter_mut().for_each(|v| *v = v.max(0.0));
+        }
     };
     if inner > 1 {
         y.chunks_mut(nb * co * pix).enumerate().for_each(body);
@@ -313,7 +319,7 @@ fn forward_chunk(
     let (pix, co, k, cog) = (geo.pix(), geo.co, geo.k(), geo.cog());
     let cols = nbc * pix;
     for g in 0..geo.groups {
-        // Where the AVX-512 kernel runs, B is packed straight from the (padded) images: no
+        // Where the `sgemm` kernel runs, B is packed straight from the (padded) images: no
         // column matrix. The padded planes live until this group's GEMM is done.
         let planes = if direct { None } else { implicit_planes(geo, x, g, n0, nbc, inner > 1) };
         let implicit = planes.as_deref().and_then(|p| implicit_cols(geo, x, p, g, n0, nbc));
@@ -516,7 +522,7 @@ fn input_grad_as_conv(geo: &Geom, w: &[f32], dy: &[f32]) -> Option<Vec<f32>> {
         1,
     )?;
     debug_assert_eq!([back.ho, back.wo], [geo.h, geo.w]);
-    Some(forward(&back, dy, &wf, None, None))
+    Some(forward(&back, dy, &wf, None, None, false))
 }
 
 #[derive(Debug, Clone)]
@@ -544,14 +550,9 @@ impl Backward<Flex, 3> for ConvBackward {
     }
 }
 
-/// `conv2d` with Burn's signature: our kernel on flex/f32 with symmetric padding, Burn's op
-/// elsewhere.
-pub fn conv2d(
-    x: Tensor<4>,
-    weight: Tensor<4>,
-    bias: Option<Tensor<1>>,
-    options: ConvOptions<2>,
-) -> Tensor<4> {
+/// The geometry of a convolution our kernels compute: `None` for asymmetric padding or an
+/// invalid shape (Burn's op then runs, and reports it).
+fn geometry(x: &Tensor<4>, weight: &Tensor<4>, options: &ConvOptions<2>) -> Option<Geom> {
     let symmetric = options.padding.iter().all(|(a, b)| a == b);
     let geo = Geom::new(
         x.dims(),
@@ -561,7 +562,18 @@ pub fn conv2d(
         options.dilation,
         options.groups,
     );
-    let (Some(geo), true) = (geo, symmetric) else {
+    geo.filter(|_| symmetric)
+}
+
+/// `conv2d` with Burn's signature: our kernel on flex/f32 with symmetric padding, Burn's op
+/// elsewhere.
+pub fn conv2d(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    options: ConvOptions<2>,
+) -> Tensor<4> {
+    let Some(geo) = geometry(&x, &weight, &options) else {
         return module::conv2d(x, weight, bias, options);
     };
     let Some(routes) = route_all(&x, &[&weight]) else {
@@ -578,6 +590,88 @@ pub fn conv2d(
     let (xp, wp) = (contiguous(xp), contiguous(wp));
     let bias_vals = if bias.is_some() { bp.as_ref().map(slice) } else { None };
     let keep = wg.is_none().then_some(&wp);
-    let y = buf::tensor(forward(&geo, slice(&xp), slice(&wp), bias_vals, keep), &geo.out_dims());
+    let y = buf::tensor(forward(&geo, slice(&xp), slice(&wp), bias_vals, keep, false), &geo.out_dims());
     autodiff::finish(ConvBackward, [xg, wg, bg], |_| ConvState { x: xp, w: wp, geo }, y)
+}
+
+/// The inference statistics and affine parameters of a batch norm ([`conv2d_bn`]).
+pub struct Norm {
+    pub gamma: Tensor<1>,
+    pub beta: Tensor<1>,
+    pub mean: Tensor<1>,
+    pub var: Tensor<1>,
+    pub epsilon: f64,
+}
+
+/// `relu?(batch_norm(conv2d(x, weight, bias), norm))` with the batch norm in inference form
+/// (running statistics).
+///
+/// On plain flex tensors (inference) the batch norm is folded into the convolution — weights
+/// `w′[o] = w[o]·s[o]` and bias `b′[o] = (b[o] − μ[o])·s[o] + β[o]` with `s = γ/√(σ² + ε)` —
+/// and the ReLU runs on each chunk of the convolution's output while it is in cache: one pass
+/// over the output instead of three. The folded weights are kept between calls like any
+/// prepared weights ([`crate::cache`]), keyed by the convolution's weights and the batch norm's
+/// four tensors together. Anywhere else (an autodiff device: training, or gradients with
+/// respect to the input; another device; the reference switch) it runs the three ops.
+pub fn conv2d_bn(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    norm: Norm,
+    relu: bool,
+    options: ConvOptions<2>,
+) -> Tensor<4> {
+    let unfused = |x: Tensor<4>, weight: Tensor<4>, bias: Option<Tensor<1>>, norm: Norm| {
+        let y = conv2d(x, weight, bias, options.clone());
+        let y = crate::norm::batch_norm_eval(y, norm.gamma, norm.beta, norm.mean, norm.var, norm.epsilon);
+        if relu { crate::act::relu(y) } else { y }
+    };
+    let Some(geo) = geometry(&x, &weight, &options) else {
+        return unfused(x, weight, bias, norm);
+    };
+    let plain = |t: Option<Route>| match t {
+        Some(Route::Plain(p)) => Some(contiguous(p)),
+        _ => None,
+    };
+    let co = geo.co;
+    let params = [&norm.gamma, &norm.beta, &norm.mean, &norm.var];
+    let routed = (
+        plain(crate::dispatch::route(&x)),
+        plain(crate::dispatch::route(&weight)),
+        params.map(|t| plain(crate::dispatch::route(t)).filter(|p| slice(p).len() == co)),
+        bias.as_ref().map(|b| plain(crate::dispatch::route(b)).filter(|p| slice(p).len() == co)),
+    );
+    let (Some(xp), Some(wp), [Some(g), Some(be), Some(mu), Some(var)], b) = routed else {
+        return unfused(x, weight, bias, norm);
+    };
+    let b = match b {
+        Some(None) => return unfused(x, weight, bias, norm),
+        Some(Some(b)) => Some(b),
+        None => None,
+    };
+    crate::dispatch::count_call();
+    let eps = norm.epsilon;
+    let fold = || {
+        let w = slice(&wp);
+        let per = w.len() / co; // one output channel's weights
+        let mut wf = Vec::with_capacity(w.len());
+        let mut bf = Vec::with_capacity(co);
+        for o in 0..co {
+            let s = slice(&g)[o] as f64 / (slice(&var)[o] as f64 + eps).sqrt();
+            wf.extend(w[o * per..(o + 1) * per].iter().map(|&v| (v as f64 * s) as f32));
+            let b0 = b.as_ref().map_or(0.0, |b| slice(b)[o] as f64);
+            bf.push(((b0 - slice(&mu)[o] as f64) * s + slice(&be)[o] as f64) as f32);
+        }
+        let bytes = (wf.len() + bf.len()) * std::mem::size_of::<f32>();
+        ((buf::tensor(wf, &buf::dims(&wp)), bf), bytes)
+    };
+    let mut sources: Vec<(&FlexTensor, &[f32])> =
+        [&wp, &g, &be, &mu, &var].into_iter().map(|t| (t, slice(t))).collect();
+    if let Some(b) = &b {
+        sources.push((b, slice(b)));
+    }
+    let folded = crate::cache::prepared_from(&sources, crate::cache::tag(&[2, eps.to_bits() as usize]), fold);
+    let (wf, bf) = &*folded;
+    let y = forward(&geo, slice(&xp), slice(wf), Some(bf), Some(wf), relu);
+    Tensor::from_primitive::<Flex>(buf::tensor(y, &geo.out_dims()))
 }

@@ -1,5 +1,5 @@
-//! The GEMM entry points of the kernels, in the row-major form they use: our AVX-512 kernel
-//! ([`crate::sgemm`]) split across threads, or the `gemm` crate on other CPUs.
+//! The GEMM entry points of the kernels, in the row-major form they use: our AVX-512 or AVX2
+//! kernel ([`crate::sgemm`]) split across threads, or the `gemm` crate on other CPUs.
 
 use rayon::prelude::*;
 
@@ -25,7 +25,7 @@ impl<'a> Lhs<'a> {
     pub fn new(raw: Mat<'a>) -> Self {
         Self { kind: LhsKind::Raw(raw) }
     }
-    /// An `m×k` operand packed now, for many GEMMs, where the AVX-512 kernel runs (else read
+    /// An `m×k` operand packed now, for many GEMMs, where our `sgemm` kernel runs (else read
     /// as it is by each GEMM). Panics if `raw` does not cover `m×k`.
     pub fn prepacked(raw: Mat<'a>, m: usize, k: usize) -> Self {
         match Lhs::packed(raw, m, k) {
@@ -36,14 +36,14 @@ impl<'a> Lhs<'a> {
             }
         }
     }
-    /// The `m×k` operand `raw` packed now, owning its values; `None` where the AVX-512 kernel
+    /// The `m×k` operand `raw` packed now, owning its values; `None` where our `sgemm` kernel
     /// does not run (nothing to pack for). Panics if `raw` does not cover `m×k`.
     pub fn packed(raw: Mat<'_>, m: usize, k: usize) -> Option<Lhs<'static>> {
         crate::sgemm::available()
             .then(|| Lhs { kind: LhsKind::Packed { data: crate::sgemm::pack_a_full(raw, m, k), m, k } })
     }
     /// A row-major `m×k` operand (leading dimension `ld`) this `Lhs` keeps: packed now where the
-    /// AVX-512 kernel runs, else held as is. Panics if `data` does not hold `m×k`.
+    /// packed kernel runs, else held as is. Panics if `data` does not hold `m×k`.
     pub fn owned(data: Vec<f32>, ld: usize, m: usize, k: usize) -> Lhs<'static> {
         assert!(Mat::rows(&data, ld).covers(m, k), "Lhs::owned: {} values do not hold {m}×{k}", data.len());
         match Lhs::packed(Mat::rows(&data, ld), m, k) {
@@ -99,11 +99,11 @@ pub fn gemm(
 }
 
 /// [`gemm()`] with any right operand; a convolution's implicit columns
-/// ([`Rhs::Conv`], [`Rhs::ConvT`]) only where the AVX-512 kernel runs ([`crate::sgemm::available`]).
+/// ([`Rhs::Conv`], [`Rhs::ConvT`]) only where our `sgemm` kernel runs ([`crate::sgemm::available`]).
 ///
 /// # Panics
 /// If `dst` does not hold `m` rows of `n` at stride `ldd` (with `ldd ≥ n` when `m > 1`), if `a`
-/// does not hold `m×k` or `b` `k×n`, or if `b` is a column-matrix view where the AVX-512 kernel
+/// does not hold `m×k` or `b` `k×n`, or if `b` is a column-matrix view where our `sgemm` kernel
 /// does not run.
 #[allow(clippy::too_many_arguments)]
 pub fn gemm_rhs(
@@ -134,14 +134,14 @@ pub fn gemm_rhs(
     }
     if crate::sgemm::available() {
         let dst_ptr = SendPtr(dst.as_mut_ptr());
-        let (mr, nr) = (crate::sgemm::MR, crate::sgemm::NR);
+        let (mr, nr) = (crate::sgemm::mr(), crate::sgemm::nr());
         // Split the columns (whole micro-panels) across threads, or the rows when that balances
         // better or A is the larger operand (a late layer at batch 1: few column panels, and
         // each thread then streams only its share of the weights instead of all of them).
         let (rows_bal, cols_bal) = (balance(m.div_ceil(mr), threads), balance(n.div_ceil(nr), threads));
         let by_rows = threads > 1 && (rows_bal > cols_bal || (m > n && rows_bal >= 0.9));
         let run = |r: &std::ops::Range<usize>| {
-            // SAFETY: the AVX-512 kernel runs (`available`); `dst`, `a` (or its packed copy, made
+            // SAFETY: our `sgemm` kernel runs (`available`); `dst`, `a` (or its packed copy, made
             // for this `k` and at least `m` rows) and `b` are checked above for the full
             // product, so every part's rows or columns `r` of it lie inside them; parts write
             // disjoint rows or columns of `dst` (`ldd ≥ n`), which aliases neither operand (a
@@ -190,9 +190,9 @@ pub fn gemm_rhs(
         return;
     }
     let Rhs::Mat(b) = b else {
-        panic!("gemm: implicit convolution columns need the AVX-512 kernel (sgemm::available)")
+        panic!("gemm: implicit convolution columns need our `sgemm` kernel (sgemm::available)")
     };
-    assert!(packed.is_none(), "gemm: a packed operand needs the AVX-512 kernel");
+    assert!(packed.is_none(), "gemm: a packed operand needs our `sgemm` kernel");
     let parallelism =
         if threads > 1 { ::gemm::Parallelism::Rayon(threads) } else { ::gemm::Parallelism::None };
     // SAFETY: `dst`, `a` and `b` are checked above for `m×n`, `m×k` and `k×n` at their
@@ -244,7 +244,7 @@ pub fn gemm_nt(
     accumulate: bool,
 ) {
     // `gemm` checks every extent (and panics where one is short).
-    // C = A·Bᵀ is a plain GEMM whose right operand is column-major; the packed kernel
+    // C = A·Bᵀ is a plain GEMM whose right operand is column-major; our `sgemm` kernel
     // gathers it (see `sgemm::pack_b`).
     gemm(m, n, k, dst, ldd, &Lhs::new(Mat::rows(a, lda)), Mat::cols(b, ldb), accumulate, 1);
 }

@@ -1,22 +1,32 @@
-//! Single-precision GEMM for AVX-512 CPUs: `C[m×n] (+)= A[m×k] · B[k×n]`, any strides.
+//! Single-precision GEMM for x86-64 CPUs with AVX-512, or AVX2 + FMA: `C[m×n] (+)= A[m×k] · B[k×n]`,
+//! any strides.
 //!
 //! **Algorithm.** The BLIS loop nest: the reduction is cut into [`KC`]-deep slabs; per slab
 //! B is packed into `NR`-column micro-panels (k-major, zero-padded) and A, [`MC`] rows at a
-//! time, into `MR`-row micro-panels; a 12×32 register-blocked micro-kernel (24 zmm
-//! accumulators, 2 loads of B and 12 broadcasts of A per k, 24 FMAs) computes each tile and
-//! adds it into C. Packing absorbs any operand layout, so transposed operands (the weight
-//! and input gradients of a convolution) cost one strided read per slab and nothing else; a
-//! column-major B and a convolution's implicit column matrix ([`Rhs::Conv`], [`Rhs::ConvT`]) are
-//! packed with 16-lane gathers. Operands reused across calls (a convolution's weights) are
-//! packed once ([`pack_a_full`]). Edge tiles run the same kernel and store through a lane mask.
+//! time, into `MR`-row micro-panels; a register-blocked micro-kernel computes each tile and
+//! adds it into C. Two micro-kernels, picked once per process ([`isa`]):
+//! - AVX-512: 12×32 (24 zmm accumulators, 2 loads of B and 12 broadcasts of A per k, 24 FMAs);
+//! - AVX2 + FMA: 6×16 (12 ymm accumulators, 2 loads of B and 6 broadcasts of A per k, 12 FMAs
+//!   — the 16 ymm registers hold the 12 accumulators, B's two vectors and a broadcast).
+//!
+//! Packing absorbs any operand layout, so transposed operands (the weight and input gradients
+//! of a convolution) cost one strided read per slab and nothing else; a column-major B and a
+//! convolution's implicit column matrix ([`Rhs::Conv`], [`Rhs::ConvT`]) are packed with
+//! vector gathers (16 lanes, or 8), and with plain vector loads where a panel's columns are
+//! contiguous in the source (a stride-1 convolution's output pixels along a row). Operands
+//! reused across calls (a convolution's weights) are packed once ([`pack_a_full`]). Edge tiles
+//! run the same kernel and store through a lane mask (AVX-512) or a small buffer (AVX2).
 //! Slabs have equal depth (576 = 2 × 288, not 256 + 256 + 64); when few column panels reuse
 //! each A panel (weights streaming from memory at batch 1) the kernel prefetches A ahead.
 //!
 //! **Why not the `gemm` crate.** On the Intel Xeon (AVX-512, 2 FMA ports) these machines run,
 //! `gemm` 0.19 reaches 50–62 GFLOP/s per thread on convolution shapes — about a third of
-//! PyTorch's MKL (160 GFLOP/s per thread, measured in the same session). This kernel reaches
-//! 125–153 GFLOP/s per thread on the same shapes, 297–317 on two threads at 1024³ (MKL: 333;
-//! `examples/gemm_probe.rs`). CPUs without AVX-512 use the `gemm` crate (the `gemm` module picks one or the other).
+//! PyTorch's MKL (160 GFLOP/s per thread, measured in the same session). The AVX-512 kernel
+//! reaches 125–153 GFLOP/s per thread on the same shapes, 297–317 on two threads at 1024³ (MKL:
+//! 333; `examples/gemm_probe.rs`). On AVX2 machines the gain is less the micro-kernel than what
+//! the packing makes possible: the implicit column matrix (no im2col written and re-read) and
+//! weights packed once and kept between inference calls. CPUs with neither (ARM, older x86, or
+//! `CNNZOO_NO_AVX2=1`) use the `gemm` crate (the `gemm` module picks one or the other).
 //!
 //! **Where the time goes.** The micro-kernel (FMA-bound); packing is one pass over each
 //! operand per slab/panel (≈ 1/MR + 1/NR of the arithmetic in memory traffic).
@@ -28,99 +38,186 @@ use std::arch::x86_64::*;
 use crate::cpu::lanes;
 use crate::view::{Mat, Rhs};
 
-/// Rows of a micro-tile.
-pub const MR: usize = 12;
-/// Columns of a micro-tile (two zmm registers).
-pub const NR: usize = 32;
 /// Depth of a packed slab.
 pub const KC: usize = 256;
-/// Rows of A packed at a time (fits L2 with a slab of B streaming through L1).
+/// Rows of A packed at a time (fits L2 with a slab of B streaming through L1; a multiple of
+/// both micro-kernels' `MR`).
 pub const MC: usize = 120;
+/// The widest micro-panel (AVX-512's `NR`): the size of the column-offset arrays of a panel.
+const MAX_NR: usize = 32;
 
-/// Whether this CPU runs the AVX-512 kernel (and the kernels' other AVX-512 paths); see
-/// [`crate::cpu::avx512`] (`CNNZOO_NO_AVX512=1` turns them off).
-pub fn available() -> bool {
-    crate::cpu::avx512()
+/// The instruction set this module's GEMM runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isa {
+    /// 12×32 micro-kernel on zmm registers.
+    Avx512,
+    /// 6×16 micro-kernel on ymm registers.
+    Avx2,
 }
 
-/// Packs rows `r0..r0+mc`, depth `p0..p0+kc` of A into MR-row micro-panels (k-major), into the
-/// first `mc.div_ceil(MR)·MR·kc` floats of `out`. The caller has checked that `a` covers
+/// The micro-kernel this CPU runs, decided once per process; `None` where neither AVX-512
+/// nor AVX2 + FMA is available or both are switched off (`CNNZOO_NO_AVX512=1` selects AVX2 on
+/// an AVX-512 machine, `CNNZOO_NO_AVX2=1` the portable paths; see [`crate::cpu`]).
+pub fn isa() -> Option<Isa> {
+    if crate::cpu::avx512() {
+        Some(Isa::Avx512)
+    } else if crate::cpu::avx2() {
+        Some(Isa::Avx2)
+    } else {
+        None
+    }
+}
+
+/// Whether this module's GEMM runs on this CPU (and with it the kernels' implicit column
+/// matrices and packed weights); else the `gemm` crate and explicit im2col do.
+pub fn available() -> bool {
+    isa().is_some()
+}
+
+/// Rows of a micro-tile (and of a packed A panel) on this CPU.
+pub fn mr() -> usize {
+    match isa() {
+        Some(Isa::Avx2) => 6,
+        _ => 12,
+    }
+}
+
+/// Columns of a micro-tile (and of a packed B panel) on this CPU.
+pub fn nr() -> usize {
+    match isa() {
+        Some(Isa::Avx2) => 16,
+        _ => 32,
+    }
+}
+
+/// Packs rows `r0..r0+mc`, depth `p0..p0+kc` of A into `mr`-row micro-panels (k-major), into
+/// the first `mc.div_ceil(mr)·mr·kc` floats of `out`. The caller has checked that `a` covers
 /// `(r0 + mc) × (p0 + kc)` ([`Mat::covers`]): the reads are unchecked.
 ///
 /// # Safety
-/// `a` covers `(r0 + mc) × (p0 + kc)`.
-unsafe fn pack_a(a: Mat, r0: usize, mc: usize, p0: usize, kc: usize, out: &mut [f32]) {
-    for ip in 0..mc.div_ceil(MR) {
-        let panel = &mut out[ip * MR * kc..(ip + 1) * MR * kc];
-        let rows = MR.min(mc - ip * MR);
-        if rows < MR {
+/// `a` covers `(r0 + mc) × (p0 + kc)`; `mr ≤ 12`.
+unsafe fn pack_a(a: Mat, r0: usize, mc: usize, p0: usize, kc: usize, mr: usize, out: &mut [f32]) {
+    for ip in 0..mc.div_ceil(mr) {
+        let panel = &mut out[ip * mr * kc..(ip + 1) * mr * kc];
+        let rows = mr.min(mc - ip * mr);
+        if rows < mr {
             panel.fill(0.0); // the padding rows of an edge panel
         }
         let (rs, cs) = (a.rs(), a.cs());
         // SAFETY (all reads below): the caller checked that `a` covers rows `r0..r0 + mc` and
         // columns `p0..p0 + kc` (`Mat::covers`), so every offset formed lies in its data.
-        let origin = unsafe { a.ptr().add((r0 + ip * MR) * rs + p0 * cs) };
+        let origin = unsafe { a.ptr().add((r0 + ip * mr) * rs + p0 * cs) };
         if rs == 1 {
             // Column-major A (a transposed operand): each k step is `rows` contiguous values.
             for p in 0..kc {
                 let src = unsafe { std::slice::from_raw_parts(origin.add(p * cs), rows) };
-                panel[p * MR..p * MR + rows].copy_from_slice(src);
+                panel[p * mr..p * mr + rows].copy_from_slice(src);
             }
-        } else if cs == 1 && rows == MR {
-            // Row-major A (weights): read the MR rows side by side so the panel is written
-            // in order, one k step (MR values) at a time.
-            let row: [&[f32]; MR] =
-                std::array::from_fn(|i| unsafe { std::slice::from_raw_parts(origin.add(i * rs), kc) });
-            for (p, dst) in panel.chunks_exact_mut(MR).enumerate() {
-                for i in 0..MR {
-                    dst[i] = row[i][p];
+        } else if cs == 1 && rows == mr {
+            // Row-major A (weights): read the rows side by side so the panel is written in
+            // order, one k step (`mr` values) at a time.
+            let mut row = [[].as_slice(); 12];
+            for (i, r) in row.iter_mut().enumerate().take(mr) {
+                *r = unsafe { std::slice::from_raw_parts(origin.add(i * rs), kc) };
+            }
+            for (p, dst) in panel.chunks_exact_mut(mr).enumerate() {
+                for (d, r) in dst.iter_mut().zip(&row) {
+                    *d = r[p];
                 }
             }
         } else {
             for i in 0..rows {
                 let row = unsafe { origin.add(i * rs) };
                 for p in 0..kc {
-                    panel[p * MR + i] = unsafe { *row.add(p * cs) };
+                    panel[p * mr + i] = unsafe { *row.add(p * cs) };
                 }
             }
         }
     }
 }
 
-/// Packs all of A (`m×k`) once into MR-row panels spanning the whole depth, k-major, for
+/// Packs all of A (`m×k`) once into [`mr`]-row panels spanning the whole depth, k-major, for
 /// operands reused across many GEMMs (a convolution's weights across batch chunks); panels in
-/// parallel. Slab `p0..p0+kc` of panel `ip` is then `packed[ip·MR·k + p0·MR ..][.. kc·MR]`.
+/// parallel. Slab `p0..p0+kc` of panel `ip` is then `packed[ip·mr·k + p0·mr ..][.. kc·mr]`.
+/// The layout is this CPU's ([`isa`]), decided once per process.
 ///
 /// # Panics
 /// If `a` does not cover `m×k`.
 pub fn pack_a_full(a: Mat, m: usize, k: usize) -> Vec<f32> {
     use rayon::prelude::*;
     assert!(a.covers(m, k), "pack_a_full: operand smaller than {m}×{k}");
-    let panels = m.div_ceil(MR);
-    let mut out = crate::buf::zeros(panels * MR * k);
+    let mr = mr();
+    let panels = m.div_ceil(mr);
+    let mut out = crate::buf::zeros(panels * mr * k);
     if out.is_empty() {
         return out;
     }
     // About 64 KiB of packed values per task, whole panels.
-    let per_task = (16384 / (MR * k).max(1)).max(1);
-    out.par_chunks_mut(per_task * MR * k).enumerate().for_each(|(t, dst)| {
-        let r0 = t * per_task * MR;
-        // SAFETY: `a` covers `m×k` (checked above) and `r0 + rows ≤ m`.
-        unsafe { pack_a(a, r0, (per_task * MR).min(m - r0), 0, k, dst) };
+    let per_task = (16384 / (mr * k).max(1)).max(1);
+    out.par_chunks_mut(per_task * mr * k).enumerate().for_each(|(t, dst)| {
+        let r0 = t * per_task * mr;
+        // SAFETY: `a` covers `m×k` (checked above), `r0 + rows ≤ m` and `mr ≤ 12`.
+        unsafe { pack_a(a, r0, (per_task * mr).min(m - r0), 0, k, mr, dst) };
     });
     out
+}
+
+/// One instruction set's micro-kernel and panel copies.
+#[cfg(target_arch = "x86_64")]
+trait Arch {
+    /// Rows of a micro-tile (≤ 12).
+    const MR: usize;
+    /// Columns of a micro-tile (≤ [`MAX_NR`]).
+    const NR: usize;
+    /// Packs one NR-wide panel by gathers: depth step `p` reads the `cols` values at
+    /// `ptr + bases[p] + offs[t]`.
+    ///
+    /// # Safety
+    /// The CPU has the instruction set; `cols ≤ NR`; every address read lies in the operand.
+    unsafe fn gather(
+        ptr: *const f32,
+        offs: &[i32; MAX_NR],
+        cols: usize,
+        bases: impl Iterator<Item = usize>,
+        panel: &mut [f32],
+    );
+    /// Packs one NR-wide panel from contiguous runs: depth step `p` reads the `cols` values at
+    /// `ptr + bases[p]` on.
+    ///
+    /// # Safety
+    /// As [`Arch::gather`].
+    unsafe fn runs(ptr: *const f32, cols: usize, bases: impl Iterator<Item = usize>, panel: &mut [f32]);
+    /// `C[MR×NR tile] (+)= Apanel · Bpanel`, storing `rows × cols` of it; with `PREFETCH`, A is
+    /// prefetched ahead (a large weight matrix streaming from memory).
+    ///
+    /// # Safety
+    /// The CPU has the instruction set; `a`/`b` hold `kc` packed steps; `c` is valid for `rows`
+    /// rows of `cols` elements at stride `ldc`.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn tile<const PREFETCH: bool>(
+        kc: usize,
+        a: *const f32,
+        b: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        rows: usize,
+        cols: usize,
+        accumulate: bool,
+    );
 }
 
 /// Packs depth `p0..p0+kc`, columns `0..n` of B into NR-column micro-panels (k-major).
 ///
 /// # Safety
-/// AVX-512F is available and `b` covers `(p0 + kc) × n` ([`Rhs::covers`]).
-unsafe fn pack_b(b: Rhs, n: usize, p0: usize, kc: usize, out: &mut Vec<f32>) {
-    let panels = n.div_ceil(NR);
-    let out = crate::buf::scratch(out, panels * NR * kc);
+/// The CPU has `A`'s instruction set and `b` covers `(p0 + kc) × n` ([`Rhs::covers`]).
+#[cfg(target_arch = "x86_64")]
+unsafe fn pack_b<A: Arch>(b: Rhs, n: usize, p0: usize, kc: usize, out: &mut Vec<f32>) {
+    let nr = A::NR;
+    let panels = n.div_ceil(nr);
+    let out = crate::buf::scratch(out, panels * nr * kc);
     let (cc, transposed) = match b {
         // SAFETY: the caller's contract.
-        Rhs::Mat(b) => return unsafe { pack_b_mat(b, n, p0, kc, out) },
+        Rhs::Mat(b) => return unsafe { pack_b_mat::<A>(b, n, p0, kc, out) },
         Rhs::Conv(cc) => (cc, false),
         Rhs::ConvT(cc) => (cc, true),
     };
@@ -128,16 +225,24 @@ unsafe fn pack_b(b: Rhs, n: usize, p0: usize, kc: usize, out: &mut Vec<f32>) {
     // round: per panel the columns' offsets are fixed, per depth step the base moves.
     let col_off = |i: usize| if transposed { cc.tap_off(i) } else { cc.pix_off(i) };
     let step_off = |i: usize| if transposed { cc.pix_off(i) } else { cc.tap_off(i) };
-    for (jp, panel) in out.chunks_exact_mut(NR * kc).enumerate() {
-        let cols = NR.min(n - jp * NR);
-        let mut offs = [0i32; NR];
+    for (jp, panel) in out.chunks_exact_mut(nr * kc).enumerate() {
+        let cols = nr.min(n - jp * nr);
+        let mut offs = [0i32; MAX_NR];
         for (t, o) in offs.iter_mut().enumerate().take(cols) {
-            *o = col_off(cc.j0() + jp * NR + t) as i32; // fits: checked by `ConvCols::new`
+            *o = col_off(cc.j0() + jp * nr + t) as i32; // fits: checked by `ConvCols::new`
         }
-        // SAFETY: AVX-512F holds (this module's kernels run only where it does); every element
-        // read lies in the source (`ConvCols::new` checked every tap and pixel, the caller that
-        // the view covers this depth and these columns: `Rhs::covers`).
-        unsafe { gather_panel(cc.ptr(), &offs, cols, (p0..p0 + kc).map(step_off), panel) };
+        // SAFETY: the CPU has `A`'s instruction set (the caller's contract); every element read
+        // lies in the source (`ConvCols::new` checked every tap and pixel, the caller that the
+        // view covers this depth and these columns: `Rhs::covers`).
+        unsafe {
+            if offs[..cols].windows(2).all(|w| w[1] == w[0] + 1) {
+                // One contiguous run per depth step (a stride-1 conv's pixels along a row).
+                let first = offs[0] as usize;
+                A::runs(cc.ptr(), cols, (p0..p0 + kc).map(|p| step_off(p) + first), panel)
+            } else {
+                A::gather(cc.ptr(), &offs, cols, (p0..p0 + kc).map(step_off), panel)
+            }
+        }
     }
 }
 
@@ -145,151 +250,257 @@ unsafe fn pack_b(b: Rhs, n: usize, p0: usize, kc: usize, out: &mut Vec<f32>) {
 ///
 /// # Safety
 /// As [`pack_b`].
-unsafe fn pack_b_mat(b: Mat, n: usize, p0: usize, kc: usize, out: &mut [f32]) {
-    let panels = n.div_ceil(NR);
+#[cfg(target_arch = "x86_64")]
+unsafe fn pack_b_mat<A: Arch>(b: Mat, n: usize, p0: usize, kc: usize, out: &mut [f32]) {
+    let nr = A::NR;
+    let panels = n.div_ceil(nr);
     for jp in 0..panels {
-        let panel = &mut out[jp * NR * kc..(jp + 1) * NR * kc];
-        let cols = NR.min(n - jp * NR);
-        if cols < NR {
+        let panel = &mut out[jp * nr * kc..(jp + 1) * nr * kc];
+        let cols = nr.min(n - jp * nr);
+        if cols < nr {
             panel.fill(0.0); // the padding columns of an edge panel
         }
         let (rs, cs) = (b.rs(), b.cs());
         // SAFETY (all reads below): the caller checked that `b` covers depth `p0..p0 + kc` and
-        // columns `0..n` (`Rhs::covers`).
-        let origin = unsafe { b.ptr().add(p0 * rs + jp * NR * cs) };
+        // columns `0..n` (`Rhs::covers`), and that the CPU has `A`'s instruction set.
+        let origin = unsafe { b.ptr().add(p0 * rs + jp * nr * cs) };
         if cs == 1 {
-            // SAFETY: AVX-512F holds (as below); rows `p < kc` of `cols` values are readable.
-            unsafe { pack_b_rows(origin, rs, cols, kc, panel) };
-        } else if rs == 1 && cs <= i32::MAX as usize / NR {
-            // Column-major B (a transposed operand): 16-lane gathers, one panel row per step.
-            let offs: [i32; NR] = std::array::from_fn(|t| t as i32 * cs as i32);
-            // SAFETY: `available()` holds (only AVX-512 machines run this module's kernels),
-            // and every gathered address is an element of the operand.
-            unsafe { gather_panel(origin, &offs, cols, 0..kc, panel) };
+            unsafe { A::runs(origin, cols, (0..kc).map(|p| p * rs), panel) };
+        } else if rs == 1 && cs <= i32::MAX as usize / MAX_NR {
+            // Column-major B (a transposed operand): gathers, one panel row per step.
+            let offs: [i32; MAX_NR] = std::array::from_fn(|t| t as i32 * cs as i32);
+            unsafe { A::gather(origin, &offs, cols, 0..kc, panel) };
         } else if rs == 1 {
             // Column-major B: read each column contiguously.
             for j in 0..cols {
                 let src = unsafe { std::slice::from_raw_parts(origin.add(j * cs), kc) };
                 for (p, &v) in src.iter().enumerate() {
-                    panel[p * NR + j] = v;
+                    panel[p * nr + j] = v;
                 }
             }
         } else {
             for p in 0..kc {
                 for j in 0..cols {
-                    panel[p * NR + j] = unsafe { *origin.add(p * rs + j * cs) };
+                    panel[p * nr + j] = unsafe { *origin.add(p * rs + j * cs) };
                 }
             }
         }
     }
 }
 
-/// Packs one NR-wide panel by gathers: depth step `p` reads the `cols` values at
-/// `ptr + bases[p] + offs[t]` (two masked 16-lane gathers). Serves a column-major B (bases
-/// `p`, offsets `t·cs`), a convolution's implicit columns (bases: tap offsets, offsets: pixel
-/// offsets) and their transpose (bases: pixel offsets, offsets: tap offsets).
-///
-/// # Safety
-/// AVX-512F must be available; `cols ≤ NR`; every gathered address lies in the operand.
+/// The AVX-512 micro-kernel, 12×32: gathers are two masked 16-lane gathers per depth step,
+/// runs two masked 16-lane loads, and edge tiles store through lane masks.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn gather_panel(
-    ptr: *const f32,
-    offs: &[i32; NR],
-    cols: usize,
-    bases: impl Iterator<Item = usize>,
-    panel: &mut [f32],
-) {
-    unsafe {
-        let (m0, m1) = (lanes(cols), lanes(cols.saturating_sub(16)));
-        let i0 = _mm512_loadu_si512(offs.as_ptr().cast());
-        let i1 = _mm512_loadu_si512(offs.as_ptr().add(16).cast());
-        let out = panel.as_mut_ptr();
-        for (p, b) in bases.enumerate() {
-            let base = ptr.add(b);
-            let g0 = _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), m0, i0, base);
-            _mm512_storeu_ps(out.add(p * NR), g0);
-            let g1 = if m1 != 0 {
-                _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), m1, i1, base)
-            } else {
-                _mm512_setzero_ps()
-            };
-            _mm512_storeu_ps(out.add(p * NR + 16), g1);
+struct Avx512;
+
+#[cfg(target_arch = "x86_64")]
+impl Arch for Avx512 {
+    const MR: usize = 12;
+    const NR: usize = 32;
+    #[target_feature(enable = "avx512f")]
+    unsafe fn gather(
+        ptr: *const f32,
+        offs: &[i32; MAX_NR],
+        cols: usize,
+        bases: impl Iterator<Item = usize>,
+        panel: &mut [f32],
+    ) {
+        unsafe {
+            let (m0, m1) = (lanes(cols), lanes(cols.saturating_sub(16)));
+            let i0 = _mm512_loadu_si512(offs.as_ptr().cast());
+            let i1 = _mm512_loadu_si512(offs.as_ptr().add(16).cast());
+            let out = panel.as_mut_ptr();
+            for (p, b) in bases.enumerate() {
+                let base = ptr.add(b);
+                let g0 = _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), m0, i0, base);
+                _mm512_storeu_ps(out.add(p * 32), g0);
+                let g1 = if m1 != 0 {
+                    _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), m1, i1, base)
+                } else {
+                    _mm512_setzero_ps()
+                };
+                _mm512_storeu_ps(out.add(p * 32 + 16), g1);
+            }
+        }
+    }
+    #[target_feature(enable = "avx512f")]
+    unsafe fn runs(ptr: *const f32, cols: usize, bases: impl Iterator<Item = usize>, panel: &mut [f32]) {
+        unsafe {
+            let (m0, m1) = (lanes(cols), lanes(cols.saturating_sub(16)));
+            let out = panel.as_mut_ptr();
+            for (p, b) in bases.enumerate() {
+                let src = ptr.add(b);
+                _mm512_storeu_ps(out.add(p * 32), _mm512_maskz_loadu_ps(m0, src));
+                // `src + 16` may lie past the operand when `cols ≤ 16` (then `m1` is empty and
+                // nothing is read there): formed with `wrapping_add`, never dereferenced.
+                _mm512_storeu_ps(out.add(p * 32 + 16), _mm512_maskz_loadu_ps(m1, src.wrapping_add(16)));
+            }
+        }
+    }
+    #[target_feature(enable = "avx512f")]
+    unsafe fn tile<const PREFETCH: bool>(
+        kc: usize,
+        a: *const f32,
+        b: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        rows: usize,
+        cols: usize,
+        accumulate: bool,
+    ) {
+        unsafe {
+            let mut acc = [[_mm512_setzero_ps(); 2]; 12];
+            for p in 0..kc {
+                let b0 = _mm512_loadu_ps(b.add(p * 32));
+                let b1 = _mm512_loadu_ps(b.add(p * 32 + 16));
+                let ap = a.add(p * 12);
+                if PREFETCH {
+                    // 32 steps ahead, past the panel's end near its end: a prefetch never faults,
+                    // and the address is formed with `wrapping_add` (not an out-of-bounds `add`).
+                    _mm_prefetch::<_MM_HINT_T0>(ap.wrapping_add(32 * 12).cast());
+                }
+                for (i, acc) in acc.iter_mut().enumerate() {
+                    let av = _mm512_set1_ps(*ap.add(i));
+                    acc[0] = _mm512_fmadd_ps(av, b0, acc[0]);
+                    acc[1] = _mm512_fmadd_ps(av, b1, acc[1]);
+                }
+            }
+            let (lo, hi) = (lanes(cols), lanes(cols.saturating_sub(16)));
+            for (i, acc) in acc.iter().enumerate().take(rows) {
+                let row = c.add(i * ldc);
+                // Past the destination when `cols ≤ 16` (`hi` is empty then): never dereferenced.
+                let row_hi = row.wrapping_add(16);
+                let (mut v0, mut v1) = (acc[0], acc[1]);
+                if accumulate {
+                    v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(lo, row));
+                    v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(hi, row_hi));
+                }
+                _mm512_mask_storeu_ps(row, lo, v0);
+                _mm512_mask_storeu_ps(row_hi, hi, v1);
+            }
         }
     }
 }
 
-/// Packs a row-major `kc × cols` block (row `p` at `origin[p·rs ..]`) into a k-major NR-wide
-/// panel: two (masked) 16-lane copies per depth step, no `memcpy` call per row.
-///
-/// # Safety
-/// AVX-512F must be available; `cols ≤ NR` and every `(p, j)` with `p < kc`, `j < cols` is
-/// readable at `origin[p·rs + j]`.
+/// The AVX2 + FMA micro-kernel, 6×16: gathers are two masked 8-lane gathers per depth step
+/// (masked-off lanes are not read), runs two (masked) 8-lane loads; a full tile is stored
+/// straight into C, an edge tile through a 6×16 buffer of which only `rows × cols` is copied.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn pack_b_rows(origin: *const f32, rs: usize, cols: usize, kc: usize, panel: &mut [f32]) {
-    unsafe {
-        let (m0, m1) = (lanes(cols), lanes(cols.saturating_sub(16)));
-        let out = panel.as_mut_ptr();
-        for p in 0..kc {
-            let src = origin.add(p * rs);
-            _mm512_storeu_ps(out.add(p * NR), _mm512_maskz_loadu_ps(m0, src));
-            // `src + 16` may lie past the operand when `cols ≤ 16` (then `m1` is empty and
-            // nothing is read there): formed with `wrapping_add`, never dereferenced.
-            _mm512_storeu_ps(out.add(p * NR + 16), _mm512_maskz_loadu_ps(m1, src.wrapping_add(16)));
+struct Avx2;
+
+#[cfg(target_arch = "x86_64")]
+impl Arch for Avx2 {
+    const MR: usize = 6;
+    const NR: usize = 16;
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn gather(
+        ptr: *const f32,
+        offs: &[i32; MAX_NR],
+        cols: usize,
+        bases: impl Iterator<Item = usize>,
+        panel: &mut [f32],
+    ) {
+        unsafe {
+            let (m0, m1) = (mask8(cols), mask8(cols.saturating_sub(8)));
+            let (f0, f1) = (_mm256_castsi256_ps(m0), _mm256_castsi256_ps(m1));
+            let i0 = _mm256_loadu_si256(offs.as_ptr().cast());
+            let i1 = _mm256_loadu_si256(offs.as_ptr().add(8).cast());
+            let out = panel.as_mut_ptr();
+            let zero = _mm256_setzero_ps();
+            let second = cols > 8;
+            for (p, b) in bases.enumerate() {
+                let base = ptr.add(b);
+                _mm256_storeu_ps(out.add(p * 16), _mm256_mask_i32gather_ps::<4>(zero, base, i0, f0));
+                let g1 = if second { _mm256_mask_i32gather_ps::<4>(zero, base, i1, f1) } else { zero };
+                _mm256_storeu_ps(out.add(p * 16 + 8), g1);
+            }
+        }
+    }
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn runs(ptr: *const f32, cols: usize, bases: impl Iterator<Item = usize>, panel: &mut [f32]) {
+        unsafe {
+            let out = panel.as_mut_ptr();
+            if cols == 16 {
+                for (p, b) in bases.enumerate() {
+                    let src = ptr.add(b);
+                    _mm256_storeu_ps(out.add(p * 16), _mm256_loadu_ps(src));
+                    _mm256_storeu_ps(out.add(p * 16 + 8), _mm256_loadu_ps(src.add(8)));
+                }
+                return;
+            }
+            let (m0, m1) = (mask8(cols), mask8(cols.saturating_sub(8)));
+            for (p, b) in bases.enumerate() {
+                let src = ptr.add(b);
+                _mm256_storeu_ps(out.add(p * 16), _mm256_maskload_ps(src, m0));
+                // Past the operand when `cols ≤ 8` (`m1` is empty then, nothing is read):
+                // formed with `wrapping_add`.
+                _mm256_storeu_ps(out.add(p * 16 + 8), _mm256_maskload_ps(src.wrapping_add(8), m1));
+            }
+        }
+    }
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn tile<const PREFETCH: bool>(
+        kc: usize,
+        a: *const f32,
+        b: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        rows: usize,
+        cols: usize,
+        accumulate: bool,
+    ) {
+        unsafe {
+            let mut acc = [[_mm256_setzero_ps(); 2]; 6];
+            for p in 0..kc {
+                let b0 = _mm256_loadu_ps(b.add(p * 16));
+                let b1 = _mm256_loadu_ps(b.add(p * 16 + 8));
+                let ap = a.add(p * 6);
+                if PREFETCH {
+                    // As in the AVX-512 kernel: a prefetch never faults.
+                    _mm_prefetch::<_MM_HINT_T0>(ap.wrapping_add(64 * 6).cast());
+                }
+                for (i, acc) in acc.iter_mut().enumerate() {
+                    let av = _mm256_broadcast_ss(&*ap.add(i));
+                    acc[0] = _mm256_fmadd_ps(av, b0, acc[0]);
+                    acc[1] = _mm256_fmadd_ps(av, b1, acc[1]);
+                }
+            }
+            if rows == 6 && cols == 16 {
+                for (i, acc) in acc.iter().enumerate() {
+                    let row = c.add(i * ldc);
+                    let (mut v0, mut v1) = (acc[0], acc[1]);
+                    if accumulate {
+                        v0 = _mm256_add_ps(v0, _mm256_loadu_ps(row));
+                        v1 = _mm256_add_ps(v1, _mm256_loadu_ps(row.add(8)));
+                    }
+                    _mm256_storeu_ps(row, v0);
+                    _mm256_storeu_ps(row.add(8), v1);
+                }
+                return;
+            }
+            let mut tile = [0f32; 6 * 16];
+            for (i, acc) in acc.iter().enumerate() {
+                _mm256_storeu_ps(tile.as_mut_ptr().add(i * 16), acc[0]);
+                _mm256_storeu_ps(tile.as_mut_ptr().add(i * 16 + 8), acc[1]);
+            }
+            for (i, t) in tile.chunks_exact(16).enumerate().take(rows) {
+                let row = std::slice::from_raw_parts_mut(c.add(i * ldc), cols);
+                if accumulate {
+                    row.iter_mut().zip(t).for_each(|(r, v)| *r += v);
+                } else {
+                    row.copy_from_slice(&t[..cols]);
+                }
+            }
         }
     }
 }
 
-/// `C[MR×NR tile] (+)= Apanel · Bpanel`, storing `rows × cols` of it.
-///
-/// # Safety
-/// AVX-512F must be available; `a`/`b` hold `kc` packed steps; `c` is valid for `rows` rows
-/// of `cols` elements at stride `ldc`.
+/// The lane mask of the first `min(n, 8)` lanes of an 8-lane register (all bits set in each).
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn kernel<const PREFETCH: bool>(
-    kc: usize,
-    a: *const f32,
-    b: *const f32,
-    c: *mut f32,
-    ldc: usize,
-    rows: usize,
-    cols: usize,
-    accumulate: bool,
-) {
-    unsafe {
-        let mut acc = [[_mm512_setzero_ps(); 2]; MR];
-        for p in 0..kc {
-            let b0 = _mm512_loadu_ps(b.add(p * NR));
-            let b1 = _mm512_loadu_ps(b.add(p * NR + 16));
-            let ap = a.add(p * MR);
-            if PREFETCH {
-                // 32 steps ahead, past the panel's end near its end: a prefetch never faults,
-                // and the address is formed with `wrapping_add` (not an out-of-bounds `add`).
-                _mm_prefetch::<_MM_HINT_T0>(ap.wrapping_add(32 * MR).cast());
-            }
-            for (i, acc) in acc.iter_mut().enumerate() {
-                let av = _mm512_set1_ps(*ap.add(i));
-                acc[0] = _mm512_fmadd_ps(av, b0, acc[0]);
-                acc[1] = _mm512_fmadd_ps(av, b1, acc[1]);
-            }
-        }
-        let (lo, hi) = (lanes(cols), lanes(cols.saturating_sub(16)));
-        for (i, acc) in acc.iter().enumerate().take(rows) {
-            let row = c.add(i * ldc);
-            // Past the destination when `cols ≤ 16` (`hi` is empty then): never dereferenced.
-            let row_hi = row.wrapping_add(16);
-            let (mut v0, mut v1) = (acc[0], acc[1]);
-            if accumulate {
-                v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(lo, row));
-                v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(hi, row_hi));
-            }
-            _mm512_mask_storeu_ps(row, lo, v0);
-            _mm512_mask_storeu_ps(row_hi, hi, v1);
-        }
-    }
+#[target_feature(enable = "avx2")]
+fn mask8(n: usize) -> __m256i {
+    let n = n.min(8) as i32;
+    _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
 }
 
 /// Scratch buffers for packing, reused across calls on a thread.
@@ -303,7 +514,8 @@ thread_local! {
     static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
 }
 
-/// Single-threaded `dst[m×n] (leading dim ldd) = (accumulate ? dst : 0) + A·B`.
+/// Single-threaded `dst[m×n] (leading dim ldd) = (accumulate ? dst : 0) + A·B`, on this CPU's
+/// micro-kernel ([`isa`]).
 ///
 /// # Safety
 /// [`available`] must be true; `a` and `b` must cover `m×k` and `k×n` ([`Mat::covers`],
@@ -322,51 +534,80 @@ pub unsafe fn sgemm(
     b: Rhs,
     accumulate: bool,
 ) {
-    debug_assert!(available(), "sgemm without AVX-512");
+    debug_assert!(available(), "sgemm without AVX-512 or AVX2");
     debug_assert!(b.covers(k, n), "sgemm: right operand smaller than {k}×{n}");
     debug_assert!(
-        packed.map_or(a.covers(m, k), |p| p.len() >= m.div_ceil(MR) * MR * k),
+        packed.map_or(a.covers(m, k), |p| p.len() >= m.div_ceil(mr()) * mr() * k),
         "sgemm: left operand smaller than {m}×{k}"
     );
+    // SAFETY: this function's contract; `isa` names the instruction set the CPU has.
     #[cfg(target_arch = "x86_64")]
+    unsafe {
+        match isa() {
+            Some(Isa::Avx512) => drive::<Avx512>(m, n, k, dst, ldd, a, packed, b, accumulate),
+            Some(Isa::Avx2) => drive::<Avx2>(m, n, k, dst, ldd, a, packed, b, accumulate),
+            None => {}
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (m, n, k, dst, ldd, a, packed, b, accumulate);
+}
+
+/// [`sgemm`] on micro-kernel `A`.
+///
+/// # Safety
+/// As [`sgemm`], with `A`'s instruction set available (and `packed` made for `A::MR`).
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn drive<A: Arch>(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: *mut f32,
+    ldd: usize,
+    a: Mat,
+    packed: Option<&[f32]>,
+    b: Rhs,
+    accumulate: bool,
+) {
     SCRATCH.with(|s| {
         let s = &mut *s.borrow_mut();
         // With few column panels each A panel is used only a few times after coming from
         // memory (a large weight matrix at batch 1): prefetch it 32 depth steps ahead. With
         // many, A stays in cache and the prefetches only cost issue slots.
-        let prefetch = n.div_ceil(NR) <= 8;
+        let prefetch = n <= 256;
         let mut p0 = 0;
         while p0 < k {
             // Equal slabs (576 = 2 × 288, not 256 + 256 + 64): a short last slab pays a full
             // pass over C for little arithmetic.
             let kc = k.div_ceil(k.div_ceil(KC)).min(k - p0);
             let acc = accumulate || p0 > 0;
-            // SAFETY: this function's contract (`available`, `b` covers `k×n`).
-            unsafe { pack_b(b, n, p0, kc, &mut s.b) };
+            // SAFETY: this function's contract (the CPU has `A`'s instruction set, `b` covers `k×n`).
+            unsafe { pack_b::<A>(b, n, p0, kc, &mut s.b) };
             let mut r0 = 0;
             while r0 < m {
                 let mc = MC.min(m - r0);
                 if packed.is_none() {
-                    let out = crate::buf::scratch(&mut s.a, mc.div_ceil(MR) * MR * kc);
+                    let out = crate::buf::scratch(&mut s.a, mc.div_ceil(A::MR) * A::MR * kc);
                     // SAFETY: `a` covers `m×k` (this function's contract).
-                    unsafe { pack_a(a, r0, mc, p0, kc, out) };
+                    unsafe { pack_a(a, r0, mc, p0, kc, A::MR, out) };
                 }
-                for jp in 0..n.div_ceil(NR) {
-                    let cols = NR.min(n - jp * NR);
-                    let bp = s.b[jp * NR * kc..].as_ptr();
-                    for ip in 0..mc.div_ceil(MR) {
-                        let rows = MR.min(mc - ip * MR);
+                for jp in 0..n.div_ceil(A::NR) {
+                    let cols = A::NR.min(n - jp * A::NR);
+                    let bp = s.b[jp * A::NR * kc..].as_ptr();
+                    for ip in 0..mc.div_ceil(A::MR) {
+                        let rows = A::MR.min(mc - ip * A::MR);
                         let ap = match packed {
-                            Some(pa) => pa[((r0 / MR + ip) * k + p0) * MR..].as_ptr(),
-                            None => s.a[ip * MR * kc..].as_ptr(),
+                            Some(pa) => pa[((r0 / A::MR + ip) * k + p0) * A::MR..].as_ptr(),
+                            None => s.a[ip * A::MR * kc..].as_ptr(),
                         };
                         // SAFETY: the tile lies inside `dst` (rows < m, cols < n); see above.
                         unsafe {
-                            let c = dst.add((r0 + ip * MR) * ldd + jp * NR);
+                            let c = dst.add((r0 + ip * A::MR) * ldd + jp * A::NR);
                             if prefetch {
-                                kernel::<true>(kc, ap, bp, c, ldd, rows, cols, acc);
+                                A::tile::<true>(kc, ap, bp, c, ldd, rows, cols, acc)
                             } else {
-                                kernel::<false>(kc, ap, bp, c, ldd, rows, cols, acc);
+                                A::tile::<false>(kc, ap, bp, c, ldd, rows, cols, acc)
                             }
                         }
                     }
@@ -376,6 +617,4 @@ pub unsafe fn sgemm(
             p0 += kc;
         }
     });
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (m, n, k, dst, ldd, a, packed, b, accumulate);
 }

@@ -136,7 +136,7 @@ fn output_rows<'a>(m: impl Fn(usize) -> &'a [f32], out: &mut [f32], tw: usize) {
 
 /// The convolution of `x [n, ci, h, w]` with the transformed weights `u`, output
 /// `[n, co, ho, wo]` (shapes from `geo`), plus `bias`.
-fn run(geo: &Geom, x: &[f32], u: &[Lhs], bias: Option<&[f32]>) -> Vec<f32> {
+fn run(geo: &Geom, x: &[f32], u: &[Lhs], bias: Option<&[f32]>, relu: bool) -> Vec<f32> {
     let (ci, co, h, w, ho, wo) = (geo.ci, geo.co, geo.h, geo.w, geo.ho, geo.wo);
     let (th, tw) = (ho.div_ceil(2), wo.div_ceil(2));
     let per_img = th * tw;
@@ -215,7 +215,7 @@ fn run(geo: &Geom, x: &[f32], u: &[Lhs], bias: Option<&[f32]>) -> Vec<f32> {
                         for (tx, val) in src.iter().enumerate() {
                             let ox = 2 * tx + bc;
                             if ox < wo {
-                                row[ox] = val + bv;
+                                row[ox] = if relu { (val + bv).max(0.0) } else { val + bv };
                             }
                         }
                     }
@@ -247,14 +247,16 @@ fn run(geo: &Geom, x: &[f32], u: &[Lhs], bias: Option<&[f32]>) -> Vec<f32> {
     y
 }
 
-/// Forward of an [`eligible`] convolution; with `keep` (the weight tensor of `w`, inference),
-/// the transformed weights are kept for the next call ([`crate::cache`]).
+/// Forward of an [`eligible`] convolution, followed by a ReLU when `relu` (in the output
+/// transform); with `keep` (the weight tensor of `w`, inference), the transformed weights are
+/// kept for the next call ([`crate::cache`]).
 pub fn forward(
     geo: &Geom,
     x: &[f32],
     w: &[f32],
     bias: Option<&[f32]>,
     keep: Option<&burn::backend::flex::FlexTensor>,
+    relu: bool,
 ) -> Vec<f32> {
     let (co, ci) = (geo.co, geo.ci);
     let make = || {
@@ -266,7 +268,7 @@ pub fn forward(
         Some(t) => crate::cache::prepared(t, w, crate::cache::tag(&[1, co, ci]), make),
         None => std::sync::Arc::new(make().0),
     };
-    run(geo, x, &u, bias)
+    run(geo, x, &u, bias, relu)
 }
 
 /// Input gradient of an [`eligible`] convolution: `conv(dy, rot180(Wᵀ), padding 2 − p)`.
@@ -281,5 +283,5 @@ pub fn input_grad(geo: &Geom, w: &[f32], dy: &[f32]) -> Vec<f32> {
     let back = Geom::new([geo.n, co, geo.ho, geo.wo], [ci, co, 3, 3], [1, 1], pad, [1, 1], 1)
         .expect("the transposed geometry of a valid convolution");
     debug_assert_eq!([back.ho, back.wo], [geo.h, geo.w]);
-    run(&back, dy, &u, None)
+    run(&back, dy, &u, None, false)
 }

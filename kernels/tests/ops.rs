@@ -123,9 +123,10 @@ fn conv2d_matches_burn_values_and_gradients() {
         conv(3, 4, 10, 6, 5, 1, 2),                            // 5×5, pad 2
         conv(2, 1, 28, 6, 5, 1, 2),                            // LeNet's first layer
         conv(2, 3, 23, 8, 11, 4, 1),                           // AlexNet-style stem
-        conv(4, 8, 8, 16, 1, 1, 0),                            // 1×1 stride 1 (image is the column matrix)
-        conv(3, 8, 9, 16, 1, 2, 0),                            // 1×1 stride 2 (ResNet shortcut)
-        conv(9, 6, 3, 5, 3, 1, 1),                             // 3×3 maps: several images per chunk
+        conv(1, 4, 40, 8, 3, 1, 1), // 40-wide rows: panels within a row (plain loads) and across rows (gathers)
+        conv(4, 8, 8, 16, 1, 1, 0), // 1×1 stride 1 (image is the column matrix)
+        conv(3, 8, 9, 16, 1, 2, 0), // 1×1 stride 2 (ResNet shortcut)
+        conv(9, 6, 3, 5, 3, 1, 1),  // 3×3 maps: several images per chunk
         conv(17, 4, 1, 3, 1, 1, 0), // 1×1 maps, many images per chunk, uneven split
         conv(1, 96, 6, 160, 3, 1, 1), // large channel counts
         conv(3, 16, 7, 16, 3, 1, 1), // 3×3 stride 1 with too few tiles for Winograd
@@ -367,7 +368,7 @@ fn winograd_matches_burn_directly() {
         let dy = tensor(y_ref.dims(), 53, &dev);
         let dx_ref = (y_ref.clone() * dy.clone()).sum().backward();
         let dx_ref = xl.grad(&dx_ref).unwrap();
-        let y = k::winograd::forward(&geo, &vec_of(x), &vec_of(wt.clone()), Some(&vec_of(b)), None);
+        let y = k::winograd::forward(&geo, &vec_of(x), &vec_of(wt.clone()), Some(&vec_of(b)), None, false);
         let dx = k::winograd::input_grad(&geo, &vec_of(wt), &vec_of(dy.inner()));
         let plain = Device::flex();
         let as_t = |v: Vec<f32>, s: [usize; 4]| Tensor::<4>::from_data(TensorData::new(v, s), &plain);
@@ -514,4 +515,86 @@ fn gemm_entry_points_reject_operands_smaller_than_the_product() {
     let cc = view(src.len()).expect("checked above");
     assert!(Rhs::Conv(cc).covers(27, 32) && !Rhs::Conv(cc).covers(28, 32) && !Rhs::Conv(cc).covers(27, 33));
     assert!(Rhs::ConvT(cc).covers(32, 27) && !Rhs::ConvT(cc).skip_cols(1).covers(32, 27));
+}
+
+/// Burn's conv → batch norm (inference form) → ReLU, for [`k::conv2d_bn`] to match.
+fn conv_bn_reference(
+    x: Tensor<4>,
+    w: Tensor<4>,
+    b: Option<Tensor<1>>,
+    norm: &k::Norm,
+    relu: bool,
+    opts: ConvOptions<2>,
+) -> Tensor<4> {
+    let y = reference::conv2d(x, w, b, opts);
+    let co = y.dims()[1];
+    let per_channel = |t: &Tensor<1>| t.clone().reshape([1, co, 1, 1]);
+    let scale = per_channel(&norm.gamma) / (per_channel(&norm.var) + norm.epsilon).sqrt();
+    let y = (y - per_channel(&norm.mean)) * scale + per_channel(&norm.beta);
+    if relu { activation::relu(y) } else { y }
+}
+
+#[test]
+fn conv2d_bn_folds_to_the_three_ops() {
+    let plain = Device::flex();
+    let cases = [
+        (conv(2, 3, 9, 4, 3, 1, 1), true),     // implicit GEMM
+        (conv(1, 96, 6, 160, 3, 1, 1), false), // batch 1, split GEMM
+        (conv(4, 16, 16, 16, 3, 1, 1), true),  // Winograd
+        (ConvCase { bias: false, ..conv(3, 8, 6, 4, 1, 1, 0) }, true), // pointwise, no bias (ResNet)
+        (ConvCase { groups: 2, ..conv(2, 4, 8, 6, 3, 1, 1) }, false), // groups
+    ];
+    for (c, relu) in cases {
+        let opts = ConvOptions::new([c.stride; 2], [c.pad; 2], [c.dil; 2], c.groups);
+        let x = tensor([c.n, c.ci, c.hw[0], c.hw[1]], 1, &plain);
+        let w = tensor([c.co, c.ci / c.groups, c.k[0], c.k[1]], 2, &plain);
+        let b = c.bias.then(|| tensor([c.co], 3, &plain));
+        let norm = |seed: u64| k::Norm {
+            gamma: tensor([c.co], seed, &plain),
+            beta: tensor([c.co], seed + 1, &plain),
+            mean: tensor([c.co], seed + 2, &plain),
+            var: tensor([c.co], seed + 3, &plain).abs() + 0.05,
+            epsilon: 1e-5,
+        };
+        let fold = |n: &k::Norm| k::Norm {
+            gamma: n.gamma.clone(),
+            beta: n.beta.clone(),
+            mean: n.mean.clone(),
+            var: n.var.clone(),
+            epsilon: n.epsilon,
+        };
+        let n1 = norm(10);
+        let want = conv_bn_reference(x.clone(), w.clone(), b.clone(), &n1, relu, opts.clone());
+        let what = format!("conv_bn {c:?} relu {relu}");
+        // Twice: the second call finds the folded weights kept by the first.
+        for call in 0..2 {
+            let before = k::kernel_calls();
+            let got = k::conv2d_bn(x.clone(), w.clone(), b.clone(), fold(&n1), relu, opts.clone());
+            assert!(k::kernel_calls() > before, "{what}: ran on our kernel (call {call})");
+            assert_close(got, want.clone(), &format!("{what} (call {call})"));
+        }
+        // The same convolution weights with other statistics: never the folding kept above.
+        let n2 = norm(20);
+        let want2 = conv_bn_reference(x.clone(), w.clone(), b.clone(), &n2, relu, opts.clone());
+        let got2 = k::conv2d_bn(x.clone(), w.clone(), b.clone(), fold(&n2), relu, opts.clone());
+        assert_close(got2, want2, &format!("{what}, new statistics"));
+        // On an autodiff device (training, input gradients) it is the three ops, values and
+        // the input's gradient alike.
+        let dev = ad();
+        let on_ad = |t: &Tensor<1>| Tensor::<1>::from_data(t.clone().into_data(), &dev);
+        let n_ad = k::Norm {
+            gamma: on_ad(&n1.gamma),
+            beta: on_ad(&n1.beta),
+            mean: on_ad(&n1.mean),
+            var: on_ad(&n1.var),
+            epsilon: n1.epsilon,
+        };
+        let xa = Tensor::<4>::from_data(x.clone().into_data(), &dev).require_grad();
+        let wa = Tensor::<4>::from_data(w.clone().into_data(), &dev);
+        let ba = b.as_ref().map(on_ad);
+        let ya = k::conv2d_bn(xa.clone(), wa, ba, n_ad, relu, opts.clone());
+        let grads = ya.clone().sum().backward();
+        assert!(xa.grad(&grads).is_some(), "{what}: the input gets a gradient on autodiff");
+        assert_close(ya.inner(), want, &format!("{what} on autodiff"));
+    }
 }

@@ -1,7 +1,8 @@
-//! The portable paths — what a CPU without AVX-512 runs: the `gemm` crate under every GEMM,
-//! explicit im2col columns, Winograd weights kept unpacked — against Burn's ops, values and
-//! gradients. `CNNZOO_NO_AVX512=1` selects them; it is read once per process, so this is its
-//! own test binary with one test.
+//! The portable paths — what a CPU without AVX2 (ARM, older x86) runs: the `gemm` crate under
+//! every GEMM, explicit im2col columns, Winograd weights kept unpacked — against Burn's ops,
+//! values and gradients. `CNNZOO_NO_AVX2=1` selects them; it is read once per process, so this
+//! is its own test binary with one test. (The AVX2 paths are what the other tests run on an
+//! AVX2-only CPU, and under `CNNZOO_NO_AVX512=1` on an AVX-512 one.)
 
 use burn::tensor::module as reference;
 use burn::tensor::ops::ConvOptions;
@@ -33,8 +34,9 @@ fn assert_close<const D: usize>(got: Tensor<D>, want: Tensor<D>, what: &str) {
 #[test]
 fn portable_paths_match_burn() {
     // SAFETY: set before any kernel runs, and no other test in this binary reads the environment.
-    unsafe { std::env::set_var("CNNZOO_NO_AVX512", "1") };
-    assert!(!k::sgemm::available(), "the switch turns the AVX-512 paths off");
+    unsafe { std::env::set_var("CNNZOO_NO_AVX2", "1") };
+    assert!(!k::sgemm::available(), "the switch turns the AVX-512 and AVX2 paths off");
+    assert!(!k::cpu::avx2() && !k::cpu::avx512(), "the switch turns every vectorized tier off");
     let dev = Device::flex().autodiff();
     // (n, ci, hw, co, k, stride, pad): 5×5 padded, stride 2, 1×1, and two 3×3 stride-1 shapes
     // (the first with enough tiles for the Winograd path, the second without).

@@ -17,7 +17,7 @@ use super::InitScheme;
 use crate::instrument::{Describe, is_receptive_field_mode};
 use crate::layers::{
     AdaptiveAvgPool2d, BatchNorm, BatchNormConfig, Conv2d, Conv2dConfig, Dropout, Flatten, Linear,
-    LinearConfig, MaxPool2d, Relu,
+    LinearConfig, MaxPool2d, Relu, conv_bn,
 };
 use crate::probe::Probe;
 
@@ -157,12 +157,10 @@ pub struct BasicConv2d {
 
 impl BasicConv2d {
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = self.conv.forward(x);
-        let x = match &self.bn {
-            Some(bn) => bn.forward(x),
-            None => x,
-        };
-        Relu.forward(x)
+        match &self.bn {
+            Some(bn) => conv_bn(&self.conv, bn, x, true),
+            None => Relu.forward(self.conv.forward(x)),
+        }
     }
 }
 

@@ -13,7 +13,7 @@ use super::{InitScheme, kaiming_normal_fan_out};
 use crate::instrument::Describe;
 use crate::layers::{
     AdaptiveAvgPool2d, BatchNorm, BatchNormConfig, Conv2d, Conv2dConfig, Flatten, Layer, Linear,
-    LinearConfig, MaxPool2d, Relu, residual_sum,
+    LinearConfig, MaxPool2d, Relu, conv_bn, residual_sum,
 };
 use crate::probe::Probe;
 
@@ -231,6 +231,18 @@ impl Block {
 
     fn forward_with<P: Probe>(&self, x: Tensor<4>, p: &mut P) -> Tensor<4> {
         match self {
+            // Unprobed, each conv → BN (→ ReLU) runs as one layer (folded in inference).
+            Block::Basic(b) if !p.active() => {
+                let y = conv_bn(&b.conv1, &b.bn1, x.clone(), true);
+                let y = conv_bn(&b.conv2, &b.bn2, y, false);
+                Relu.forward(residual_sum(y, shortcut(&b.downsample, x, p)))
+            }
+            Block::Bottleneck(b) if !p.active() => {
+                let y = conv_bn(&b.conv1, &b.bn1, x.clone(), true);
+                let y = conv_bn(&b.conv2, &b.bn2, y, true);
+                let y = conv_bn(&b.conv3, &b.bn3, y, false);
+                Relu.forward(residual_sum(y, shortcut(&b.downsample, x, p)))
+            }
             Block::Basic(b) => {
                 let y = p.stage("conv1", &b.conv1, |_| b.conv1.forward(x.clone()));
                 let y = Relu.forward(p.stage("bn1", &b.bn1, |_| b.bn1.forward(y)));
@@ -282,9 +294,13 @@ impl ResNet {
 
     /// `[b, c, h, w]` → `[b, num_classes]`, reporting every stage to `probe`.
     pub fn forward_with<P: Probe>(&self, x: Tensor<4>, p: &mut P) -> Tensor<2> {
-        let x = p.stage("conv1", &self.conv1, |_| self.conv1.forward(x));
-        let x = p.stage("bn1", &self.bn1, |_| self.bn1.forward(x));
-        let x = p.stage("relu", &self.relu, |_| self.relu.forward(x));
+        let x = if p.active() {
+            let x = p.stage("conv1", &self.conv1, |_| self.conv1.forward(x));
+            let x = p.stage("bn1", &self.bn1, |_| self.bn1.forward(x));
+            p.stage("relu", &self.relu, |_| self.relu.forward(x))
+        } else {
+            conv_bn(&self.conv1, &self.bn1, x, true)
+        };
         let x = p.stage("maxpool", &self.maxpool, |_| self.maxpool.forward(x)); // [b, 64, h/4, w/4]
         let stages = [
             ("layer1", &self.layer1),

@@ -6,7 +6,7 @@ use burn::module::Module;
 use burn::tensor::Tensor;
 
 use crate::instrument::Describe;
-use crate::layers::{AdaptiveAvgPool2d, Flatten, Layer};
+use crate::layers::{AdaptiveAvgPool2d, Flatten, Layer, conv_bn};
 use crate::probe::Probe;
 
 /// A plain chain of layers with an optional adaptive pool before the flatten.
@@ -77,9 +77,23 @@ impl LayerForward for Layer {
 }
 
 /// Runs a chain on a feature map, tapping each element by its index.
+///
+/// Unprobed, a convolution followed by a batch norm (and a ReLU) runs as one layer
+/// ([`conv_bn`]: folded in inference).
 pub(crate) fn forward_seq4<P: Probe>(layers: &[Layer], mut x: Tensor<4>, probe: &mut P) -> Tensor<4> {
-    for (i, layer) in layers.iter().enumerate() {
+    let mut i = 0;
+    while i < layers.len() {
+        if !probe.active()
+            && let (Layer::Conv(conv), Some(Layer::Norm(bn))) = (&layers[i], layers.get(i + 1))
+        {
+            let relu = matches!(layers.get(i + 2), Some(Layer::Relu(_)));
+            x = conv_bn(conv, bn, x, relu);
+            i += 2 + usize::from(relu);
+            continue;
+        }
+        let layer = &layers[i];
         x = probe.stage(i, layer, |p| layer.forward4(x, p));
+        i += 1;
     }
     x
 }
