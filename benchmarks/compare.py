@@ -2,13 +2,15 @@
 """Runs `cnnzoo bench` and the PyTorch peer back to back, interleaved per model and phase on
 the same cores, and prints the ratio table (cnnzoo images/s ÷ PyTorch images/s).
 
-    .venv/bin/python benchmarks/compare.py [--cnnzoo target/debug/cnnzoo] [--steps 5] [--min-seconds 2] [--reference] [CASE ...]
+    .venv/bin/python benchmarks/compare.py [--cnnzoo target/debug/cnnzoo] [--steps 5] [--min-seconds 2] [--reference] [--threads 1,2] [CASE ...]
 
 A CASE is MODEL (training and inference at d2l's batch) or MODEL:MODE:BATCH (e.g.
 resnet18:infer:1); torchvision models run on 3×224×224 with a 10-class head on both sides.
 The default cases are the seven d2l models plus torchvision resnet18 inference at batch 1 and
 32. `--reference` also runs cnnzoo with `--reference-kernels` (Burn's own ops: the "before"
-column). Writes the raw results to benchmarks/results.jsonl and the table to stdout (markdown).
+column). `--threads 1,2` runs every case at each thread count on both sides (default: all cores)
+and adds a thread-scaling table. Peak resident memory (VmHWM) of both processes is reported
+beside the throughput. Writes the raw results to benchmarks/results.jsonl and the table to stdout (markdown).
 """
 import argparse
 import datetime
@@ -74,11 +76,17 @@ def main():
     ap.add_argument("--min-seconds", type=float, default=2.0, help="raise the step count of fast cases until each side times at least this long")
     ap.add_argument("--reference", action="store_true", help="also run cnnzoo on Burn's own ops (--reference-kernels)")
     ap.add_argument("--extra", nargs="*", default=[], help="extra flags for both, e.g. --batch 1 --input 3,224,224")
+    ap.add_argument("--threads", default=str(os.cpu_count() or 1), help="comma-separated thread counts, e.g. 1,2 (default: all cores)")
     args = ap.parse_args()
-    threads = os.cpu_count() or 1
-    env = dict(os.environ, RAYON_NUM_THREADS=str(threads))
+    try:
+        counts = [int(t) for t in args.threads.split(",")]
+        assert counts and all(t >= 1 for t in counts)
+    except (ValueError, AssertionError):
+        sys.exit(f"--threads: expected comma-separated counts ≥ 1 such as 1,2, got {args.threads!r}")
     rows, raw = [], []
-    for case in args.cases or default_cases(args.cnnzoo):
+    cases = [(c, t) for c in (args.cases or default_cases(args.cnnzoo)) for t in counts]
+    for case, threads in cases:
+        env = dict(os.environ, RAYON_NUM_THREADS=str(threads))
         model, modes, case_extra = parse_case(case)
         for mode in modes:
             common = ["--mode", mode, "--steps", str(args.steps), "--warmup", str(args.warmup)] + case_extra + args.extra
@@ -95,32 +103,43 @@ def main():
             peer = run([sys.executable, os.path.join(HERE, "pytorch_peer.py"), model, "--threads", str(threads), "--macs", str(m)] + common, env)[0]
             raw += [r for r in (ours, before, peer) if r]
             ratio = ours["images_per_sec"]["median"] / peer["images_per_sec"]["median"]
-            rows.append((model, mode, ours["batch"], ours, before, peer, ratio))
+            rows.append((model, mode, ours["batch"], threads, ours, before, peer, ratio))
             b_txt = f", Burn ops {before['images_per_sec']['median']:.1f}" if before else ""
-            print(f"{model} {mode} b{ours['batch']}: cnnzoo {ours['images_per_sec']['median']:.1f} img/s{b_txt}, "
+            print(f"{model} {mode} b{ours['batch']} t{threads}: cnnzoo {ours['images_per_sec']['median']:.1f} img/s{b_txt}, "
                   f"PyTorch {peer['images_per_sec']['median']:.1f} img/s, ratio {ratio:.2f}", file=sys.stderr)
     with open(os.path.join(HERE, "results.jsonl"), "w") as f:
         for r in raw:
             f.write(json.dumps(r) + "\n")
     date = datetime.date.today().isoformat()
     torch_v = next((r.get("torch") for r in raw if r.get("framework") == "pytorch"), "?")
-    print(f"{date}, {cpu_name()}, {threads} threads, torch {torch_v}, median of {args.steps} steps (more for fast cases: ≥ {args.min_seconds:g} s per side, same count on both) after {args.warmup} warm-up\n")
+    print(f"{date}, {cpu_name()}, {args.threads} threads, torch {torch_v}, median of {args.steps} steps (more for fast cases: ≥ {args.min_seconds:g} s per side, same count on both) after {args.warmup} warm-up\n")
     med = lambda r: r["images_per_sec"]["median"]
+    mib = lambda r: f"{r['peak_mib']:.0f}" if r.get("peak_mib") is not None else "-"
     if args.reference:
-        print("| model | phase | batch | before: Burn ops img/s | cnnzoo img/s | PyTorch img/s | before ratio | ratio | cnnzoo GFLOP/s | PyTorch GFLOP/s |")
-        print("|---|---|---|---|---|---|---|---|---|---|")
-        for model, mode, b, o, bf, p, r in rows:
-            print(f"| {model} | {mode} | {b} | {med(bf):.1f} | {med(o):.1f} | {med(p):.1f} | {med(bf) / med(p):.2f}× | {r:.2f}× | {o['gflops']:.1f} | {p['gflops']:.1f} |")
+        print("| model | phase | batch | threads | before: Burn ops img/s | cnnzoo img/s | PyTorch img/s | before ratio | ratio | cnnzoo GFLOP/s | PyTorch GFLOP/s | cnnzoo peak MiB | PyTorch peak MiB |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        for model, mode, b, t, o, bf, p, r in rows:
+            print(f"| {model} | {mode} | {b} | {t} | {med(bf):.1f} | {med(o):.1f} | {med(p):.1f} | {med(bf) / med(p):.2f}× | {r:.2f}× | {o['gflops']:.1f} | {p['gflops']:.1f} | {mib(o)} | {mib(p)} |")
     else:
-        print("| model | phase | batch | cnnzoo img/s | PyTorch img/s | ratio | cnnzoo GFLOP/s | PyTorch GFLOP/s |")
-        print("|---|---|---|---|---|---|---|---|")
-        for model, mode, b, o, _, p, r in rows:
-            print(f"| {model} | {mode} | {b} | {med(o):.1f} | {med(p):.1f} | {r:.2f}× | {o['gflops']:.1f} | {p['gflops']:.1f} |")
+        print("| model | phase | batch | threads | cnnzoo img/s | PyTorch img/s | ratio | cnnzoo GFLOP/s | PyTorch GFLOP/s | cnnzoo peak MiB | PyTorch peak MiB |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
+        for model, mode, b, t, o, _, p, r in rows:
+            print(f"| {model} | {mode} | {b} | {t} | {med(o):.1f} | {med(p):.1f} | {r:.2f}× | {o['gflops']:.1f} | {p['gflops']:.1f} | {mib(o)} | {mib(p)} |")
+    if len(counts) > 1:
+        lo, hi = min(counts), max(counts)
+        by = {(m, mode, b, t): (o, p) for m, mode, b, t, o, _, p, _ in rows}
+        print(f"\nthread scaling, images/s at {hi} threads ÷ at {lo}:\n")
+        print("| model | phase | batch | cnnzoo | PyTorch |")
+        print("|---|---|---|---|---|")
+        for m, mode, b, t, o, _, p, _ in rows:
+            if t != lo or (m, mode, b, hi) not in by:
+                continue
+            o2, p2 = by[(m, mode, b, hi)]
+            print(f"| {m} | {mode} | {b} | {med(o2) / med(o):.2f}× | {med(p2) / med(p):.2f}× |")
     print("\nper-phase medians (s), cnnzoo / PyTorch:")
-    for model, mode, b, o, _, p, _ in rows:
+    for model, mode, b, t, o, _, p, _ in rows:
         parts = [f"{n} {a:.3f}/{c:.3f}" for (n, a), (_, c) in zip(o["phases"], p["phases"])]
-        print(f"- {model} {mode} b{b}: " + ", ".join(parts))
-
+        print(f"- {model} {mode} b{b} t{t}: " + ", ".join(parts))
 
 if __name__ == "__main__":
     main()
