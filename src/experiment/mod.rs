@@ -64,6 +64,33 @@ pub const NAMES: [&str; 9] = [
     "static-claims",
 ];
 
+/// What each experiment of [`NAMES`] cost relative to the others: its seconds at the default
+/// budget from scratch on the 2-core AMD EPYC (`docs/results/experiments/`). Only the ratios
+/// matter: the suite's ETA scales them by the speed this call measures ([`suite_eta`]).
+const RELATIVE_COST: [f64; 9] = [124.0, 112.0, 114.0, 308.0, 268.0, 5.0, 206.0, 11.0, 1.0];
+
+/// The relative cost of experiment `name` ([`RELATIVE_COST`]).
+fn relative_cost(name: &str) -> f64 {
+    NAMES.iter().position(|n| *n == name).map_or(0.0, |i| RELATIVE_COST[i])
+}
+
+/// Seconds the suite still needs: the experiments measured so far in this call took `done_seconds`
+/// for `done_cost` of relative cost, and `remaining_cost` is left. `None` before any measurement.
+pub fn suite_eta(done_seconds: f64, done_cost: f64, remaining_cost: f64) -> Option<f64> {
+    (done_seconds > 0.0 && done_cost > 0.0).then(|| done_seconds / done_cost * remaining_cost)
+}
+
+/// `"40 s"`, `"12 min"`, `"2 h 05 min"`.
+fn duration(seconds: f64) -> String {
+    let s = seconds.max(0.0).round() as u64;
+    let minutes = (s + 30) / 60;
+    match (s, minutes) {
+        (0..60, _) => format!("{s} s"),
+        (_, 0..60) => format!("{minutes} min"),
+        _ => format!("{} h {:02} min", minutes / 60, minutes % 60),
+    }
+}
+
 /// Seeds every verdict rests on.
 pub const SEEDS: [u64; 3] = [1, 2, 3];
 
@@ -385,20 +412,32 @@ pub fn run(
         label: String::new(),
         reused_seconds: 0.0,
     };
+    let finished = |name: &str| -> Option<Finding> {
+        let text = std::fs::read_to_string(opts.out.join(name).join("finding.json")).ok()?;
+        serde_json::from_str::<Finding>(&text).ok().filter(|f| f.budget == opts.budget)
+    };
     let mut findings = Vec::new();
+    // This call's measured experiments: their from-scratch seconds and relative cost.
+    let (mut done_seconds, mut done_cost) = (0.0, 0.0);
     for (i, name) in names.iter().enumerate() {
         ctx.dir = opts.out.join(name);
         ctx.label = format!("[{}/{}] {name}", i + 1, names.len());
         std::fs::create_dir_all(&ctx.dir).map_err(|e| Error::io("create", &ctx.dir, e))?;
         let path = ctx.dir.join("finding.json");
-        let cached: Option<Finding> =
-            std::fs::read_to_string(&path).ok().and_then(|t| serde_json::from_str(&t).ok());
-        if let Some(f) = cached.filter(|f| f.budget == opts.budget) {
+        if let Some(f) = finished(name) {
             ctx.note(&format!("already measured ({})", path.display()));
             findings.push(f);
             continue;
         }
-        ctx.note("starting");
+        let remaining: f64 = names[i..]
+            .iter()
+            .filter(|n| **n == *name || finished(n).is_none())
+            .map(|n| relative_cost(n))
+            .sum();
+        match suite_eta(done_seconds, done_cost, remaining) {
+            Some(eta) => ctx.note(&format!("starting (the suite: about {} left)", duration(eta))),
+            None => ctx.note("starting"),
+        }
         ctx.reused_seconds = 0.0;
         let t0 = Instant::now();
         let finding = match *name {
@@ -423,6 +462,8 @@ pub fn run(
         finding.seconds = t0.elapsed().as_secs_f64() + ctx.reused_seconds;
         fsutil::write_json(&path, &finding)?;
         ctx.note(&format!("{} in {:.0} s", status_word(finding.status), finding.seconds));
+        done_seconds += finding.seconds;
+        done_cost += relative_cost(name);
         findings.push(finding);
         report::write(&opts.out, &findings)?;
     }
@@ -460,5 +501,23 @@ pub(crate) fn and_list(items: &[String]) -> String {
         [] => String::new(),
         [one] => one.clone(),
         [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_suite_eta_scales_the_relative_costs_by_the_measured_speed() {
+        assert_eq!(super::suite_eta(0.0, 0.0, 100.0), None, "nothing measured yet");
+        // The first experiment (cost 124) took 62 s: the machine runs at twice the reference
+        // speed, so the rest of the default suite (1025 of cost) needs about 512 s.
+        let rest: f64 = super::RELATIVE_COST[1..].iter().sum();
+        let eta = super::suite_eta(62.0, super::relative_cost("relu-vs-sigmoid"), rest).unwrap();
+        assert!((eta - rest / 2.0).abs() < 1e-9, "{eta}");
+        assert_eq!(super::relative_cost("no-such-experiment"), 0.0);
+        assert_eq!(super::duration(42.4), "42 s");
+        assert_eq!(super::duration(12.0 * 60.0 + 10.0), "12 min");
+        assert_eq!(super::duration(2.0 * 3600.0 + 5.0 * 60.0), "2 h 05 min");
+        assert_eq!(super::duration(2.0 * 3600.0 - 20.0), "2 h 00 min");
     }
 }
