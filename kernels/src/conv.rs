@@ -225,13 +225,6 @@ pub fn forward(
     if crate::winograd::eligible(geo) && !im2col_only() {
         return crate::winograd::forward(geo, x, w, bias, keep, relu);
     }
-    let (pix, co) = (geo.pix(), geo.co);
-    let mut y = buf::zeros(geo.n * co * pix);
-    if y.is_empty() {
-        return y;
-    }
-    let nb = geo.chunk(TARGET_COLS);
-    let inner = geo.inner_threads(geo.n.div_ceil(nb));
     let (k, cog) = (geo.k(), geo.cog());
     // The weights are packed once and shared by every chunk, and kept across calls in
     // inference. Without the `sgemm` kernel nothing is packed (the `gemm` crate reads `w` as
@@ -258,6 +251,57 @@ pub fn forward(
             &local
         }
     };
+    gemm_forward(geo, x, wg, bias, relu)
+}
+
+/// A convolution's weights prepared for the algorithm its geometry takes: Winograd-transformed,
+/// or (implicit GEMM) one operand per group, packed where the `sgemm` kernel runs.
+pub(crate) enum Prepared {
+    Winograd(Vec<Lhs<'static>>),
+    Gemm(Vec<Lhs<'static>>),
+}
+
+/// Prepares the weights `w` of `geo` ([`Prepared`]) and says how many bytes they hold. Takes
+/// them by value: a single group's operand is packed from them and they are dropped (where the
+/// `sgemm` kernel runs) or kept as they are, without a copy.
+pub(crate) fn prepare(geo: &Geom, w: Vec<f32>) -> (Prepared, usize) {
+    if crate::winograd::eligible(geo) && !im2col_only() {
+        let (u, bytes) = crate::winograd::prepare(geo, &w);
+        return (Prepared::Winograd(u), bytes);
+    }
+    let (k, cog) = (geo.k(), geo.cog());
+    let wg: Vec<Lhs<'static>> = if geo.groups == 1 {
+        vec![Lhs::owned(w, k, cog, k)]
+    } else {
+        (0..geo.groups).map(|g| Lhs::owned(w[g * cog * k..(g + 1) * cog * k].to_vec(), k, cog, k)).collect()
+    };
+    let bytes = wg.iter().map(Lhs::bytes).sum();
+    (Prepared::Gemm(wg), bytes)
+}
+
+/// [`forward`] with weights [`prepare`]d before.
+pub(crate) fn forward_prepared(
+    geo: &Geom,
+    x: &[f32],
+    w: &Prepared,
+    bias: Option<&[f32]>,
+    relu: bool,
+) -> Vec<f32> {
+    match w {
+        Prepared::Winograd(u) => crate::winograd::run(geo, x, u, bias, relu),
+        Prepared::Gemm(wg) => gemm_forward(geo, x, wg, bias, relu),
+    }
+}
+
+/// The implicit-GEMM forward over per-group operands `wg` (packed or not).
+fn gemm_forward(geo: &Geom, x: &[f32], wg: &[Lhs], bias: Option<&[f32]>, relu: bool) -> Vec<f32> {
+    let (pix, co) = (geo.pix(), geo.co);
+    let mut y = buf::zeros(geo.n * co * pix);
+    if y.is_empty() {
+        return y;
+    }
+    let nb = geo.chunk(TARGET_COLS);
+    let inner = geo.inner_threads(geo.n.div_ceil(nb));
     let body = |(idx, ychunk): (usize, &mut [f32])| {
         let n0 = idx * nb;
         let nbc = ychunk.len() / (co * pix);
@@ -651,6 +695,8 @@ pub fn conv2d_bn(
     };
     crate::dispatch::count_call();
     let eps = norm.epsilon;
+    // Folded, then prepared (packed or transformed) at once: the folded weights themselves are
+    // not kept, only what the convolution runs on.
     let fold = || {
         let w = slice(&wp);
         let per = w.len() / co; // one output channel's weights
@@ -662,16 +708,20 @@ pub fn conv2d_bn(
             let b0 = b.as_ref().map_or(0.0, |b| slice(b)[o] as f64);
             bf.push(((b0 - slice(&mu)[o] as f64) * s + slice(&be)[o] as f64) as f32);
         }
-        let bytes = (wf.len() + bf.len()) * std::mem::size_of::<f32>();
-        ((buf::tensor(wf, &buf::dims(&wp)), bf), bytes)
+        let (prepared, bytes) = prepare(&geo, wf);
+        let bytes = bytes + bf.len() * std::mem::size_of::<f32>();
+        ((prepared, bf), bytes)
     };
     let mut sources: Vec<(&FlexTensor, &[f32])> =
         [&wp, &g, &be, &mu, &var].into_iter().map(|t| (t, slice(t))).collect();
     if let Some(b) = &b {
         sources.push((b, slice(b)));
     }
-    let folded = crate::cache::prepared_from(&sources, crate::cache::tag(&[2, eps.to_bits() as usize]), fold);
+    // Winograd's preparation and the GEMM's differ, and which one runs depends on the batch.
+    let winograd = crate::winograd::eligible(&geo) && !im2col_only();
+    let tag = crate::cache::tag(&[2, eps.to_bits() as usize, geo.groups, usize::from(winograd)]);
+    let folded = crate::cache::prepared_from(&sources, tag, fold);
     let (wf, bf) = &*folded;
-    let y = forward(&geo, slice(&xp), slice(wf), Some(bf), Some(wf), relu);
+    let y = forward_prepared(&geo, slice(&xp), wf, Some(bf), relu);
     Tensor::from_primitive::<Flex>(buf::tensor(y, &geo.out_dims()))
 }

@@ -136,7 +136,7 @@ fn output_rows<'a>(m: impl Fn(usize) -> &'a [f32], out: &mut [f32], tw: usize) {
 
 /// The convolution of `x [n, ci, h, w]` with the transformed weights `u`, output
 /// `[n, co, ho, wo]` (shapes from `geo`), plus `bias`.
-fn run(geo: &Geom, x: &[f32], u: &[Lhs], bias: Option<&[f32]>, relu: bool) -> Vec<f32> {
+pub(crate) fn run(geo: &Geom, x: &[f32], u: &[Lhs], bias: Option<&[f32]>, relu: bool) -> Vec<f32> {
     let (ci, co, h, w, ho, wo) = (geo.ci, geo.co, geo.h, geo.w, geo.ho, geo.wo);
     let (th, tw) = (ho.div_ceil(2), wo.div_ceil(2));
     let per_img = th * tw;
@@ -247,6 +247,14 @@ fn run(geo: &Geom, x: &[f32], u: &[Lhs], bias: Option<&[f32]>, relu: bool) -> Ve
     y
 }
 
+/// The transformed weights `U` of an [`eligible`] convolution, and their size in bytes.
+pub(crate) fn prepare(geo: &Geom, w: &[f32]) -> (Vec<Lhs<'static>>, usize) {
+    let (co, ci) = (geo.co, geo.ci);
+    let u = transform_weights(co, ci, |o, c| w[(o * ci + c) * 9..][..9].try_into().expect("3×3 kernel"));
+    let bytes = u.iter().map(Lhs::bytes).sum();
+    (u, bytes)
+}
+
 /// Forward of an [`eligible`] convolution, followed by a ReLU when `relu` (in the output
 /// transform); with `keep` (the weight tensor of `w`, inference), the transformed weights are
 /// kept for the next call ([`crate::cache`]).
@@ -259,11 +267,7 @@ pub fn forward(
     relu: bool,
 ) -> Vec<f32> {
     let (co, ci) = (geo.co, geo.ci);
-    let make = || {
-        let u = transform_weights(co, ci, |o, c| w[(o * ci + c) * 9..][..9].try_into().expect("3×3 kernel"));
-        let bytes = u.iter().map(Lhs::bytes).sum();
-        (u, bytes)
-    };
+    let make = || prepare(geo, w);
     let u = match keep {
         Some(t) => crate::cache::prepared(t, w, crate::cache::tag(&[1, co, ci]), make),
         None => std::sync::Arc::new(make().0),
