@@ -287,7 +287,9 @@ impl BatchNorm {
 /// layers' forwards. The parameters stay where they are: model files and weight keys do not
 /// change, and the folded weights are kept between calls like packed ones.
 ///
-/// Callers use it only when their probe is inactive (a probe reports each layer's output).
+/// Callers use it only where no probe reports the convolution's or the norm's output on its
+/// own (ResNet's blocks: when the probe is inactive; GoogLeNet's `BasicConv2d`: always, its
+/// probe stage is the whole conv → BN → ReLU).
 pub fn conv_bn(conv: &Conv2d, bn: &BatchNorm, x: Tensor<4>, relu: bool) -> Tensor<4> {
     let [b, c, h, w] = x.dims();
     let [c_in, c_out] = conv.channels;
