@@ -45,11 +45,32 @@ use crate::gemm::{self, Lhs};
 use crate::geom::Geom;
 use crate::view::{ConvCols, Mat, Rhs};
 
-/// Whether the Winograd path is switched off (`CNNZOO_CONV=im2col`; for comparison and for
-/// the property tests, which check both paths).
+/// Which algorithms 3×3 stride-1 convolutions may take (`CNNZOO_CONV`; for comparison and for
+/// the property tests, which check every path).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Winograd with the tile that saves most ([`crate::winograd::choose`]); the default.
+    Auto,
+    /// Winograd F(2×2, 3×3) only (`CNNZOO_CONV=winograd2`).
+    Winograd2,
+    /// No Winograd: the implicit GEMM for every layer (`CNNZOO_CONV=im2col`).
+    Im2col,
+}
+
+/// The [`Mode`] of this process, read once from `CNNZOO_CONV` (unset or any other value:
+/// [`Mode::Auto`]).
+pub fn mode() -> Mode {
+    static MODE: std::sync::OnceLock<Mode> = std::sync::OnceLock::new();
+    *MODE.get_or_init(|| match std::env::var("CNNZOO_CONV").as_deref() {
+        Ok("im2col") => Mode::Im2col,
+        Ok("winograd2") => Mode::Winograd2,
+        _ => Mode::Auto,
+    })
+}
+
+/// Whether the Winograd path is switched off (`CNNZOO_CONV=im2col`).
 pub fn im2col_only() -> bool {
-    static IM2COL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *IM2COL.get_or_init(|| std::env::var("CNNZOO_CONV").is_ok_and(|v| v == "im2col"))
+    mode() == Mode::Im2col
 }
 
 /// Output pixels one chunk aims for (columns of the chunk's GEMM).
@@ -222,8 +243,8 @@ pub fn forward(
     keep: Option<&FlexTensor>,
     relu: bool,
 ) -> Vec<f32> {
-    if crate::winograd::eligible(geo) && !im2col_only() {
-        return crate::winograd::forward(geo, x, w, bias, keep, relu);
+    if let Some(tile) = crate::winograd::choose(geo) {
+        return crate::winograd::forward(geo, tile, x, w, bias, keep, relu);
     }
     let (k, cog) = (geo.k(), geo.cog());
     // The weights are packed once and shared by every chunk, and kept across calls in
@@ -257,7 +278,7 @@ pub fn forward(
 /// A convolution's weights prepared for the algorithm its geometry takes: Winograd-transformed,
 /// or (implicit GEMM) one operand per group, packed where the `sgemm` kernel runs.
 pub(crate) enum Prepared {
-    Winograd(Vec<Lhs<'static>>),
+    Winograd(crate::winograd::Tile, Vec<Lhs<'static>>),
     Gemm(Vec<Lhs<'static>>),
 }
 
@@ -265,9 +286,9 @@ pub(crate) enum Prepared {
 /// them by value: a single group's operand is packed from them and they are dropped (where the
 /// `sgemm` kernel runs) or kept as they are, without a copy.
 pub(crate) fn prepare(geo: &Geom, w: Vec<f32>) -> (Prepared, usize) {
-    if crate::winograd::eligible(geo) && !im2col_only() {
-        let (u, bytes) = crate::winograd::prepare(geo, &w);
-        return (Prepared::Winograd(u), bytes);
+    if let Some(tile) = crate::winograd::choose(geo) {
+        let (u, bytes) = crate::winograd::prepare(geo, tile, &w);
+        return (Prepared::Winograd(tile, u), bytes);
     }
     let (k, cog) = (geo.k(), geo.cog());
     let wg: Vec<Lhs<'static>> = if geo.groups == 1 {
@@ -288,7 +309,7 @@ pub(crate) fn forward_prepared(
     relu: bool,
 ) -> Vec<f32> {
     match w {
-        Prepared::Winograd(u) => crate::winograd::run(geo, x, u, bias, relu),
+        Prepared::Winograd(tile, u) => crate::winograd::run(geo, *tile, x, u, bias, relu),
         Prepared::Gemm(wg) => gemm_forward(geo, x, wg, bias, relu),
     }
 }
@@ -415,10 +436,13 @@ pub struct Grads {
 /// Backward: the gradients asked for, from the saved input and weight and the output gradient.
 pub fn backward(geo: &Geom, x: &[f32], w: &[f32], dy: &[f32], need: [bool; 3]) -> Grads {
     let [need_x, need_w, need_b] = need;
-    // The input gradient of a 3×3 stride-1 conv is another such conv: Winograd, outside the
-    // chunk loop, which then only does the weight and bias gradients.
-    let dx_winograd = (need_x && crate::winograd::eligible(geo) && !im2col_only())
-        .then(|| crate::winograd::input_grad(geo, w, dy));
+    // A 3×3 stride-1 conv's input gradient is another such conv, and its weight gradient
+    // α² GEMMs in the same transform domain: Winograd, outside the chunk loop, which then only
+    // does what is left (the bias gradient).
+    let tile = crate::winograd::choose(geo);
+    let dx_winograd = tile.filter(|_| need_x).map(|tile| crate::winograd::input_grad(geo, tile, w, dy));
+    let dw_winograd = tile.filter(|_| need_w).map(|tile| crate::winograd::weight_grad(geo, tile, x, dy));
+    let need_w = need_w && dw_winograd.is_none();
     // Any other stride-1 conv: dx is the forward conv of dy with the flipped, transposed
     // weights — an implicit GEMM, instead of writing `dcol` (K × pixels) and scattering it.
     let dx_flipped = if need_x && dx_winograd.is_none() && crate::sgemm::available() {
@@ -525,7 +549,7 @@ pub fn backward(geo: &Geom, x: &[f32], w: &[f32], dy: &[f32], need: [bool; 3]) -
     }
     Grads {
         x: dx_direct.or(need_x.then_some(dx)),
-        w: need_w.then_some(dw),
+        w: dw_winograd.or(need_w.then_some(dw)),
         b: need_b.then(|| db.into_iter().map(|v| v as f32).collect()),
     }
 }
@@ -718,8 +742,8 @@ pub fn conv2d_bn(
         sources.push((b, slice(b)));
     }
     // Winograd's preparation and the GEMM's differ, and which one runs depends on the batch.
-    let winograd = crate::winograd::eligible(&geo) && !im2col_only();
-    let tag = crate::cache::tag(&[2, eps.to_bits() as usize, geo.groups, usize::from(winograd)]);
+    let winograd = crate::winograd::choose(&geo).map_or(0, |tile| tile.m());
+    let tag = crate::cache::tag(&[2, eps.to_bits() as usize, geo.groups, winograd]);
     let folded = crate::cache::prepared_from(&sources, tag, fold);
     let (wf, bf) = &*folded;
     let y = forward_prepared(&geo, slice(&xp), wf, Some(bf), relu);

@@ -1,25 +1,43 @@
-//! Winograd F(2×2, 3×3) for 3×3 stride-1 convolutions: forward and input gradient.
+//! Winograd F(2×2, 3×3) and F(4×4, 3×3) for 3×3 stride-1 convolutions: forward, input
+//! gradient and weight gradient.
 //!
-//! **Algorithm.** Each 2×2 block of outputs is computed from a 4×4 input tile `d` as
-//! `Y = Aᵀ [ (G g Gᵀ) ⊙ (Bᵀ d B) ] A`: 16 multiplies per channel pair instead of 36, i.e.
-//! 2.25× fewer. Batched over channels the element-wise products become 16 GEMMs,
-//! `M[ξ][Co, T] = U[ξ][Co, Ci] · V[ξ][Ci, T]` for the 16 positions ξ of the 4×4 transform
-//! domain, T = tiles in a chunk of images (V is stored `[Ci][16][T]`, so one channel's
-//! transform is one contiguous block and channels transform in parallel at batch 1). The weight transform `U` is done and packed once
-//! per call; the input transform writes `V` tile by tile (zeros outside the image, so any
-//! padding ≤ 2 works); the output transform scatters `Aᵀ M A` (+ bias) into NCHW, clipping
-//! the last row/column of tiles on odd sizes.
+//! **Algorithm.** Each m×m block of outputs (m = 2 or 4, the [`Tile`]) is computed from an
+//! α×α input tile `d`, α = m + 2, as `Y = Aᵀ [ (G g Gᵀ) ⊙ (Bᵀ d B) ] A`: α² multiplies per
+//! channel pair instead of 9·m², i.e. 2.25× fewer for F(2×2) (16 for 4 outputs) and 4× fewer
+//! for F(4×4) (36 for 16). Batched over channels the element-wise products become α² GEMMs,
+//! `M[ξ][Co, T] = U[ξ][Co, Ci] · V[ξ][Ci, T]` for the α² positions ξ of the transform domain,
+//! T = tiles in a chunk of images (V is stored `[Ci][α²][T]`, so one channel's transform is one
+//! contiguous block and channels transform in parallel at batch 1). The weight transform `U`
+//! is done (in parallel, vectorized across input channels) and packed once per call; the input
+//! transform writes `V` tile by tile (zeros outside the image, so any padding ≤ 2 works); the
+//! output transform scatters `Aᵀ M A` (+ bias) into NCHW, clipping the last row/column of
+//! tiles where m does not divide the size. The matrices are Lavin & Gray's (2016), with the
+//! points 0, ±1 (F(2×2)) and 0, ±1, ±2 (F(4×4)); F(4×4)'s larger constants cost precision:
+//! against a float64 reference its relative error is ≈ 5e-6 … 2e-5 at 64 … 512 channels,
+//! F(2×2)'s ≈ 3e-7 … 1e-6 (the property tests allow 1e-4).
 //!
 //! The input gradient of a 3×3 stride-1 convolution with padding p is itself such a
-//! convolution: `dx = conv(dy, W′, padding 2 − p)` with `W′[ci, co] = rot180(W[co, ci])`.
+//! convolution: `dx = conv(dy, W′, padding 2 − p)` with `W′[ci, co] = rot180(W[co, ci])`. The
+//! weight gradient stays in the transform domain: `dW = Gᵀ dU G` with
+//! `dU[ξ] = Σ_tiles (A dY Aᵀ)[ξ] ⊙ V[ξ]`, α² GEMMs over the tiles ([`weight_grad`]).
 //!
-//! **Where the time goes.** The 16 GEMMs (K = Ci); the transforms are a few adds per element
-//! (≈ 3 % of the GEMM work at 64 channels, less above), plus the weight transform once per
-//! call (kept between inference calls, [`crate::cache`]). Used when both channel counts are
-//! at least [`MIN_CHANNELS`], the batch has at least two images and [`MIN_TILES`] tiles;
-//! otherwise the transforms dominate and the implicit GEMM of the `conv` module wins.
+//! **Which tile.** [`choose`] takes the one with fewer multiplies over the whole batch:
+//! F(4×4) wherever its tiles do not waste much (56², 24², 12², 3² at a large batch: 1.78×
+//! fewer than F(2×2)), F(2×2) where the size leaves F(4×4)'s tiles mostly empty (6²: 144
+//! multiplies per channel pair either way) or where F(4×4) has too few tiles to fill a GEMM
+//! panel. `CNNZOO_CONV=winograd2` keeps every layer on F(2×2) (for comparison),
+//! `CNNZOO_CONV=im2col` switches Winograd off.
+//!
+//! **Where the time goes.** The GEMMs (K = Ci, or K = tiles for the weight gradient); the
+//! input transform is the next largest part (about a quarter of a 64-channel layer's time,
+//! most of it memory traffic), then the weight transform, paid on every training call and
+//! kept between inference calls ([`crate::cache`]). Used when both channel counts are at least
+//! [`MIN_CHANNELS`] and either the batch has two images or more and [`MIN_TILES`] tiles of
+//! F(2×2), or one image has enough work ([`eligible`]); otherwise the transforms dominate and
+//! the implicit GEMM of the `conv` module wins.
 
 use std::mem::MaybeUninit;
+use std::ops::{Add, Mul, Sub};
 
 use rayon::prelude::*;
 
@@ -30,11 +48,46 @@ use crate::view::Mat;
 
 /// Smallest channel count (in and out) that takes the Winograd path.
 pub const MIN_CHANNELS: usize = 16;
-/// Tiles a chunk aims for (columns of each of the 16 GEMMs).
-const TARGET_TILES: usize = 256;
+/// Values per channel a chunk's transformed input aims for (α² × tiles): 256 tiles of
+/// F(2×2), 113 of F(4×4).
+const TARGET_VALUES: usize = 4096;
 
-/// Whether `geo` is a convolution this module computes.
+/// Fewest output tiles of F(2×2) (over the whole batch) for which the Winograd path pays.
+pub const MIN_TILES: usize = 256;
+
+/// A Winograd scheme F(m×m, 3×3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Tile {
+    /// F(2×2, 3×3): 4×4 input tiles.
+    F2,
+    /// F(4×4, 3×3): 6×6 input tiles.
+    F4,
+}
+
+impl Tile {
+    /// Outputs per tile side.
+    pub const fn m(self) -> usize {
+        match self {
+            Tile::F2 => 2,
+            Tile::F4 => 4,
+        }
+    }
+
+    /// Input tile side, m + 2.
+    pub const fn alpha(self) -> usize {
+        self.m() + 2
+    }
+
+    /// Multiplies per (in, out) channel pair over the whole batch of `geo`.
+    pub fn multiplies(self, geo: &Geom) -> usize {
+        let m = self.m();
+        geo.n * geo.ho.div_ceil(m) * geo.wo.div_ceil(m) * self.alpha() * self.alpha()
+    }
+}
+
+/// Whether `geo` is a convolution this module computes (with either tile).
 pub fn eligible(geo: &Geom) -> bool {
+    let tiles = Tile::F2.multiplies(geo) / 16;
     geo.kh == 3
         && geo.kw == 3
         && geo.stride == [1, 1]
@@ -44,179 +97,469 @@ pub fn eligible(geo: &Geom) -> bool {
         && geo.pad[1] <= 2
         && geo.ci >= MIN_CHANNELS
         && geo.co >= MIN_CHANNELS
-        // The transforms must be paid for by enough tiles: the late, weight-heavy layers of a
-        // small batch stay on im2col.
-        && geo.n * geo.ho.div_ceil(2) * geo.wo.div_ceil(2) >= MIN_TILES
-        // At batch 1 the 16 GEMMs of one chunk are each split across the threads and lose to
-        // one im2col GEMM (ResNet-18's 64-channel 56² layers: 1.6 ms against 1.3 ms).
-        && geo.n >= 2
+        && if geo.n >= 2 {
+            // The transforms must be paid for by enough tiles: the late, weight-heavy layers
+            // of a small batch stay on the implicit GEMM.
+            tiles >= MIN_TILES
+        } else {
+            // At batch 1 the GEMMs of one image are each split across the threads, a fixed
+            // cost per GEMM: Winograd pays where the GEMM work is large and the tiles do not
+            // waste much of it (measured on torchvision's ResNet-18: its 3×3 layers at 56²,
+            // 28², 14² and 7² take 1.1–1.4 ms instead of 1.6–1.75; d2l's at 24² … 3², with
+            // a quarter of that work, lose).
+            tiles * geo.ci * geo.co >= MIN_WORK_B1 && 2 * 9 * geo.ho * geo.wo >= 3 * fewest_multiplies(geo).1
+        }
 }
 
-/// Fewest output tiles (over the whole batch) for which the Winograd path pays.
-pub const MIN_TILES: usize = 256;
+/// The GEMM work (F(2×2) tiles × in × out channels) from which a single image takes Winograd.
+pub const MIN_WORK_B1: usize = 1 << 21;
 
-/// `U[ξ] = G g Gᵀ` for every (out, in) pair, as 16 packed `[co × ci]` operands. `g(o, c)`
-/// gives the 3×3 kernel (row-major) of output channel `o`, input channel `c`.
-fn transform_weights(co: usize, ci: usize, g: impl Fn(usize, usize) -> [f32; 9]) -> Vec<Lhs<'static>> {
-    let mut u = vec![vec![0f32; co * ci]; 16];
-    for o in 0..co {
-        for c in 0..ci {
-            let k = g(o, c);
-            // Gg: 4×3.
-            let mut gg = [[0f32; 3]; 4];
-            for j in 0..3 {
-                let (a, b, d) = (k[j], k[3 + j], k[6 + j]);
-                gg[0][j] = a;
-                gg[1][j] = 0.5 * (a + b + d);
-                gg[2][j] = 0.5 * (a - b + d);
-                gg[3][j] = d;
+/// Fewest tiles F(4×4) needs: one column panel of the micro-kernel (fewer leave most of
+/// each panel empty: ResNet-18's 7² layers at batch 1 have 4).
+const MIN_F4_TILES: usize = 16;
+
+/// The tile with fewer multiplies per channel pair (F(2×2) on a tie: cheaper transforms;
+/// F(4×4) only with [`MIN_F4_TILES`]), and that count.
+fn fewest_multiplies(geo: &Geom) -> (Tile, usize) {
+    let (f2, f4) = (Tile::F2.multiplies(geo), Tile::F4.multiplies(geo));
+    if f4 < f2 && f4 / 36 >= MIN_F4_TILES { (Tile::F4, f4) } else { (Tile::F2, f2) }
+}
+
+/// The tile `geo` takes, or `None` for the implicit GEMM: [`eligible`] geometries, the tile
+/// with fewer multiplies ([`fewest_multiplies`]), as `CNNZOO_CONV` allows.
+pub fn choose(geo: &Geom) -> Option<Tile> {
+    match crate::conv::mode() {
+        crate::conv::Mode::Im2col => None,
+        _ if !eligible(geo) => None,
+        crate::conv::Mode::Winograd2 => Some(Tile::F2),
+        crate::conv::Mode::Auto => Some(fewest_multiplies(geo).0),
+    }
+}
+
+/// A value the transforms compute with: one `f32`, or [`V8`] (eight lanes at once).
+trait Lane: Copy + Add<Output = Self> + Sub<Output = Self> + Mul<f32, Output = Self> {}
+impl Lane for f32 {}
+
+/// Eight `f32` lanes, computed element-wise (vectorized by the compiler).
+#[derive(Clone, Copy)]
+struct V8([f32; 8]);
+impl Lane for V8 {}
+impl Add for V8 {
+    type Output = V8;
+    #[inline(always)]
+    fn add(self, o: V8) -> V8 {
+        V8(std::array::from_fn(|i| self.0[i] + o.0[i]))
+    }
+}
+impl Sub for V8 {
+    type Output = V8;
+    #[inline(always)]
+    fn sub(self, o: V8) -> V8 {
+        V8(std::array::from_fn(|i| self.0[i] - o.0[i]))
+    }
+}
+impl Mul<f32> for V8 {
+    type Output = V8;
+    #[inline(always)]
+    fn mul(self, c: f32) -> V8 {
+        V8(std::array::from_fn(|i| self.0[i] * c))
+    }
+}
+
+/// A 1-D transform of I values into O, on any [`Lane`].
+trait Transform<const I: usize, const O: usize> {
+    fn apply<T: Lane>(x: [T; I]) -> [T; O];
+}
+
+/// `G g` of F(2×2) and F(4×4), `Bᵀ d` and `Aᵀ m` of each, and for the weight gradient the
+/// transposes `A y` (m → α) and `Gᵀ u` (α → 3).
+struct GF2;
+struct GF4;
+struct BtF2;
+struct BtF4;
+struct AtF2;
+struct AtF4;
+struct AF2;
+struct AF4;
+struct GtF2;
+struct GtF4;
+
+impl Transform<3, 4> for GF2 {
+    #[inline(always)]
+    fn apply<T: Lane>([a, b, c]: [T; 3]) -> [T; 4] {
+        [a, (a + b + c) * 0.5, (a - b + c) * 0.5, c]
+    }
+}
+impl Transform<3, 6> for GF4 {
+    #[inline(always)]
+    fn apply<T: Lane>([a, b, c]: [T; 3]) -> [T; 6] {
+        let (s, q) = (a + c, a * (1.0 / 24.0) + c * (1.0 / 6.0));
+        [
+            a * 0.25,
+            (s + b) * (-1.0 / 6.0),
+            (s - b) * (-1.0 / 6.0),
+            q + b * (1.0 / 12.0),
+            q - b * (1.0 / 12.0),
+            c,
+        ]
+    }
+}
+impl Transform<4, 4> for BtF2 {
+    #[inline(always)]
+    fn apply<T: Lane>([d0, d1, d2, d3]: [T; 4]) -> [T; 4] {
+        [d0 - d2, d1 + d2, d2 - d1, d1 - d3]
+    }
+}
+impl Transform<6, 6> for BtF4 {
+    #[inline(always)]
+    fn apply<T: Lane>([d0, d1, d2, d3, d4, d5]: [T; 6]) -> [T; 6] {
+        let (p, q) = (d4 - d2 * 4.0, d3 - d1 * 4.0);
+        let (r, s) = (d4 - d2, (d3 - d1) * 2.0);
+        [d0 * 4.0 - d2 * 5.0 + d4, p + q, p - q, r + s, r - s, d1 * 4.0 - d3 * 5.0 + d5]
+    }
+}
+impl Transform<4, 2> for AtF2 {
+    #[inline(always)]
+    fn apply<T: Lane>([m0, m1, m2, m3]: [T; 4]) -> [T; 2] {
+        [m0 + m1 + m2, m1 - m2 - m3]
+    }
+}
+impl Transform<6, 4> for AtF4 {
+    #[inline(always)]
+    fn apply<T: Lane>([m0, m1, m2, m3, m4, m5]: [T; 6]) -> [T; 4] {
+        let (s12, d12, s34, d34) = (m1 + m2, m1 - m2, m3 + m4, m3 - m4);
+        [m0 + s12 + s34, d12 + d34 * 2.0, s12 + s34 * 4.0, d12 + d34 * 8.0 + m5]
+    }
+}
+impl Transform<2, 4> for AF2 {
+    #[inline(always)]
+    fn apply<T: Lane>([y0, y1]: [T; 2]) -> [T; 4] {
+        [y0, y0 + y1, y0 - y1, y1 * -1.0]
+    }
+}
+impl Transform<4, 6> for AF4 {
+    #[inline(always)]
+    fn apply<T: Lane>([y0, y1, y2, y3]: [T; 4]) -> [T; 6] {
+        let (e, o) = (y0 + y2, y1 + y3);
+        let (e2, o2) = (y0 + y2 * 4.0, (y1 + y3 * 4.0) * 2.0);
+        [y0, e + o, e - o, e2 + o2, e2 - o2, y3]
+    }
+}
+impl Transform<4, 3> for GtF2 {
+    #[inline(always)]
+    fn apply<T: Lane>([u0, u1, u2, u3]: [T; 4]) -> [T; 3] {
+        let (s, d) = ((u1 + u2) * 0.5, (u1 - u2) * 0.5);
+        [u0 + s, d, s + u3]
+    }
+}
+impl Transform<6, 3> for GtF4 {
+    #[inline(always)]
+    fn apply<T: Lane>([u0, u1, u2, u3, u4, u5]: [T; 6]) -> [T; 3] {
+        let (s12, d12, s34, d34) = (u1 + u2, u2 - u1, u3 + u4, u3 - u4);
+        [
+            u0 * 0.25 + s12 * (-1.0 / 6.0) + s34 * (1.0 / 24.0),
+            d12 * (1.0 / 6.0) + d34 * (1.0 / 12.0),
+            (s34 - s12) * (1.0 / 6.0) + u5,
+        ]
+    }
+}
+
+/// `dst[o][t] = F(src[0][t], …, src[I−1][t])[o]` for every lane `t < tw`, eight lanes at a
+/// time; `dst` holds the O rows of `tw` one after another.
+#[inline(always)]
+fn lanes<const I: usize, const O: usize, F: Transform<I, O>>(src: [&[f32]; I], dst: &mut [f32], tw: usize) {
+    let mut rows = dst[..O * tw].chunks_exact_mut(tw);
+    lanes_into::<I, O, F>(src, std::array::from_fn(|_| rows.next().expect("O rows of tw")), tw);
+}
+
+/// [`lanes`] into O separate rows.
+#[inline(always)]
+fn lanes_into<const I: usize, const O: usize, F: Transform<I, O>>(
+    src: [&[f32]; I],
+    dst: [&mut [f32]; O],
+    tw: usize,
+) {
+    let src = src.map(|s| &s[..tw]);
+    let mut rows = dst.map(|r| &mut r[..tw]);
+    let full = tw - tw % 8;
+    for t in (0..full).step_by(8) {
+        let v = F::apply(std::array::from_fn(|k| V8(src[k][t..t + 8].try_into().expect("8 lanes"))));
+        for (row, v) in rows.iter_mut().zip(v) {
+            row[t..t + 8].copy_from_slice(&v.0);
+        }
+    }
+    for t in full..tw {
+        let v = F::apply(std::array::from_fn(|k| src[k][t]));
+        for (row, v) in rows.iter_mut().zip(v) {
+            row[t] = v;
+        }
+    }
+}
+
+/// `U[ξ] = G g Gᵀ` for every (out, in) pair, as α² packed `[co × ci]` operands. `g(o)` gives
+/// the 3×3 kernels of output channel `o` as 9 rows of `ci` (`g(o)[i·3 + j][c]` = row i, column
+/// j of the kernel from input channel c).
+fn transform_weights(
+    tile: Tile,
+    co: usize,
+    ci: usize,
+    g: impl Fn(usize) -> Vec<f32> + Sync,
+) -> Vec<Lhs<'static>> {
+    match tile {
+        Tile::F2 => weights_with::<4, GF2>(co, ci, g),
+        Tile::F4 => weights_with::<6, GF4>(co, ci, g),
+    }
+}
+
+fn weights_with<const A: usize, G: Transform<3, A>>(
+    co: usize,
+    ci: usize,
+    g: impl Fn(usize) -> Vec<f32> + Sync,
+) -> Vec<Lhs<'static>> {
+    let mut u = vec![vec![0f32; co * ci]; A * A];
+    // Output channels split across the threads: part p writes rows `parts[p]` of all α²
+    // matrices, each row vectorized across the input channels. Then each matrix is packed.
+    let parts = buf::ranges(co, buf::threads(), 1);
+    let mut rows: Vec<Vec<&mut [f32]>> = parts.iter().map(|_| Vec::with_capacity(A * A)).collect();
+    for ux in u.iter_mut() {
+        for (dst, piece) in rows.iter_mut().zip(buf::split_mut(ux, parts.iter().map(|r| r.len() * ci))) {
+            dst.push(piece);
+        }
+    }
+    rows.into_par_iter().zip(parts).for_each(|(mut mats, range)| {
+        let mut gg = vec![0f32; 3 * A * ci];
+        for (i, o) in range.enumerate() {
+            let k = g(o);
+            // G g, column j at a time: gg[(j·α + r)·ci ..] = (G g)[r][j].
+            for (j, dst) in gg.chunks_exact_mut(A * ci).enumerate() {
+                lanes::<3, A, G>(std::array::from_fn(|r| &k[(r * 3 + j) * ci..]), dst, ci);
             }
-            for (r, row) in gg.iter().enumerate() {
-                let [a, b, d] = *row;
-                let t = [a, 0.5 * (a + b + d), 0.5 * (a - b + d), d];
-                for (s, v) in t.iter().enumerate() {
-                    u[r * 4 + s][o * ci + c] = *v;
+            // (G g) Gᵀ, row r at a time, straight into row o of U[r·α + s].
+            for (r, mats) in mats.chunks_exact_mut(A).enumerate() {
+                let mut dst = mats.iter_mut().map(|m| &mut m[i * ci..][..ci]);
+                let dst = std::array::from_fn(|_| dst.next().expect("α matrices"));
+                lanes_into::<3, A, G>(std::array::from_fn(|j| &gg[(j * A + r) * ci..]), dst, ci);
+            }
+        }
+    });
+    u.into_par_iter().map(|ux| Lhs::owned(ux, ci, co, ci)).collect()
+}
+
+/// A 2-D transform `F · X · Fᵀ` of I×I values into O×O, vectorized across `tw` tiles:
+/// `src(r·I + s)` is the vector of element (r, s), and `emit(i, row)` receives row i of the
+/// result (element (i, j) at `row[j·tw ..]`), rows in order.
+fn two_pass<'a, const I: usize, const O: usize, F: Transform<I, O>>(
+    src: impl Fn(usize) -> &'a [f32],
+    tw: usize,
+    mut emit: impl FnMut(usize, &[f32]),
+) {
+    // F applied to each column s, stored transposed: t[(s·O + i)·tw ..] = (F X)[i][s].
+    let mut t = vec![0f32; I * O * tw];
+    for (s, ts) in t.chunks_exact_mut(O * tw).enumerate() {
+        lanes::<I, O, F>(std::array::from_fn(|r| src(r * I + s)), ts, tw);
+    }
+    // Row i of (F X) Fᵀ is F applied to row i of F X.
+    let mut row = vec![0f32; O * tw];
+    for i in 0..O {
+        lanes::<I, O, F>(std::array::from_fn(|s| &t[(s * O + i) * tw..]), &mut row, tw);
+        emit(i, &row);
+    }
+}
+
+/// The tiles `lo..hi` (of `tiles`) whose column `m·t + off` lies in `0..len`.
+fn inside(len: usize, m: usize, off: isize, tiles: usize) -> (usize, usize) {
+    // m·t + off ≥ 0  ⇔  t ≥ ⌈−off / m⌉;  m·t + off < len  ⇔  t < ⌈(len − off) / m⌉.
+    let lo = if off >= 0 { 0 } else { (-off) as usize }.div_ceil(m).min(tiles);
+    let end = len as isize - off;
+    let hi = if end <= 0 { 0 } else { (end as usize).div_ceil(m) }.min(tiles);
+    (lo, hi.max(lo))
+}
+
+/// `Bᵀ d B` of channel `c` of images `n0..n0 + nbc` into `vc` (α² vectors of the chunk's `T`
+/// tiles, element (r, s) at `[(r·α + s)·T ..]`), the input tiles read from `x` (zeros outside
+/// the image).
+fn transform_input<'e>(
+    geo: &Geom,
+    tile: Tile,
+    x: &[f32],
+    n0: usize,
+    nbc: usize,
+    c: usize,
+    vc: &'e mut [MaybeUninit<f32>],
+) -> &'e mut [f32] {
+    let (ci, h, w) = (geo.ci, geo.h, geo.w);
+    let (m, a) = (tile.m(), tile.alpha());
+    let (th, tw) = (geo.ho.div_ceil(m), geo.wo.div_ceil(m));
+    let (p0, p1) = (geo.pad[0] as isize, geo.pad[1] as isize);
+    let t_all = nbc * th * tw;
+    // d[r·α + s][t] = x[m·ty + r − p, m·tx + s − p], vectorized across all tiles. Each input
+    // row is first split into its m phases, ph[q][k] = row[m·k + q − p] (0 outside), so tap s
+    // of a row of tiles is the contiguous run ph[s mod m][s div m ..][..tw].
+    let mut d = vec![0f32; a * a * t_all];
+    let mut ph = vec![0f32; m * (tw + 1)];
+    for j in 0..nbc {
+        let img = &x[((n0 + j) * ci + c) * h * w..][..h * w];
+        for ty in 0..th {
+            let t0 = (j * th + ty) * tw;
+            for r in 0..a {
+                let iy = (m * ty + r) as isize - p0;
+                if iy < 0 || iy >= h as isize {
+                    for s in 0..a {
+                        d[(r * a + s) * t_all + t0..][..tw].fill(0.0);
+                    }
+                    continue;
+                }
+                let src = &img[iy as usize * w..][..w];
+                for (q, phq) in ph.chunks_exact_mut(tw + 1).enumerate() {
+                    let (lo, hi) = inside(w, m, q as isize - p1, tw + 1);
+                    phq[..lo].fill(0.0);
+                    phq[hi..].fill(0.0);
+                    if lo < hi {
+                        let from = (m * lo + q) - p1 as usize;
+                        phq[lo..hi].iter_mut().zip(src[from..].iter().step_by(m)).for_each(|(d, v)| *d = *v);
+                    }
+                }
+                for s in 0..a {
+                    let run = &ph[(s % m) * (tw + 1) + s / m..][..tw];
+                    d[(r * a + s) * t_all + t0..][..tw].copy_from_slice(run);
                 }
             }
         }
     }
-    u.into_iter().map(|ux| Lhs::owned(ux, ci, co, ci)).collect()
-}
-
-/// `Bᵀ d B` on a row of tiles: `d` and `e` hold 16 vectors of `tw` tiles, element `(r, s)` at
-/// `[(r·4 + s)·tw ..]`; every element of `e` (16·tw) is written.
-fn input_rows<'e>(d: &[f32], e: &'e mut [MaybeUninit<f32>], tw: usize) -> &'e mut [f32] {
-    let at = |r: usize, s: usize| (r * 4 + s) * tw;
-    let mut t = vec![0f32; 16 * tw];
-    for s in 0..4 {
-        for i in 0..tw {
-            let (d0, d1, d2, d3) = (d[at(0, s) + i], d[at(1, s) + i], d[at(2, s) + i], d[at(3, s) + i]);
-            t[at(0, s) + i] = d0 - d2;
-            t[at(1, s) + i] = d1 + d2;
-            t[at(2, s) + i] = d2 - d1;
-            t[at(3, s) + i] = d1 - d3;
-        }
-    }
-    // Row r of the result is written in order s = 0..4, rows in order: front to back.
-    let mut out = buf::Filler::new(e);
-    for r in 0..4 {
-        let row = |s: usize| &t[at(r, s)..][..tw];
-        let (t0, t1, t2, t3) = (row(0), row(1), row(2), row(3));
-        out.next(tw, t0.iter().zip(t2).map(|(a, b)| a - b));
-        out.next(tw, t1.iter().zip(t2).map(|(a, b)| a + b));
-        out.next(tw, t2.iter().zip(t1).map(|(a, b)| a - b));
-        out.next(tw, t1.iter().zip(t3).map(|(a, b)| a - b));
+    let mut out = buf::Filler::new(vc);
+    let src = |xi: usize| &d[xi * t_all..][..t_all];
+    match tile {
+        Tile::F2 => two_pass::<4, 4, BtF2>(src, t_all, |_, row| _ = out.next(4 * t_all, row.iter().copied())),
+        Tile::F4 => two_pass::<6, 6, BtF4>(src, t_all, |_, row| _ = out.next(6 * t_all, row.iter().copied())),
     }
     out.finish()
 }
 
-/// `Aᵀ m A` on a row of tiles: `m(ξ)` is the vector of `tw` tiles at transform position
-/// ξ = r·4 + s, `out` receives the 4 outputs `(a, b)` at `[(a·2 + b)·tw ..]`.
-fn output_rows<'a>(m: impl Fn(usize) -> &'a [f32], out: &mut [f32], tw: usize) {
-    let row = |r: usize, s: usize| m(r * 4 + s);
-    let mut s0 = vec![0f32; 4 * tw];
-    let mut s1 = vec![0f32; 4 * tw];
-    for j in 0..4 {
-        let (m0, m1, m2, m3) = (row(0, j), row(1, j), row(2, j), row(3, j));
-        let (a, b) = (&mut s0[j * tw..][..tw], &mut s1[j * tw..][..tw]);
-        for i in 0..tw {
-            a[i] = m0[i] + m1[i] + m2[i];
-            b[i] = m1[i] - m2[i] - m3[i];
+/// `A dy Aᵀ` of output channel `o` of images `n0..n0 + nbc` into `yo` (α² vectors of the
+/// chunk's tiles, like [`transform_input`]), the m×m output tiles read from `dy` (zeros past
+/// the edge: outputs the clipped tiles computed but never wrote).
+fn transform_grad<'e>(
+    geo: &Geom,
+    tile: Tile,
+    dy: &[f32],
+    n0: usize,
+    nbc: usize,
+    o: usize,
+    yo: &'e mut [MaybeUninit<f32>],
+) -> &'e mut [f32] {
+    let (co, ho, wo) = (geo.co, geo.ho, geo.wo);
+    let (m, a) = (tile.m(), tile.alpha());
+    let (th, tw) = (ho.div_ceil(m), wo.div_ceil(m));
+    let t_all = nbc * th * tw;
+    // g[ra·m + rb][t] = dy[m·ty + ra, m·tx + rb].
+    let mut g = vec![0f32; m * m * t_all];
+    for j in 0..nbc {
+        let plane = &dy[((n0 + j) * co + o) * ho * wo..][..ho * wo];
+        for ty in 0..th {
+            let t0 = (j * th + ty) * tw;
+            for ra in 0..m {
+                let oy = m * ty + ra;
+                for rb in 0..m {
+                    let dst = &mut g[(ra * m + rb) * t_all + t0..][..tw];
+                    if oy >= ho {
+                        dst.fill(0.0);
+                        continue;
+                    }
+                    let (lo, hi) = inside(wo, m, rb as isize, tw);
+                    debug_assert_eq!(lo, 0);
+                    dst[hi..].fill(0.0);
+                    let src = &plane[oy * wo + rb..];
+                    dst[..hi].iter_mut().zip(src.iter().step_by(m)).for_each(|(d, v)| *d = *v);
+                }
+            }
         }
     }
-    for (a, sa) in [&s0, &s1].into_iter().enumerate() {
-        let (c0, c1, c2, c3) = (&sa[..tw], &sa[tw..2 * tw], &sa[2 * tw..3 * tw], &sa[3 * tw..]);
-        let (lo, hi) = out[a * 2 * tw..(a * 2 + 2) * tw].split_at_mut(tw);
-        for i in 0..tw {
-            lo[i] = c0[i] + c1[i] + c2[i];
-            hi[i] = c1[i] - c2[i] - c3[i];
-        }
+    let mut out = buf::Filler::new(yo);
+    let src = |xi: usize| &g[xi * t_all..][..t_all];
+    match tile {
+        Tile::F2 => two_pass::<2, 4, AF2>(src, t_all, |_, row| _ = out.next(a * t_all, row.iter().copied())),
+        Tile::F4 => two_pass::<4, 6, AF4>(src, t_all, |_, row| _ = out.next(a * t_all, row.iter().copied())),
+    }
+    out.finish()
+}
+
+/// `Aᵀ M A` on a row of tiles: `m(ξ)` is the vector of `tw` tiles at transform position
+/// ξ = r·α + s, `out` receives the m² outputs `(a, b)` at `[(a·m + b)·tw ..]`.
+fn output_rows<'a>(tile: Tile, m: impl Fn(usize) -> &'a [f32], out: &mut [f32], tw: usize) {
+    let mt = tile.m() * tw;
+    let emit = |a: usize, row: &[f32]| out[a * mt..][..mt].copy_from_slice(row);
+    match tile {
+        Tile::F2 => two_pass::<4, 2, AtF2>(m, tw, emit),
+        Tile::F4 => two_pass::<6, 4, AtF4>(m, tw, emit),
     }
 }
 
-/// The convolution of `x [n, ci, h, w]` with the transformed weights `u`, output
+/// The convolution of `x [n, ci, h, w]` with the weights `u` transformed for `tile`, output
 /// `[n, co, ho, wo]` (shapes from `geo`), plus `bias`.
-pub(crate) fn run(geo: &Geom, x: &[f32], u: &[Lhs], bias: Option<&[f32]>, relu: bool) -> Vec<f32> {
-    let (ci, co, h, w, ho, wo) = (geo.ci, geo.co, geo.h, geo.w, geo.ho, geo.wo);
-    let (th, tw) = (ho.div_ceil(2), wo.div_ceil(2));
+pub(crate) fn run(
+    geo: &Geom,
+    tile: Tile,
+    x: &[f32],
+    u: &[Lhs],
+    bias: Option<&[f32]>,
+    relu: bool,
+) -> Vec<f32> {
+    let (ci, co, ho, wo) = (geo.ci, geo.co, geo.ho, geo.wo);
+    let (m, a) = (tile.m(), tile.alpha());
+    let (aa, mm) = (a * a, m * m);
+    debug_assert_eq!(u.len(), aa, "weights transformed for {tile:?}");
+    let (th, tw) = (ho.div_ceil(m), wo.div_ceil(m));
     let per_img = th * tw;
     let threads = buf::threads();
-    let mut nb = TARGET_TILES.div_ceil(per_img).max(1);
+    let mut nb = (TARGET_VALUES / aa).div_ceil(per_img).max(1);
     if geo.n >= threads {
         nb = nb.min(geo.n.div_ceil(threads));
     }
     let nb = nb.clamp(1, geo.n.max(1));
     let chunks = geo.n.div_ceil(nb);
     let inner = if chunks < threads { threads } else { 1 };
-    let (p0, p1) = (geo.pad[0] as isize, geo.pad[1] as isize);
     let mut y = buf::zeros(geo.n * co * ho * wo);
     let body = |(idx, ychunk): (usize, &mut [f32])| {
         let n0 = idx * nb;
         let nbc = ychunk.len() / (co * ho * wo);
         let t_all = nbc * per_img;
-        // V[c][ξ][t]: one channel's 16 transform-domain rows are contiguous, so channels can
+        // V[c][ξ][t]: one channel's α² transform-domain rows are contiguous, so channels can
         // be transformed in parallel when this chunk has the machine to itself (batch 1).
         let transform_in = buf::piece_fn(|c: usize, vc: &mut [MaybeUninit<f32>]| {
-            // d[r·4 + s][t] = x[2·ty + r − p, 2·tx + s − p], vectorized across all tiles.
-            let mut d = vec![0f32; 16 * t_all];
-            for j in 0..nbc {
-                let img = &x[((n0 + j) * ci + c) * h * w..][..h * w];
-                for ty in 0..th {
-                    let t0 = j * per_img + ty * tw;
-                    for r in 0..4 {
-                        let iy = (2 * ty + r) as isize - p0;
-                        for s in 0..4 {
-                            let dst = &mut d[(r * 4 + s) * t_all + t0..][..tw];
-                            if iy < 0 || iy >= h as isize {
-                                dst.fill(0.0);
-                                continue;
-                            }
-                            let src = &img[iy as usize * w..][..w];
-                            for (tx, val) in dst.iter_mut().enumerate() {
-                                let ix = (2 * tx + s) as isize - p1;
-                                *val = if ix >= 0 && ix < w as isize { src[ix as usize] } else { 0.0 };
-                            }
-                        }
-                    }
-                }
-            }
-            input_rows(&d, vc, t_all)
+            transform_input(geo, tile, x, n0, nbc, c, vc)
         });
         let v = if inner > 1 {
-            buf::par_init(16 * ci * t_all, 16 * t_all, 1, transform_in)
+            buf::par_init(aa * ci * t_all, aa * t_all, 1, transform_in)
         } else {
-            buf::seq_init(16 * ci * t_all, 16 * t_all, transform_in)
+            buf::seq_init(aa * ci * t_all, aa * t_all, transform_in)
         };
-        // 16 GEMMs: M[ξ][o][t] = U[ξ] · V[·][ξ][·] (rows c at stride 16·T).
-        let mut m = buf::zeros(16 * co * t_all);
-        for (xi, (mx, ux)) in m.chunks_mut(co * t_all).zip(u).enumerate() {
-            gemm::gemm(co, t_all, ci, mx, t_all, ux, Mat::rows(&v[xi * t_all..], 16 * t_all), false, inner);
+        // α² GEMMs: M[ξ][o][t] = U[ξ] · V[·][ξ][·] (rows c at stride α²·T).
+        let mut mt = buf::zeros(aa * co * t_all);
+        for (xi, (mx, ux)) in mt.chunks_mut(co * t_all).zip(u).enumerate() {
+            gemm::gemm(co, t_all, ci, mx, t_all, ux, Mat::rows(&v[xi * t_all..], aa * t_all), false, inner);
         }
         // Output transform, one channel at a time, vectorized across all tiles of the chunk:
-        // the four outputs of every tile (`[(a·2 + b)·T + t]`) …
+        // the m² outputs of every tile (`[(a·m + b)·T + t]`) …
         let transform_out = |o: usize| -> Vec<f32> {
-            let mut out4 = vec![0f32; 4 * t_all];
-            output_rows(|xi| &m[(xi * co + o) * t_all..][..t_all], &mut out4, t_all);
-            out4
+            let mut outs = vec![0f32; mm * t_all];
+            output_rows(tile, |xi| &mt[(xi * co + o) * t_all..][..t_all], &mut outs, t_all);
+            outs
         };
-        // … scattered into image j's plane of channel o, clipped at odd sizes, plus bias.
-        let write = |o: usize, out4: &[f32], j: usize, out: &mut [f32]| {
+        // … scattered into image j's plane of channel o, clipped at the edges, plus bias.
+        let write = |o: usize, outs: &[f32], j: usize, out: &mut [f32]| {
             let bv = bias.map_or(0.0, |b| b[o]);
             for ty in 0..th {
                 let t0 = j * per_img + ty * tw;
-                for a in 0..2 {
-                    let oy = 2 * ty + a;
+                for ra in 0..m {
+                    let oy = m * ty + ra;
                     if oy >= ho {
-                        continue;
+                        break;
                     }
                     let row = &mut out[oy * wo..][..wo];
-                    for bc in 0..2 {
-                        let src = &out4[(a * 2 + bc) * t_all + t0..][..tw];
-                        for (tx, val) in src.iter().enumerate() {
-                            let ox = 2 * tx + bc;
-                            if ox < wo {
-                                row[ox] = if relu { (val + bv).max(0.0) } else { val + bv };
-                            }
+                    for rb in 0..m {
+                        let src = &outs[(ra * m + rb) * t_all + t0..][..tw];
+                        for (ox, val) in row.iter_mut().skip(rb).step_by(m).zip(src) {
+                            *ox = if relu { (val + bv).max(0.0) } else { val + bv };
                         }
                     }
                 }
@@ -229,9 +572,9 @@ pub(crate) fn run(geo: &Geom, x: &[f32], u: &[Lhs], bias: Option<&[f32]>, relu: 
                 .for_each(|(o, plane)| write(o, &transform_out(o), 0, plane));
         } else {
             for o in 0..co {
-                let out4 = transform_out(o);
+                let outs = transform_out(o);
                 for j in 0..nbc {
-                    write(o, &out4, j, &mut ychunk[(j * co + o) * ho * wo..][..ho * wo]);
+                    write(o, &outs, j, &mut ychunk[(j * co + o) * ho * wo..][..ho * wo]);
                 }
             }
         }
@@ -247,19 +590,29 @@ pub(crate) fn run(geo: &Geom, x: &[f32], u: &[Lhs], bias: Option<&[f32]>, relu: 
     y
 }
 
-/// The transformed weights `U` of an [`eligible`] convolution, and their size in bytes.
-pub(crate) fn prepare(geo: &Geom, w: &[f32]) -> (Vec<Lhs<'static>>, usize) {
+/// The weights `w` of an [`eligible`] convolution transformed for `tile`, and their size in
+/// bytes.
+pub(crate) fn prepare(geo: &Geom, tile: Tile, w: &[f32]) -> (Vec<Lhs<'static>>, usize) {
     let (co, ci) = (geo.co, geo.ci);
-    let u = transform_weights(co, ci, |o, c| w[(o * ci + c) * 9..][..9].try_into().expect("3×3 kernel"));
+    let u = transform_weights(tile, co, ci, |o| {
+        let mut k = vec![0f32; 9 * ci];
+        for (c, kc) in w[o * ci * 9..][..ci * 9].chunks_exact(9).enumerate() {
+            for (t, v) in kc.iter().enumerate() {
+                k[t * ci + c] = *v;
+            }
+        }
+        k
+    });
     let bytes = u.iter().map(Lhs::bytes).sum();
     (u, bytes)
 }
 
-/// Forward of an [`eligible`] convolution, followed by a ReLU when `relu` (in the output
-/// transform); with `keep` (the weight tensor of `w`, inference), the transformed weights are
-/// kept for the next call ([`crate::cache`]).
+/// Forward of an [`eligible`] convolution with `tile`, followed by a ReLU when `relu` (in the
+/// output transform); with `keep` (the weight tensor of `w`, inference), the transformed
+/// weights are kept for the next call ([`crate::cache`]).
 pub fn forward(
     geo: &Geom,
+    tile: Tile,
     x: &[f32],
     w: &[f32],
     bias: Option<&[f32]>,
@@ -267,25 +620,79 @@ pub fn forward(
     relu: bool,
 ) -> Vec<f32> {
     let (co, ci) = (geo.co, geo.ci);
-    let make = || prepare(geo, w);
+    let make = || prepare(geo, tile, w);
     let u = match keep {
-        Some(t) => crate::cache::prepared(t, w, crate::cache::tag(&[1, co, ci]), make),
+        Some(t) => crate::cache::prepared(t, w, crate::cache::tag(&[1, co, ci, tile.m()]), make),
         None => std::sync::Arc::new(make().0),
     };
-    run(geo, x, &u, bias, relu)
+    run(geo, tile, x, &u, bias, relu)
 }
 
-/// Input gradient of an [`eligible`] convolution: `conv(dy, rot180(Wᵀ), padding 2 − p)`.
-pub fn input_grad(geo: &Geom, w: &[f32], dy: &[f32]) -> Vec<f32> {
+/// Input gradient of an [`eligible`] convolution with `tile`:
+/// `conv(dy, rot180(Wᵀ), padding 2 − p)`.
+pub fn input_grad(geo: &Geom, tile: Tile, w: &[f32], dy: &[f32]) -> Vec<f32> {
     let (co, ci) = (geo.co, geo.ci);
     // The transposed convolution's "out" channels are our inputs and vice versa.
-    let u = transform_weights(ci, co, |c, o| {
-        let k = &w[(o * ci + c) * 9..][..9];
-        std::array::from_fn(|i| k[8 - i])
+    let u = transform_weights(tile, ci, co, |c| {
+        // Kernel t of the pair (c, o) is rot180(W[o, c]): element 8 − t.
+        let mut k = vec![0f32; 9 * co];
+        for o in 0..co {
+            for (t, v) in w[(o * ci + c) * 9..][..9].iter().rev().enumerate() {
+                k[t * co + o] = *v;
+            }
+        }
+        k
     });
     let pad = [2 - geo.pad[0], 2 - geo.pad[1]];
     let back = Geom::new([geo.n, co, geo.ho, geo.wo], [ci, co, 3, 3], [1, 1], pad, [1, 1], 1)
         .expect("the transposed geometry of a valid convolution");
     debug_assert_eq!([back.ho, back.wo], [geo.h, geo.w]);
-    run(&back, dy, &u, None, false)
+    run(&back, tile, dy, &u, None, false)
+}
+
+/// Weight gradient of an [`eligible`] convolution with `tile`, `[co, ci, 3, 3]`: with
+/// `Y = Aᵀ[U ⊙ V]A` per tile and `U = G g Gᵀ`, the gradient is `Gᵀ dU G` with
+/// `dU[ξ] = Σ_tiles (A dY Aᵀ)[ξ] ⊙ V[ξ]` — per position ξ a GEMM over the tiles,
+/// `dU[ξ][Co, Ci] += Ŷ[ξ][Co, T] · V[ξ][Ci, T]ᵀ`, the α² GEMMs shared among the threads.
+pub fn weight_grad(geo: &Geom, tile: Tile, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    let (ci, co) = (geo.ci, geo.co);
+    let (m, a) = (tile.m(), tile.alpha());
+    let aa = a * a;
+    let per_img = geo.ho.div_ceil(m) * geo.wo.div_ceil(m);
+    // Deeper GEMMs than the forward's (K = tiles): each chunk adds into every dU[ξ].
+    let nb = (2 * TARGET_VALUES / aa).div_ceil(per_img).clamp(1, geo.n.max(1));
+    let mut du: Vec<Vec<f32>> = (0..aa).map(|_| buf::zeros(co * ci)).collect();
+    let mut n0 = 0;
+    while n0 < geo.n {
+        let nbc = nb.min(geo.n - n0);
+        let t_all = nbc * per_img;
+        let v = buf::par_init(aa * ci * t_all, aa * t_all, 1, |c, vc| {
+            transform_input(geo, tile, x, n0, nbc, c, vc)
+        });
+        let yh = buf::par_init(aa * co * t_all, aa * t_all, 1, |o, yo| {
+            transform_grad(geo, tile, dy, n0, nbc, o, yo)
+        });
+        du.par_iter_mut().enumerate().for_each(|(xi, dux)| {
+            let lhs = Lhs::new(Mat::rows(&yh[xi * t_all..], aa * t_all));
+            gemm::gemm(co, ci, t_all, dux, ci, &lhs, Mat::cols(&v[xi * t_all..], aa * t_all), true, 1);
+        });
+        n0 += nbc;
+    }
+    // dW[o][c] = Gᵀ dU[·][o][c] G, vectorized across the input channels c.
+    let mut dw = buf::zeros(co * ci * 9);
+    dw.par_chunks_mut(ci * 9).enumerate().for_each(|(o, dwo)| {
+        let src = |xi: usize| &du[xi][o * ci..][..ci];
+        let emit = |i: usize, row: &[f32]| {
+            for (j, vals) in row.chunks_exact(ci).enumerate() {
+                for (c, v) in vals.iter().enumerate() {
+                    dwo[c * 9 + i * 3 + j] = *v;
+                }
+            }
+        };
+        match tile {
+            Tile::F2 => two_pass::<4, 3, GtF2>(src, ci, emit),
+            Tile::F4 => two_pass::<6, 3, GtF4>(src, ci, emit),
+        }
+    });
+    dw
 }

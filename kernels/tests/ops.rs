@@ -130,10 +130,12 @@ fn conv2d_matches_burn_values_and_gradients() {
         conv(17, 4, 1, 3, 1, 1, 0), // 1×1 maps, many images per chunk, uneven split
         conv(1, 96, 6, 160, 3, 1, 1), // large channel counts
         conv(3, 16, 7, 16, 3, 1, 1), // 3×3 stride 1 with too few tiles for Winograd
-        conv(4, 16, 16, 16, 3, 1, 1), // Winograd (256 tiles)
-        conv(2, 20, 23, 24, 3, 1, 2), // Winograd, padding 2, odd size: clipped last tiles
-        conv(80, 16, 4, 32, 3, 1, 1), // Winograd, several images per chunk
-        conv(2, 32, 31, 17, 3, 1, 0), // Winograd, no padding, odd channel count
+        conv(4, 16, 16, 16, 3, 1, 1), // Winograd F(4×4) (256 tiles of F(2×2))
+        conv(2, 20, 23, 24, 3, 1, 2), // Winograd F(4×4), padding 2, odd size: clipped last tiles
+        conv(80, 16, 4, 32, 3, 1, 1), // Winograd F(4×4) (one tile per 4² map), several images per chunk
+        conv(32, 16, 6, 16, 3, 1, 1), // Winograd F(2×2) (a tie at 6²)
+        conv(2, 32, 31, 17, 3, 1, 0), // Winograd F(4×4), no padding, odd channel count
+        conv(1, 128, 24, 128, 3, 1, 1), // batch 1, enough work for Winograd F(4×4)
         conv(2, 40, 5, 70, 3, 1, 0), // no padding, K not a multiple of any tile
         ConvCase { k: [3, 1], ..conv(2, 3, 7, 5, 3, 1, 0) }, // non-square kernel
         ConvCase { hw: [7, 12], ..conv(2, 3, 7, 5, 3, 2, 1) }, // non-square input
@@ -356,25 +358,60 @@ fn exp_is_accurate() {
 #[test]
 fn winograd_matches_burn_directly() {
     use k::geom::Geom;
+    use k::winograd::Tile;
     let dev = ad();
-    for (n, ci, h, w, co, pad) in [(2, 16, 9, 7, 20, 1), (1, 24, 5, 5, 16, 0), (3, 16, 6, 8, 16, 2)] {
+    let cases = [(2, 16, 9, 7, 20, 1), (1, 24, 5, 5, 16, 0), (3, 16, 6, 8, 16, 2), (2, 16, 13, 10, 16, 1)];
+    for ((n, ci, h, w, co, pad), tile) in cases.into_iter().flat_map(|c| [(c, Tile::F2), (c, Tile::F4)]) {
         let geo = Geom::new([n, ci, h, w], [co, ci, 3, 3], [1, 1], [pad, pad], [1, 1], 1).unwrap();
         let x = tensor([n, ci, h, w], 50, &dev);
         let wt = tensor([co, ci, 3, 3], 51, &dev);
         let b = tensor([co], 52, &dev);
         let opts = ConvOptions::new([1, 1], [pad, pad], [1, 1], 1);
-        let xl = x.clone().require_grad();
-        let y_ref = reference::conv2d(xl.clone(), wt.clone(), Some(b.clone()), opts);
+        let (xl, wl) = (x.clone().require_grad(), wt.clone().require_grad());
+        let y_ref = reference::conv2d(xl.clone(), wl.clone(), Some(b.clone()), opts);
         let dy = tensor(y_ref.dims(), 53, &dev);
-        let dx_ref = (y_ref.clone() * dy.clone()).sum().backward();
-        let dx_ref = xl.grad(&dx_ref).unwrap();
-        let y = k::winograd::forward(&geo, &vec_of(x), &vec_of(wt.clone()), Some(&vec_of(b)), None, false);
-        let dx = k::winograd::input_grad(&geo, &vec_of(wt), &vec_of(dy.inner()));
+        let grads = (y_ref.clone() * dy.clone()).sum().backward();
+        let (dx_ref, dw_ref) = (xl.grad(&grads).unwrap(), wl.grad(&grads).unwrap());
+        let (xv, wv, bv) = (vec_of(x), vec_of(wt), vec_of(b));
         let plain = Device::flex();
         let as_t = |v: Vec<f32>, s: [usize; 4]| Tensor::<4>::from_data(TensorData::new(v, s), &plain);
-        assert_close(as_t(y, geo.out_dims()), y_ref.inner(), &format!("winograd forward {geo:?}"));
-        assert_close(as_t(dx, [n, ci, h, w]), dx_ref, &format!("winograd input grad {geo:?}"));
+        let what = format!("{tile:?} {geo:?}");
+        for relu in [false, true] {
+            let y = k::winograd::forward(&geo, tile, &xv, &wv, Some(&bv), None, relu);
+            let want = if relu { y_ref.clone().inner().clamp_min(0.0) } else { y_ref.clone().inner() };
+            assert_close(as_t(y, geo.out_dims()), want, &format!("winograd forward (relu {relu}) {what}"));
+        }
+        let dy = vec_of(dy.inner());
+        let dx = k::winograd::input_grad(&geo, tile, &wv, &dy);
+        assert_close(as_t(dx, [n, ci, h, w]), dx_ref, &format!("winograd input grad {what}"));
+        let dw = k::winograd::weight_grad(&geo, tile, &xv, &dy);
+        assert_close(as_t(dw, [co, ci, 3, 3]), dw_ref, &format!("winograd weight grad {what}"));
     }
+}
+
+#[test]
+fn winograd_takes_the_tile_with_fewer_multiplies() {
+    use k::geom::Geom;
+    use k::winograd::{Tile, choose};
+    let geo = |n, hw, c| Geom::new([n, c, hw, hw], [c, c, 3, 3], [1, 1], [1, 1], [1, 1], 1).unwrap();
+    if k::conv::mode() != k::conv::Mode::Auto {
+        return; // CNNZOO_CONV picks for every layer
+    }
+    // d2l's ResNet-18 at batch 128 (96×96 input: stages at 24², 12², 6², 3²).
+    assert_eq!(choose(&geo(128, 24, 64)), Some(Tile::F4));
+    assert_eq!(choose(&geo(128, 12, 128)), Some(Tile::F4));
+    assert_eq!(choose(&geo(128, 6, 256)), Some(Tile::F2), "a tie: 144 multiplies per pair either way");
+    assert_eq!(choose(&geo(128, 3, 512)), Some(Tile::F4), "one 4×4 tile covers a 3² map");
+    // torchvision's ResNet-18 at batch 1: Winograd; F(2×2) at 7² (F(4×4) would have 4 tiles).
+    assert_eq!(choose(&geo(1, 56, 64)), Some(Tile::F4));
+    assert_eq!(choose(&geo(1, 14, 256)), Some(Tile::F4));
+    assert_eq!(choose(&geo(1, 7, 512)), Some(Tile::F2));
+    // d2l's at batch 1 has a quarter of that work per layer: the implicit GEMM.
+    assert_eq!(choose(&geo(1, 24, 64)), None);
+    assert_eq!(choose(&geo(1, 3, 512)), None);
+    assert_eq!(choose(&geo(2, 4, 16)), None, "too few tiles");
+    assert_eq!(Tile::F4.multiplies(&geo(2, 24, 16)), 2 * 36 * 36);
+    assert_eq!(Tile::F2.multiplies(&geo(2, 24, 16)), 2 * 144 * 16);
 }
 
 #[test]
