@@ -2,7 +2,9 @@
 //!
 //! **Algorithm.** Direct loops per `(n, c)` plane, groups of planes in parallel; each output
 //! row is a vertical pass over its window's input rows (whole rows: vectorized), then a short
-//! horizontal pass per output. Max pooling records (in training) the flat in-plane index of
+//! horizontal pass per output. Stride-1 max pools on small planes (GoogLeNet's inception pools
+//! on 12², 6² and 3² maps, rows too short to vectorize) instead take every window offset as
+//! one shifted vector over a group of padded planes laid end to end ([`max_s1`]). Max pooling records (in training) the flat in-plane index of
 //! each window's maximum (the first one in row-major order on ties, the last NaN if any, −∞
 //! padding never wins) and its backward scatters `dy` to those indices. Average pooling
 //! divides by the window size clipped to the padded input (`count_include_pad`, PyTorch's
@@ -179,6 +181,132 @@ fn max_plane(
     }
 }
 
+/// [`max_s1`] compiled for AVX2 when the CPU has it.
+fn max_s1_wide(
+    win: &Window,
+    want_idx: bool,
+    yp: &mut [f32],
+    ip: &mut [u32],
+    xp: &[f32],
+    scratch: &mut S1Scratch,
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx2,fma")]
+        fn avx2(
+            win: &Window,
+            want_idx: bool,
+            yp: &mut [f32],
+            ip: &mut [u32],
+            xp: &[f32],
+            scratch: &mut S1Scratch,
+        ) {
+            max_s1(win, want_idx, yp, ip, xp, scratch)
+        }
+        if crate::cpu::avx2() {
+            // SAFETY: the CPU supports the features `avx2` is compiled for.
+            return unsafe { avx2(win, want_idx, yp, ip, xp, scratch) };
+        }
+    }
+    max_s1(win, want_idx, yp, ip, xp, scratch)
+}
+
+/// Buffers of [`max_s1`], reused across the groups of one task.
+#[derive(Default)]
+struct S1Scratch {
+    padded: Vec<f32>,
+    best: Vec<f32>,
+    next: Vec<f32>,
+    at: Vec<u32>,
+    at_next: Vec<u32>,
+}
+
+/// A stride-1 max pool of a group of planes (`xp`, whole planes), for small planes where a
+/// row-at-a-time pass is mostly overhead (GoogLeNet's 3×3 pools on 12² and 6² maps). The
+/// planes are copied with their −∞ padding end to end into one buffer of row length
+/// `wp = w + 2p`; then every window offset `(dr, dc)`, in row-major order, is one flat shifted
+/// vector `padded[q + dr·wp + dc]` compared with the running maximum at every position `q` at
+/// once (long, branch-free loops; positions outside the outputs are computed and ignored).
+/// Strictly greater or NaN takes over, so the winner is the first maximum in row-major order,
+/// or the last NaN. A −∞ padding cell can stay the winner only when every real cell of its
+/// window is −∞ as well; the first real cell is then the answer.
+#[inline(always)]
+fn max_s1(win: &Window, want_idx: bool, yp: &mut [f32], ip: &mut [u32], xp: &[f32], scratch: &mut S1Scratch) {
+    let (h, w, [kh, kw], [p0, p1], ho, wo) = (win.h, win.w, win.k, win.p, win.ho, win.wo);
+    let (hw, ohw) = (h * w, ho * wo);
+    let (hp, wp) = (h + 2 * p0, w + 2 * p1);
+    let block = hp * wp;
+    let planes = xp.len() / hw.max(1);
+    let len = planes * block;
+    let slack = (kh - 1) * wp + kw;
+    let S1Scratch { padded, best, next, at, at_next } = scratch;
+    padded.clear();
+    padded.resize(len + slack, f32::NEG_INFINITY);
+    for (j, plane) in xp.chunks_exact(hw).enumerate() {
+        for (r, row) in plane.chunks_exact(w).enumerate() {
+            padded[j * block + (r + p0) * wp + p1..][..w].copy_from_slice(row);
+        }
+    }
+    // The running maximum (and its position) ping-pongs between two buffers: every pass
+    // writes all of the other one (plain stores; an in-place conditional update compiles to
+    // masked stores, which are slow on AMD).
+    best.clear();
+    best.extend_from_slice(&padded[..len]);
+    next.resize(len, 0.0);
+    if want_idx {
+        // The window tap (dr·kw + dc) each maximum came from.
+        at.clear();
+        at.resize(len, 0);
+        at_next.resize(len, 0);
+    }
+    for dr in 0..kh {
+        for dc in 0..kw {
+            let off = dr * wp + dc;
+            if off == 0 {
+                continue;
+            }
+            let cand = &padded[off..off + len];
+            if want_idx {
+                let (old, old_at) = (best.iter().zip(at.iter()), next.iter_mut().zip(at_next.iter_mut()));
+                let tap = (dr * kw + dc) as u32;
+                for (((&b, &i), (nb, ni)), &v) in old.zip(old_at).zip(cand) {
+                    let take = (v > b) | v.is_nan();
+                    *nb = if take { v } else { b };
+                    *ni = if take { tap } else { i };
+                }
+                std::mem::swap(at, at_next);
+            } else {
+                for ((&b, nb), &v) in best.iter().zip(next.iter_mut()).zip(cand) {
+                    *nb = if (v > b) | v.is_nan() { v } else { b };
+                }
+            }
+            std::mem::swap(best, next);
+        }
+    }
+    let taps: Vec<(usize, usize)> = (0..kh).flat_map(|dr| (0..kw).map(move |dc| (dr, dc))).collect();
+    for j in 0..planes {
+        for oh in 0..ho {
+            let q0 = j * block + oh * wp;
+            yp[j * ohw + oh * wo..][..wo].copy_from_slice(&best[q0..q0 + wo]);
+            if want_idx {
+                for (ow, i) in ip[j * ohw + oh * wo..][..wo].iter_mut().enumerate() {
+                    let (dr, dc) = taps[at[q0 + ow] as usize];
+                    let (pr, pc) = (oh + dr, ow + dc);
+                    *i = if (p0..p0 + h).contains(&pr) && (p1..p1 + w).contains(&pc) {
+                        ((pr - p0) * w + pc - p1) as u32
+                    } else {
+                        // Every real cell of this window is −∞: the first of them.
+                        (oh.saturating_sub(p0) * w + ow.saturating_sub(p1)) as u32
+                    };
+                }
+            }
+        }
+    }
+}
+
+/// Largest plane (h·w) that takes [`max_s1`]; larger ones have rows long enough to vectorize.
+const S1_MAX_PLANE: usize = 1024;
+
 /// Max pool; with `want_idx` also the in-plane index of each maximum (for the backward step).
 ///
 /// Separable: per output row, a vertical pass over the window's input rows keeps each
@@ -195,11 +323,16 @@ fn max_forward(win: &Window, x: &[f32], want_idx: bool) -> (Vec<f32>, Vec<u32>) 
     let rows = win.spans(0);
     // Padded row: cell `p + c` is input column `c`; long enough for every window (ceil mode).
     let len = (win.w + 2 * win.p[1]).max((win.wo - 1) * win.s[1] + win.k[1]);
+    // Small stride-1 planes: all windows of a group of planes at once.
+    let stride1 = win.s == [1, 1] && win.h * win.w <= S1_MAX_PLANE;
     if want_idx {
         // Training: the indices are written alongside (into a zeroed buffer, as `y`).
         let mut y = buf::zeros(win.planes * ohw);
         y.par_chunks_mut(g * ohw).zip(idx.par_chunks_mut(g * ohw)).zip(x.par_chunks(g * hw)).for_each(
             |((yp, ip), xp)| {
+                if stride1 {
+                    return max_s1_wide(win, true, yp, ip, xp, &mut S1Scratch::default());
+                }
                 let (mut vb, mut vi) = (vec![f32::NEG_INFINITY; len], vec![u32::MAX; len]);
                 for ((yp, ip), xp) in yp.chunks_mut(ohw).zip(ip.chunks_mut(ohw)).zip(xp.chunks(hw)) {
                     max_plane_wide(win, &rows, true, yp, ip, xp, &mut vb, &mut vi);
@@ -212,6 +345,11 @@ fn max_forward(win: &Window, x: &[f32], want_idx: bool) -> (Vec<f32>, Vec<u32>) 
         let y = buf::par_init(win.planes * ohw, g * ohw, 1, |t, yp| {
             let yp = buf::write_all(yp, std::iter::repeat(0.0));
             let xp = &x[t * g * hw..];
+            if stride1 {
+                let xp = &xp[..yp.len() / ohw * hw];
+                max_s1_wide(win, false, yp, &mut [], xp, &mut S1Scratch::default());
+                return yp;
+            }
             let mut vb = vec![f32::NEG_INFINITY; len];
             for (yp, xp) in yp.chunks_mut(ohw).zip(xp.chunks(hw)) {
                 max_plane_wide(win, &rows, false, yp, &mut [], xp, &mut vb, &mut []);

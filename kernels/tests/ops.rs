@@ -207,6 +207,8 @@ fn pools_match_burn() {
         ([1, 4, 14, 14], 2, 2, 0, true),
         ([2, 2, 10, 10], 3, 2, 0, true), // GoogLeNet's ceil-mode pool
         ([2, 2, 7, 7], 3, 1, 1, true),
+        ([2, 5, 6, 6], 3, 1, 1, false), // GoogLeNet's inception pool on a 6² map
+        ([1, 3, 12, 9], 3, 1, 1, false), // stride 1, non-square
         ([3, 2, 24, 24], 3, 2, 1, false), // ResNet stem pool
     ];
     for (shape, kk, s, p, ceil) in max_cases {
@@ -262,8 +264,14 @@ fn max_pool_ties_and_nan_route_like_a_row_major_scan() {
     x[3 * w + 3] = f32::NAN;
     x[3 * w + 5] = f32::NAN;
     x[5 * w + 1] = f32::NAN;
+    // A corner of −∞: the windows there have −∞ padding and only −∞ real cells.
+    let mut x_inf = x.clone();
+    for i in [0, 1, w, w + 1] {
+        x_inf[i] = f32::NEG_INFINITY;
+    }
     let dev = ad();
-    for (kk, s, p) in [(3, 2, 1), (3, 1, 0), (2, 2, 0), (3, 3, 1)] {
+    let cases = [(3, 2, 1), (3, 1, 0), (3, 1, 1), (2, 2, 0), (3, 3, 1)];
+    for (x, (kk, s, p)) in [&x, &x_inf].into_iter().flat_map(|x| cases.map(|c| (x.clone(), c))) {
         let opts = MaxPoolOptions::new([kk; 2]).with_stride([s; 2]).with_padding([p; 2]);
         let xt = Tensor::<4>::from_data(TensorData::new(x.clone(), [1, 1, h, w]), &dev).require_grad();
         let y = k::max_pool2d(xt.clone(), opts.clone());
@@ -292,7 +300,7 @@ fn max_pool_ties_and_nan_route_like_a_row_major_scan() {
                 want[at.expect("window")] += dy[oh * wo + ow];
             }
         }
-        assert_eq!(got, want, "k{kk} s{s} p{p}");
+        assert_eq!(got, want, "k{kk} s{s} p{p} (−∞ corner: {})", x[0] == f32::NEG_INFINITY);
     }
 }
 
