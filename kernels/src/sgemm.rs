@@ -189,6 +189,31 @@ trait Arch {
     /// # Safety
     /// As [`Arch::gather`].
     unsafe fn runs(ptr: *const f32, cols: usize, bases: impl Iterator<Item = usize>, panel: &mut [f32]);
+    /// Packs one panel whose columns are a few contiguous runs of the source ([`Pieces`]): per
+    /// depth step one masked load per run, where a gather is slow (AMD). `None` where this
+    /// instruction set has no such path or the columns are not a few runs: gather then.
+    ///
+    /// # Safety
+    /// As [`Arch::gather`]; `offs` are the columns' offsets as for [`Arch::gather`].
+    unsafe fn pieces(
+        _ptr: *const f32,
+        _offs: &[i32; MAX_NR],
+        _cols: usize,
+        _bases: impl Iterator<Item = usize> + Clone,
+        _panel: &mut [f32],
+    ) -> Option<()> {
+        None
+    }
+    /// Packs one panel of a column-major B (column `j` of the panel at `ptr + j·cs`, its
+    /// `kc` depth steps contiguous) by in-register transposes; `false` where this instruction
+    /// set has no such path (gather then).
+    ///
+    /// # Safety
+    /// The CPU has the instruction set; `cols ≤ NR`; `ptr + j·cs + p` lies in the operand for
+    /// every `j < cols`, `p < kc`.
+    unsafe fn transpose(_ptr: *const f32, _cs: usize, _cols: usize, _kc: usize, _panel: &mut [f32]) -> bool {
+        false
+    }
     /// `C[MR×NR tile] (+)= Apanel · Bpanel`, storing `rows × cols` of it; with `PREFETCH`, A is
     /// prefetched ahead (a large weight matrix streaming from memory).
     ///
@@ -255,7 +280,7 @@ unsafe fn pack_b<'o, A: Arch>(b: Rhs, n: usize, p0: usize, kc: usize, out: &'o m
                 // One contiguous run per depth step (a stride-1 conv's pixels along a row).
                 let first = offs[0] as usize;
                 A::runs(cc.ptr(), cols, (p0..p0 + kc).map(|p| step_off(p) + first), panel)
-            } else {
+            } else if A::pieces(cc.ptr(), &offs, cols, (p0..p0 + kc).map(step_off), panel).is_none() {
                 A::gather(cc.ptr(), &offs, cols, (p0..p0 + kc).map(step_off), panel)
             }
         }
@@ -283,8 +308,10 @@ unsafe fn pack_b_mat<A: Arch>(b: Mat, n: usize, p0: usize, kc: usize, out: &mut 
         let origin = unsafe { b.ptr().add(p0 * rs + jp * nr * cs) };
         if cs == 1 {
             unsafe { A::runs(origin, cols, (0..kc).map(|p| p * rs), panel) };
+        } else if rs == 1 && unsafe { A::transpose(origin, cs, cols, kc, panel) } {
+            // Column-major B (a transposed operand), 8×8 blocks transposed in registers.
         } else if rs == 1 && cs <= i32::MAX as usize / MAX_NR {
-            // Column-major B (a transposed operand): gathers, one panel row per step.
+            // Column-major B: gathers, one panel row per step.
             let offs: [i32; MAX_NR] = std::array::from_fn(|t| t as i32 * cs as i32);
             unsafe { A::gather(origin, &offs, cols, 0..kc, panel) };
         } else if rs == 1 {
@@ -460,6 +487,87 @@ impl Arch for Avx2 {
         }
     }
     #[target_feature(enable = "avx2,fma")]
+    unsafe fn transpose(ptr: *const f32, cs: usize, cols: usize, kc: usize, panel: &mut [f32]) -> bool {
+        unsafe {
+            let out = panel.as_mut_ptr();
+            for k0 in (0..kc).step_by(8) {
+                let depth = (kc - k0).min(8);
+                let m = mask8(depth);
+                for g in 0..2 {
+                    // Eight columns' next `depth` values (zeros past `cols` and `depth`) …
+                    let r: [__m256; 8] = std::array::from_fn(|j| {
+                        let col = g * 8 + j;
+                        if col < cols {
+                            _mm256_maskload_ps(ptr.add(col * cs + k0), m)
+                        } else {
+                            _mm256_setzero_ps()
+                        }
+                    });
+                    // … transposed: row t holds depth step k0 + t of the eight columns.
+                    let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+                    let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+                    let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+                    let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+                    let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+                    let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+                    let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+                    let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+                    let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+                    let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+                    let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+                    let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+                    let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+                    let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+                    let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+                    let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+                    let rows = [
+                        _mm256_permute2f128_ps::<0x20>(u0, u4),
+                        _mm256_permute2f128_ps::<0x20>(u1, u5),
+                        _mm256_permute2f128_ps::<0x20>(u2, u6),
+                        _mm256_permute2f128_ps::<0x20>(u3, u7),
+                        _mm256_permute2f128_ps::<0x31>(u0, u4),
+                        _mm256_permute2f128_ps::<0x31>(u1, u5),
+                        _mm256_permute2f128_ps::<0x31>(u2, u6),
+                        _mm256_permute2f128_ps::<0x31>(u3, u7),
+                    ];
+                    for (t, row) in rows.iter().enumerate().take(depth) {
+                        _mm256_storeu_ps(out.add((k0 + t) * 16 + g * 8), *row);
+                    }
+                }
+            }
+        }
+        true
+    }
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn pieces(
+        ptr: *const f32,
+        offs: &[i32; MAX_NR],
+        cols: usize,
+        bases: impl Iterator<Item = usize> + Clone,
+        panel: &mut [f32],
+    ) -> Option<()> {
+        let pieces = Pieces::of(offs, cols)?;
+        unsafe {
+            let out = panel.as_mut_ptr();
+            let masks: [[__m256i; PIECES]; 2] = std::array::from_fn(|h| {
+                std::array::from_fn(|k| _mm256_loadu_si256(pieces.mask[h][k].as_ptr().cast()))
+            });
+            for (p, b) in bases.enumerate() {
+                let base = ptr.add(b);
+                for (h, (masks, shifts)) in masks.iter().zip(&pieces.shift).enumerate() {
+                    let mut acc = _mm256_setzero_ps();
+                    for (mask, shift) in masks.iter().zip(shifts).take(pieces.n[h]) {
+                        // Lane l of this load is `base + shift + l`; only the piece's own lanes
+                        // (the addresses a gather would read) are loaded, the others are 0.
+                        acc = _mm256_or_ps(acc, _mm256_maskload_ps(base.wrapping_offset(*shift), *mask));
+                    }
+                    _mm256_storeu_ps(out.add(p * 16 + h * 8), acc);
+                }
+            }
+        }
+        Some(())
+    }
+    #[target_feature(enable = "avx2,fma")]
     unsafe fn tile<const PREFETCH: bool>(
         kc: usize,
         a: *const f32,
@@ -522,6 +630,44 @@ impl Arch for Avx2 {
 fn mask8(n: usize) -> __m256i {
     let n = n.min(8) as i32;
     _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
+}
+
+/// Most runs per 8-lane half that [`Pieces`] takes (more: gather).
+const PIECES: usize = 4;
+
+/// The columns of a 16-wide panel as contiguous runs of the source, per 8-lane half: run `k`
+/// of half `h` is the lanes `mask[h][k]` of an 8-float load at `base + shift[h][k]`.
+struct Pieces {
+    n: [usize; 2],
+    shift: [[isize; PIECES]; 2],
+    mask: [[[i32; 8]; PIECES]; 2],
+}
+
+impl Pieces {
+    /// The runs of the first `cols` (≤ 16) offsets, or `None` where a half has more than
+    /// [`PIECES`].
+    fn of(offs: &[i32; MAX_NR], cols: usize) -> Option<Pieces> {
+        let mut p = Pieces { n: [0; 2], shift: [[0; PIECES]; 2], mask: [[[0; 8]; PIECES]; 2] };
+        for h in 0..2 {
+            let (lo, hi) = (h * 8, (h * 8 + 8).min(cols));
+            let mut t = lo;
+            while t < hi {
+                let start = t;
+                while t + 1 < hi && offs[t + 1] == offs[t] + 1 {
+                    t += 1;
+                }
+                t += 1;
+                let k = p.n[h];
+                if k == PIECES {
+                    return None;
+                }
+                p.shift[h][k] = offs[start] as isize - (start - lo) as isize;
+                p.mask[h][k][start - lo..t - lo].fill(-1);
+                p.n[h] += 1;
+            }
+        }
+        Some(p)
+    }
 }
 
 /// Scratch buffers for packing, reused across calls on a thread.

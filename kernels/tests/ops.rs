@@ -438,19 +438,28 @@ fn gemm_splits_by_rows_or_columns_like_a_naive_product() {
                 }
             }
         }
-        for packed in [false, true] {
+        // B also column-major (a transposed operand, columns at a stride longer than K).
+        let ldb = kk + 3;
+        let mut bt = vec![f32::NAN; n * ldb];
+        for p in 0..kk {
+            for j in 0..n {
+                bt[j * ldb + p] = b[p * n + j];
+            }
+        }
+        for (packed, b_cols) in [(false, false), (true, false), (false, true), (true, true)] {
             for threads in [1, 2, 3] {
                 let lhs = if packed {
                     Lhs::prepacked(Mat::rows(&a, kk), m, kk)
                 } else {
                     Lhs::new(Mat::rows(&a, kk))
                 };
+                let rhs = if b_cols { Mat::cols(&bt, ldb) } else { Mat::rows(&b, n) };
                 let mut c = vec![1f32; m * n];
-                gemm::gemm(m, n, kk, &mut c, n, &lhs, Mat::rows(&b, n), true, threads);
+                gemm::gemm(m, n, kk, &mut c, n, &lhs, rhs, true, threads);
                 for (i, (&got, &w)) in c.iter().zip(&want).enumerate() {
                     assert!(
                         (got as f64 - (w + 1.0)).abs() < 1e-3 * (1.0 + w.abs()),
-                        "{m}x{n}x{kk} packed {packed} threads {threads}: c[{i}] = {got}, want {}",
+                        "{m}x{n}x{kk} packed {packed} B column-major {b_cols} threads {threads}: c[{i}] = {got}, want {}",
                         w + 1.0
                     );
                 }
