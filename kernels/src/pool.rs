@@ -324,7 +324,7 @@ fn max_forward(win: &Window, x: &[f32], want_idx: bool) -> (Vec<f32>, Vec<u32>) 
     // Padded row: cell `p + c` is input column `c`; long enough for every window (ceil mode).
     let len = (win.w + 2 * win.p[1]).max((win.wo - 1) * win.s[1] + win.k[1]);
     // Small stride-1 planes: all windows of a group of planes at once.
-    let stride1 = win.s == [1, 1] && win.h * win.w <= S1_MAX_PLANE;
+    let stride1 = win.s == [1, 1] && (1..=S1_MAX_PLANE).contains(&(win.h * win.w));
     if want_idx {
         // Training: the indices are written alongside (into a zeroed buffer, as `y`).
         let mut y = buf::zeros(win.planes * ohw);
