@@ -366,6 +366,18 @@ fn two_pass<'a, const I: usize, const O: usize, F: Transform<I, O>>(
     }
 }
 
+/// [`two_pass`] of the I² vectors of `tw` values laid end to end in `d`, written front to back
+/// into `dst` (O² vectors of `tw`), which it returns initialised.
+fn two_pass_into<'e, const I: usize, const O: usize, F: Transform<I, O>>(
+    d: &[f32],
+    tw: usize,
+    dst: &'e mut [MaybeUninit<f32>],
+) -> &'e mut [f32] {
+    let mut out = buf::Filler::new(dst);
+    two_pass::<I, O, F>(|xi| &d[xi * tw..][..tw], tw, |_, row| _ = out.next(O * tw, row.iter().copied()));
+    out.finish()
+}
+
 /// The tiles `lo..hi` (of `tiles`) whose column `m·t + off` lies in `0..len`.
 fn inside(len: usize, m: usize, off: isize, tiles: usize) -> (usize, usize) {
     // m·t + off ≥ 0  ⇔  t ≥ ⌈−off / m⌉;  m·t + off < len  ⇔  t < ⌈(len − off) / m⌉.
@@ -426,13 +438,10 @@ fn transform_input<'e>(
             }
         }
     }
-    let mut out = buf::Filler::new(vc);
-    let src = |xi: usize| &d[xi * t_all..][..t_all];
     match tile {
-        Tile::F2 => two_pass::<4, 4, BtF2>(src, t_all, |_, row| _ = out.next(4 * t_all, row.iter().copied())),
-        Tile::F4 => two_pass::<6, 6, BtF4>(src, t_all, |_, row| _ = out.next(6 * t_all, row.iter().copied())),
+        Tile::F2 => two_pass_into::<4, 4, BtF2>(&d, t_all, vc),
+        Tile::F4 => two_pass_into::<6, 6, BtF4>(&d, t_all, vc),
     }
-    out.finish()
 }
 
 /// `A dy Aᵀ` of output channel `o` of images `n0..n0 + nbc` into `yo` (α² vectors of the
@@ -448,7 +457,7 @@ fn transform_grad<'e>(
     yo: &'e mut [MaybeUninit<f32>],
 ) -> &'e mut [f32] {
     let (co, ho, wo) = (geo.co, geo.ho, geo.wo);
-    let (m, a) = (tile.m(), tile.alpha());
+    let m = tile.m();
     let (th, tw) = (ho.div_ceil(m), wo.div_ceil(m));
     let t_all = nbc * th * tw;
     // g[ra·m + rb][t] = dy[m·ty + ra, m·tx + rb].
@@ -474,13 +483,10 @@ fn transform_grad<'e>(
             }
         }
     }
-    let mut out = buf::Filler::new(yo);
-    let src = |xi: usize| &g[xi * t_all..][..t_all];
     match tile {
-        Tile::F2 => two_pass::<2, 4, AF2>(src, t_all, |_, row| _ = out.next(a * t_all, row.iter().copied())),
-        Tile::F4 => two_pass::<4, 6, AF4>(src, t_all, |_, row| _ = out.next(a * t_all, row.iter().copied())),
+        Tile::F2 => two_pass_into::<2, 4, AF2>(&g, t_all, yo),
+        Tile::F4 => two_pass_into::<4, 6, AF4>(&g, t_all, yo),
     }
-    out.finish()
 }
 
 /// `Aᵀ M A` on a row of tiles: `m(ξ)` is the vector of `tw` tiles at transform position
