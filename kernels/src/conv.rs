@@ -452,6 +452,10 @@ pub fn backward(geo: &Geom, x: &[f32], w: &[f32], dy: &[f32], need: [bool; 3]) -
     };
     let dx_direct = dx_winograd.or(dx_flipped);
     let need_x = need_x && dx_direct.is_none();
+    if !(need_x || need_w || need_b) {
+        // Nothing left for the chunk loop (a bias-free Winograd layer): it would only copy dy.
+        return Grads { x: dx_direct, w: dw_winograd, b: None };
+    }
     let (pix, co, k, cog, ci, hw) = (geo.pix(), geo.co, geo.k(), geo.cog(), geo.ci, geo.hw());
     let nb = geo.chunk(TARGET_COLS);
     let parts = buf::ranges(geo.n, buf::threads(), nb);
