@@ -157,6 +157,28 @@ pub fn scratch(v: &mut Vec<f32>, n: usize) -> &mut [f32] {
     &mut v[..n]
 }
 
+thread_local! {
+    /// Vectors lent out by [`with_scratch`], most recently returned last.
+    static SCRATCH: std::cell::RefCell<Vec<Vec<f32>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Calls `f` with `n` floats of this thread's scratch space and returns its result. The floats
+/// hold whatever an earlier user left (`f` must write before it reads), so a temporary costs
+/// neither an allocation nor a `memset` once the thread has lent one that large. Calls may nest:
+/// each level borrows its own vector, the smallest one that holds `n` (else the largest, which
+/// grows), so a thread keeps about one vector per nesting level.
+pub fn with_scratch<R>(n: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    let mut v = SCRATCH.with(|s| {
+        let mut s = s.borrow_mut();
+        let fits = (0..s.len()).filter(|&i| s[i].len() >= n).min_by_key(|&i| s[i].len());
+        let pick = fits.or_else(|| (0..s.len()).max_by_key(|&i| s[i].len()));
+        pick.map(|i| s.swap_remove(i)).unwrap_or_default()
+    });
+    let r = f(scratch(&mut v, n));
+    SCRATCH.with(|s| s.borrow_mut().push(v));
+    r
+}
+
 /// Threads in rayon's pool.
 pub fn threads() -> usize {
     rayon::current_num_threads().max(1)
@@ -212,4 +234,33 @@ pub fn dot_centered(a: &[f32], ca: f32, b: &[f32], cb: f32) -> f32 {
         }
     }
     acc.iter().sum::<f32>() + rest
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nested_scratch_is_disjoint_and_reused() {
+        let outer = with_scratch(1000, |a| {
+            assert_eq!(a.len(), 1000);
+            a.fill(1.0);
+            with_scratch(10, |b| {
+                assert_eq!(b.len(), 10);
+                b.fill(2.0);
+            });
+            // The inner call had a vector of its own: the outer one is untouched.
+            assert!(a.iter().all(|&v| v == 1.0));
+            a.as_ptr() as usize
+        });
+        // The next call of that size gets the same vector back (no allocation), holding what
+        // the last user left.
+        with_scratch(1000, |a| {
+            assert_eq!(a.as_ptr() as usize, outer);
+            assert!(a.iter().all(|&v| v == 1.0));
+        });
+        // A small request takes the smallest vector that holds it, not the large one.
+        with_scratch(8, |b| assert_ne!(b.as_ptr() as usize, outer));
+        SCRATCH.with(|s| assert_eq!(s.borrow().len(), 2));
+    }
 }

@@ -353,17 +353,18 @@ fn two_pass<'a, const I: usize, const O: usize, F: Transform<I, O>>(
     tw: usize,
     mut emit: impl FnMut(usize, &[f32]),
 ) {
-    // F applied to each column s, stored transposed: t[(s·O + i)·tw ..] = (F X)[i][s].
-    let mut t = vec![0f32; I * O * tw];
-    for (s, ts) in t.chunks_exact_mut(O * tw).enumerate() {
-        lanes::<I, O, F>(std::array::from_fn(|r| src(r * I + s)), ts, tw);
-    }
-    // Row i of (F X) Fᵀ is F applied to row i of F X.
-    let mut row = vec![0f32; O * tw];
-    for i in 0..O {
-        lanes::<I, O, F>(std::array::from_fn(|s| &t[(s * O + i) * tw..]), &mut row, tw);
-        emit(i, &row);
-    }
+    // F applied to each column s, stored transposed: t[(s·O + i)·tw ..] = (F X)[i][s]; then
+    // row i of (F X) Fᵀ is F applied to row i of F X. Both in scratch space, written in full.
+    buf::with_scratch((I + 1) * O * tw, |scratch| {
+        let (t, row) = scratch.split_at_mut(I * O * tw);
+        for (s, ts) in t.chunks_exact_mut(O * tw).enumerate() {
+            lanes::<I, O, F>(std::array::from_fn(|r| src(r * I + s)), ts, tw);
+        }
+        for i in 0..O {
+            lanes::<I, O, F>(std::array::from_fn(|s| &t[(s * O + i) * tw..]), row, tw);
+            emit(i, row);
+        }
+    })
 }
 
 /// [`two_pass`] of the I² vectors of `tw` values laid end to end in `d`, written front to back
@@ -406,42 +407,47 @@ fn transform_input<'e>(
     let t_all = nbc * th * tw;
     // d[r·α + s][t] = x[m·ty + r − p, m·tx + s − p], vectorized across all tiles. Each input
     // row is first split into its m phases, ph[q][k] = row[m·k + q − p] (0 outside), so tap s
-    // of a row of tiles is the contiguous run ph[s mod m][s div m ..][..tw].
-    let mut d = vec![0f32; a * a * t_all];
-    let mut ph = vec![0f32; m * (tw + 1)];
-    for j in 0..nbc {
-        let img = &x[((n0 + j) * ci + c) * h * w..][..h * w];
-        for ty in 0..th {
-            let t0 = (j * th + ty) * tw;
-            for r in 0..a {
-                let iy = (m * ty + r) as isize - p0;
-                if iy < 0 || iy >= h as isize {
+    // of a row of tiles is the contiguous run ph[s mod m][s div m ..][..tw]. Both are scratch
+    // space: every element is written below before it is read.
+    buf::with_scratch(a * a * t_all + m * (tw + 1), |scratch| {
+        let (d, ph) = scratch.split_at_mut(a * a * t_all);
+        for j in 0..nbc {
+            let img = &x[((n0 + j) * ci + c) * h * w..][..h * w];
+            for ty in 0..th {
+                let t0 = (j * th + ty) * tw;
+                for r in 0..a {
+                    let iy = (m * ty + r) as isize - p0;
+                    if iy < 0 || iy >= h as isize {
+                        for s in 0..a {
+                            d[(r * a + s) * t_all + t0..][..tw].fill(0.0);
+                        }
+                        continue;
+                    }
+                    let src = &img[iy as usize * w..][..w];
+                    for (q, phq) in ph.chunks_exact_mut(tw + 1).enumerate() {
+                        let (lo, hi) = inside(w, m, q as isize - p1, tw + 1);
+                        phq[..lo].fill(0.0);
+                        phq[hi..].fill(0.0);
+                        if lo < hi {
+                            let from = (m * lo + q) - p1 as usize;
+                            phq[lo..hi]
+                                .iter_mut()
+                                .zip(src[from..].iter().step_by(m))
+                                .for_each(|(d, v)| *d = *v);
+                        }
+                    }
                     for s in 0..a {
-                        d[(r * a + s) * t_all + t0..][..tw].fill(0.0);
+                        let run = &ph[(s % m) * (tw + 1) + s / m..][..tw];
+                        d[(r * a + s) * t_all + t0..][..tw].copy_from_slice(run);
                     }
-                    continue;
-                }
-                let src = &img[iy as usize * w..][..w];
-                for (q, phq) in ph.chunks_exact_mut(tw + 1).enumerate() {
-                    let (lo, hi) = inside(w, m, q as isize - p1, tw + 1);
-                    phq[..lo].fill(0.0);
-                    phq[hi..].fill(0.0);
-                    if lo < hi {
-                        let from = (m * lo + q) - p1 as usize;
-                        phq[lo..hi].iter_mut().zip(src[from..].iter().step_by(m)).for_each(|(d, v)| *d = *v);
-                    }
-                }
-                for s in 0..a {
-                    let run = &ph[(s % m) * (tw + 1) + s / m..][..tw];
-                    d[(r * a + s) * t_all + t0..][..tw].copy_from_slice(run);
                 }
             }
         }
-    }
-    match tile {
-        Tile::F2 => two_pass_into::<4, 4, BtF2>(&d, t_all, vc),
-        Tile::F4 => two_pass_into::<6, 6, BtF4>(&d, t_all, vc),
-    }
+        match tile {
+            Tile::F2 => two_pass_into::<4, 4, BtF2>(d, t_all, vc),
+            Tile::F4 => two_pass_into::<6, 6, BtF4>(d, t_all, vc),
+        }
+    })
 }
 
 /// `A dy Aᵀ` of output channel `o` of images `n0..n0 + nbc` into `yo` (α² vectors of the
@@ -460,33 +466,34 @@ fn transform_grad<'e>(
     let m = tile.m();
     let (th, tw) = (ho.div_ceil(m), wo.div_ceil(m));
     let t_all = nbc * th * tw;
-    // g[ra·m + rb][t] = dy[m·ty + ra, m·tx + rb].
-    let mut g = vec![0f32; m * m * t_all];
-    for j in 0..nbc {
-        let plane = &dy[((n0 + j) * co + o) * ho * wo..][..ho * wo];
-        for ty in 0..th {
-            let t0 = (j * th + ty) * tw;
-            for ra in 0..m {
-                let oy = m * ty + ra;
-                for rb in 0..m {
-                    let dst = &mut g[(ra * m + rb) * t_all + t0..][..tw];
-                    if oy >= ho {
-                        dst.fill(0.0);
-                        continue;
+    // g[ra·m + rb][t] = dy[m·ty + ra, m·tx + rb], in scratch space written in full below.
+    buf::with_scratch(m * m * t_all, |g| {
+        for j in 0..nbc {
+            let plane = &dy[((n0 + j) * co + o) * ho * wo..][..ho * wo];
+            for ty in 0..th {
+                let t0 = (j * th + ty) * tw;
+                for ra in 0..m {
+                    let oy = m * ty + ra;
+                    for rb in 0..m {
+                        let dst = &mut g[(ra * m + rb) * t_all + t0..][..tw];
+                        if oy >= ho {
+                            dst.fill(0.0);
+                            continue;
+                        }
+                        let (lo, hi) = inside(wo, m, rb as isize, tw);
+                        debug_assert_eq!(lo, 0);
+                        dst[hi..].fill(0.0);
+                        let src = &plane[oy * wo + rb..];
+                        dst[..hi].iter_mut().zip(src.iter().step_by(m)).for_each(|(d, v)| *d = *v);
                     }
-                    let (lo, hi) = inside(wo, m, rb as isize, tw);
-                    debug_assert_eq!(lo, 0);
-                    dst[hi..].fill(0.0);
-                    let src = &plane[oy * wo + rb..];
-                    dst[..hi].iter_mut().zip(src.iter().step_by(m)).for_each(|(d, v)| *d = *v);
                 }
             }
         }
-    }
-    match tile {
-        Tile::F2 => two_pass_into::<2, 4, AF2>(&g, t_all, yo),
-        Tile::F4 => two_pass_into::<4, 6, AF4>(&g, t_all, yo),
-    }
+        match tile {
+            Tile::F2 => two_pass_into::<2, 4, AF2>(g, t_all, yo),
+            Tile::F4 => two_pass_into::<4, 6, AF4>(g, t_all, yo),
+        }
+    })
 }
 
 /// `Aᵀ M A` on a row of tiles: `m(ξ)` is the vector of `tw` tiles at transform position
@@ -539,51 +546,66 @@ pub(crate) fn run(
         } else {
             buf::seq_init(aa * ci * t_all, aa * t_all, transform_in)
         };
-        // α² GEMMs: M[ξ][o][t] = U[ξ] · V[·][ξ][·] (rows c at stride α²·T).
-        let mut mt = buf::zeros(aa * co * t_all);
-        for (xi, (mx, ux)) in mt.chunks_mut(co * t_all).zip(u).enumerate() {
-            gemm::gemm(co, t_all, ci, mx, t_all, ux, Mat::rows(&v[xi * t_all..], aa * t_all), false, inner);
-        }
-        // Output transform, one channel at a time, vectorized across all tiles of the chunk:
-        // the m² outputs of every tile (`[(a·m + b)·T + t]`) …
-        let transform_out = |o: usize| -> Vec<f32> {
-            let mut outs = vec![0f32; mm * t_all];
-            output_rows(tile, |xi| &mt[(xi * co + o) * t_all..][..t_all], &mut outs, t_all);
-            outs
-        };
-        // … scattered into image j's plane of channel o, clipped at the edges, plus bias.
-        let write = |o: usize, outs: &[f32], j: usize, out: &mut [f32]| {
-            let bv = bias.map_or(0.0, |b| b[o]);
-            for ty in 0..th {
-                let t0 = j * per_img + ty * tw;
-                for ra in 0..m {
-                    let oy = m * ty + ra;
-                    if oy >= ho {
-                        break;
-                    }
-                    let row = &mut out[oy * wo..][..wo];
-                    for rb in 0..m {
-                        let src = &outs[(ra * m + rb) * t_all + t0..][..tw];
-                        for (ox, val) in row.iter_mut().skip(rb).step_by(m).zip(src) {
-                            *ox = if relu { (val + bv).max(0.0) } else { val + bv };
+        // α² GEMMs: M[ξ][o][t] = U[ξ] · V[·][ξ][·] (rows c at stride α²·T), in scratch space
+        // the GEMMs overwrite in full (ci ≥ 16 > 0 terms each).
+        buf::with_scratch(aa * co * t_all, |mt| {
+            for (xi, (mx, ux)) in mt.chunks_mut(co * t_all).zip(u).enumerate() {
+                gemm::gemm(
+                    co,
+                    t_all,
+                    ci,
+                    mx,
+                    t_all,
+                    ux,
+                    Mat::rows(&v[xi * t_all..], aa * t_all),
+                    false,
+                    inner,
+                );
+            }
+            let mt = &*mt;
+            // Output transform, one channel at a time, vectorized across all tiles of the chunk:
+            // the m² outputs of every tile (`[(a·m + b)·T + t]`, scratch space written in full) …
+            let transform_out = |o: usize, then: &mut dyn FnMut(&[f32])| {
+                buf::with_scratch(mm * t_all, |outs| {
+                    output_rows(tile, |xi| &mt[(xi * co + o) * t_all..][..t_all], outs, t_all);
+                    then(outs)
+                })
+            };
+            // … scattered into image j's plane of channel o, clipped at the edges, plus bias.
+            let write = |o: usize, outs: &[f32], j: usize, out: &mut [f32]| {
+                let bv = bias.map_or(0.0, |b| b[o]);
+                for ty in 0..th {
+                    let t0 = j * per_img + ty * tw;
+                    for ra in 0..m {
+                        let oy = m * ty + ra;
+                        if oy >= ho {
+                            break;
+                        }
+                        let row = &mut out[oy * wo..][..wo];
+                        for rb in 0..m {
+                            let src = &outs[(ra * m + rb) * t_all + t0..][..tw];
+                            for (ox, val) in row.iter_mut().skip(rb).step_by(m).zip(src) {
+                                *ox = if relu { (val + bv).max(0.0) } else { val + bv };
+                            }
                         }
                     }
                 }
-            }
-        };
-        if inner > 1 && nbc == 1 {
-            ychunk
-                .par_chunks_mut(ho * wo)
-                .enumerate()
-                .for_each(|(o, plane)| write(o, &transform_out(o), 0, plane));
-        } else {
-            for o in 0..co {
-                let outs = transform_out(o);
-                for j in 0..nbc {
-                    write(o, &outs, j, &mut ychunk[(j * co + o) * ho * wo..][..ho * wo]);
+            };
+            if inner > 1 && nbc == 1 {
+                ychunk
+                    .par_chunks_mut(ho * wo)
+                    .enumerate()
+                    .for_each(|(o, plane)| transform_out(o, &mut |outs| write(o, outs, 0, plane)));
+            } else {
+                for o in 0..co {
+                    transform_out(o, &mut |outs| {
+                        for j in 0..nbc {
+                            write(o, outs, j, &mut ychunk[(j * co + o) * ho * wo..][..ho * wo]);
+                        }
+                    });
                 }
             }
-        }
+        })
     };
     if y.is_empty() {
         return y;
