@@ -166,17 +166,24 @@ thread_local! {
 /// hold whatever an earlier user left (`f` must write before it reads), so a temporary costs
 /// neither an allocation nor a `memset` once the thread has lent one that large. Calls may nest:
 /// each level borrows its own vector, the smallest one that holds `n` (else the largest, which
-/// grows), so a thread keeps about one vector per nesting level.
+/// grows), so a thread keeps about one vector per nesting level. Inlined, so that `f` is
+/// compiled for the caller's target features ([`crate::cpu::with_avx2`]).
+#[inline(always)]
 pub fn with_scratch<R>(n: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
-    let mut v = SCRATCH.with(|s| {
+    let mut v = take_scratch(n);
+    let r = f(scratch(&mut v, n));
+    SCRATCH.with(|s| s.borrow_mut().push(v));
+    r
+}
+
+/// The vector [`with_scratch`] lends for `n` floats (not yet grown to `n`).
+fn take_scratch(n: usize) -> Vec<f32> {
+    SCRATCH.with(|s| {
         let mut s = s.borrow_mut();
         let fits = (0..s.len()).filter(|&i| s[i].len() >= n).min_by_key(|&i| s[i].len());
         let pick = fits.or_else(|| (0..s.len()).max_by_key(|&i| s[i].len()));
         pick.map(|i| s.swap_remove(i)).unwrap_or_default()
-    });
-    let r = f(scratch(&mut v, n));
-    SCRATCH.with(|s| s.borrow_mut().push(v));
-    r
+    })
 }
 
 /// Threads in rayon's pool.

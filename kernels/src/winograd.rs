@@ -41,10 +41,10 @@ use std::ops::{Add, Mul, Sub};
 
 use rayon::prelude::*;
 
-use crate::buf;
 use crate::gemm::{self, Lhs};
 use crate::geom::Geom;
 use crate::view::Mat;
+use crate::{buf, copy};
 
 /// Smallest channel count (in and out) that takes the Winograd path.
 pub const MIN_CHANNELS: usize = 16;
@@ -327,20 +327,22 @@ fn weights_with<const A: usize, G: Transform<3, A>>(
         }
     }
     rows.into_par_iter().zip(parts).for_each(|(mut mats, range)| {
-        let mut gg = vec![0f32; 3 * A * ci];
-        for (i, o) in range.enumerate() {
-            let k = g(o);
-            // G g, column j at a time: gg[(j·α + r)·ci ..] = (G g)[r][j].
-            for (j, dst) in gg.chunks_exact_mut(A * ci).enumerate() {
-                lanes::<3, A, G>(std::array::from_fn(|r| &k[(r * 3 + j) * ci..]), dst, ci);
+        crate::cpu::with_avx2(|| {
+            let mut gg = vec![0f32; 3 * A * ci];
+            for (i, o) in range.enumerate() {
+                let k = g(o);
+                // G g, column j at a time: gg[(j·α + r)·ci ..] = (G g)[r][j].
+                for (j, dst) in gg.chunks_exact_mut(A * ci).enumerate() {
+                    lanes::<3, A, G>(std::array::from_fn(|r| &k[(r * 3 + j) * ci..]), dst, ci);
+                }
+                // (G g) Gᵀ, row r at a time, straight into row o of U[r·α + s].
+                for (r, mats) in mats.chunks_exact_mut(A).enumerate() {
+                    let mut dst = mats.iter_mut().map(|m| &mut m[i * ci..][..ci]);
+                    let dst = std::array::from_fn(|_| dst.next().expect("α matrices"));
+                    lanes_into::<3, A, G>(std::array::from_fn(|j| &gg[(j * A + r) * ci..]), dst, ci);
+                }
             }
-            // (G g) Gᵀ, row r at a time, straight into row o of U[r·α + s].
-            for (r, mats) in mats.chunks_exact_mut(A).enumerate() {
-                let mut dst = mats.iter_mut().map(|m| &mut m[i * ci..][..ci]);
-                let dst = std::array::from_fn(|_| dst.next().expect("α matrices"));
-                lanes_into::<3, A, G>(std::array::from_fn(|j| &gg[(j * A + r) * ci..]), dst, ci);
-            }
-        }
+        })
     });
     u.into_par_iter().map(|ux| Lhs::owned(ux, ci, co, ci)).collect()
 }
@@ -348,6 +350,7 @@ fn weights_with<const A: usize, G: Transform<3, A>>(
 /// A 2-D transform `F · X · Fᵀ` of I×I values into O×O, vectorized across `tw` tiles:
 /// `src(r·I + s)` is the vector of element (r, s), and `emit(i, row)` receives row i of the
 /// result (element (i, j) at `row[j·tw ..]`), rows in order.
+#[inline(always)]
 fn two_pass<'a, const I: usize, const O: usize, F: Transform<I, O>>(
     src: impl Fn(usize) -> &'a [f32],
     tw: usize,
@@ -369,6 +372,7 @@ fn two_pass<'a, const I: usize, const O: usize, F: Transform<I, O>>(
 
 /// [`two_pass`] of the I² vectors of `tw` values laid end to end in `d`, written front to back
 /// into `dst` (O² vectors of `tw`), which it returns initialised.
+#[inline(always)]
 fn two_pass_into<'e, const I: usize, const O: usize, F: Transform<I, O>>(
     d: &[f32],
     tw: usize,
@@ -379,13 +383,51 @@ fn two_pass_into<'e, const I: usize, const O: usize, F: Transform<I, O>>(
     out.finish()
 }
 
-/// The tiles `lo..hi` (of `tiles`) whose column `m·t + off` lies in `0..len`.
-fn inside(len: usize, m: usize, off: isize, tiles: usize) -> (usize, usize) {
-    // m·t + off ≥ 0  ⇔  t ≥ ⌈−off / m⌉;  m·t + off < len  ⇔  t < ⌈(len − off) / m⌉.
-    let lo = if off >= 0 { 0 } else { (-off) as usize }.div_ceil(m).min(tiles);
-    let end = len as isize - off;
-    let hi = if end <= 0 { 0 } else { (end as usize).div_ceil(m) }.min(tiles);
-    (lo, hi.max(lo))
+/// `src` (rows of `w`) into `dst` (rows of `wp`) at row `p0`, column `p1`, with zeros all around
+/// (every element of `dst` is written).
+fn pad_plane(src: &[f32], w: usize, [p0, p1]: [usize; 2], wp: usize, dst: &mut [f32]) {
+    let h = src.len() / w;
+    assert!(
+        p1 + w <= wp && (p0 + h) * wp <= dst.len(),
+        "pad_plane: {h}×{w} at ({p0}, {p1}) past the padded plane"
+    );
+    for (r, row) in dst.chunks_exact_mut(wp).enumerate() {
+        match r.checked_sub(p0).filter(|&y| y < h) {
+            Some(y) => {
+                row[..p1].fill(0.0);
+                copy::copy_short(&mut row[p1..p1 + w], &src[y * w..][..w]);
+                row[p1 + w..].fill(0.0);
+            }
+            None => row.fill(0.0),
+        }
+    }
+}
+
+/// The K×K taps of every tile of a plane, tiles at stride M (`th` rows of `tw`): tap (r, s) of
+/// tile (ty, tx) is `pp[(M·ty + r)·wp + M·tx + s]`, written to `d[(r·K + s)·t_all + t0 + ty·tw +
+/// tx]`. `pp` must hold every tap (zero-bordered, [`pad_plane`]).
+#[inline(always)]
+fn taps<const M: usize, const K: usize>(
+    pp: &[f32],
+    wp: usize,
+    th: usize,
+    tw: usize,
+    d: &mut [f32],
+    t_all: usize,
+    t0: usize,
+) {
+    assert!(th > 0 && tw > 0 && M * (tw - 1) + K <= wp && (M * (th - 1) + K) * wp <= pp.len(), "taps: plane too small");
+    for ty in 0..th {
+        for r in 0..K {
+            let row = &pp[(M * ty + r) * wp..][..wp];
+            for s in 0..K {
+                let dst = &mut d[(r * K + s) * t_all + t0 + ty * tw..][..tw];
+                for (v, src) in dst.iter_mut().zip(row[s..].iter().step_by(M)) {
+                    *v = *src;
+                }
+            }
+        }
+    }
 }
 
 /// `Bᵀ d B` of channel `c` of images `n0..n0 + nbc` into `vc` (α² vectors of the chunk's `T`
@@ -403,50 +445,27 @@ fn transform_input<'e>(
     let (ci, h, w) = (geo.ci, geo.h, geo.w);
     let (m, a) = (tile.m(), tile.alpha());
     let (th, tw) = (geo.ho.div_ceil(m), geo.wo.div_ceil(m));
-    let (p0, p1) = (geo.pad[0] as isize, geo.pad[1] as isize);
     let t_all = nbc * th * tw;
-    // d[r·α + s][t] = x[m·ty + r − p, m·tx + s − p], vectorized across all tiles. Each input
-    // row is first split into its m phases, ph[q][k] = row[m·k + q − p] (0 outside), so tap s
-    // of a row of tiles is the contiguous run ph[s mod m][s div m ..][..tw]. Both are scratch
-    // space: every element is written below before it is read.
-    buf::with_scratch(a * a * t_all + m * (tw + 1), |scratch| {
-        let (d, ph) = scratch.split_at_mut(a * a * t_all);
-        for j in 0..nbc {
-            let img = &x[((n0 + j) * ci + c) * h * w..][..h * w];
-            for ty in 0..th {
-                let t0 = (j * th + ty) * tw;
-                for r in 0..a {
-                    let iy = (m * ty + r) as isize - p0;
-                    if iy < 0 || iy >= h as isize {
-                        for s in 0..a {
-                            d[(r * a + s) * t_all + t0..][..tw].fill(0.0);
-                        }
-                        continue;
-                    }
-                    let src = &img[iy as usize * w..][..w];
-                    for (q, phq) in ph.chunks_exact_mut(tw + 1).enumerate() {
-                        let (lo, hi) = inside(w, m, q as isize - p1, tw + 1);
-                        phq[..lo].fill(0.0);
-                        phq[hi..].fill(0.0);
-                        if lo < hi {
-                            let from = (m * lo + q) - p1 as usize;
-                            phq[lo..hi]
-                                .iter_mut()
-                                .zip(src[from..].iter().step_by(m))
-                                .for_each(|(d, v)| *d = *v);
-                        }
-                    }
-                    for s in 0..a {
-                        let run = &ph[(s % m) * (tw + 1) + s / m..][..tw];
-                        d[(r * a + s) * t_all + t0..][..tw].copy_from_slice(run);
-                    }
+    // d[r·α + s][t] = x[m·ty + r − p, m·tx + s − p], vectorized across all tiles, gathered from
+    // each plane padded to the tiles' extent (zeros outside the image; m·th + α − m ≥ h + 2p as
+    // ho = h + 2p − 2). Both are scratch space written in full before they are read, and all of
+    // it runs in AVX2 where the CPU has it (8-lane transforms and copies).
+    let (hp, wp) = (m * th + a - m, m * tw + a - m);
+    crate::cpu::with_avx2(|| {
+        buf::with_scratch(a * a * t_all + hp * wp, |scratch| {
+            let (d, pp) = scratch.split_at_mut(a * a * t_all);
+            for j in 0..nbc {
+                pad_plane(&x[((n0 + j) * ci + c) * h * w..][..h * w], w, geo.pad, wp, pp);
+                match tile {
+                    Tile::F2 => taps::<2, 4>(pp, wp, th, tw, d, t_all, j * th * tw),
+                    Tile::F4 => taps::<4, 6>(pp, wp, th, tw, d, t_all, j * th * tw),
                 }
             }
-        }
-        match tile {
-            Tile::F2 => two_pass_into::<4, 4, BtF2>(d, t_all, vc),
-            Tile::F4 => two_pass_into::<6, 6, BtF4>(d, t_all, vc),
-        }
+            match tile {
+                Tile::F2 => two_pass_into::<4, 4, BtF2>(d, t_all, vc),
+                Tile::F4 => two_pass_into::<6, 6, BtF4>(d, t_all, vc),
+            }
+        })
     })
 }
 
@@ -466,33 +485,24 @@ fn transform_grad<'e>(
     let m = tile.m();
     let (th, tw) = (ho.div_ceil(m), wo.div_ceil(m));
     let t_all = nbc * th * tw;
-    // g[ra·m + rb][t] = dy[m·ty + ra, m·tx + rb], in scratch space written in full below.
-    buf::with_scratch(m * m * t_all, |g| {
-        for j in 0..nbc {
-            let plane = &dy[((n0 + j) * co + o) * ho * wo..][..ho * wo];
-            for ty in 0..th {
-                let t0 = (j * th + ty) * tw;
-                for ra in 0..m {
-                    let oy = m * ty + ra;
-                    for rb in 0..m {
-                        let dst = &mut g[(ra * m + rb) * t_all + t0..][..tw];
-                        if oy >= ho {
-                            dst.fill(0.0);
-                            continue;
-                        }
-                        let (lo, hi) = inside(wo, m, rb as isize, tw);
-                        debug_assert_eq!(lo, 0);
-                        dst[hi..].fill(0.0);
-                        let src = &plane[oy * wo + rb..];
-                        dst[..hi].iter_mut().zip(src.iter().step_by(m)).for_each(|(d, v)| *d = *v);
-                    }
+    // g[ra·m + rb][t] = dy[m·ty + ra, m·tx + rb], from each plane padded with zeros to m·th ×
+    // m·tw (scratch space written in full, as in `transform_input`).
+    let (hp, wp) = (m * th, m * tw);
+    crate::cpu::with_avx2(|| {
+        buf::with_scratch(m * m * t_all + hp * wp, |scratch| {
+            let (g, pp) = scratch.split_at_mut(m * m * t_all);
+            for j in 0..nbc {
+                pad_plane(&dy[((n0 + j) * co + o) * ho * wo..][..ho * wo], wo, [0, 0], wp, pp);
+                match tile {
+                    Tile::F2 => taps::<2, 2>(pp, wp, th, tw, g, t_all, j * th * tw),
+                    Tile::F4 => taps::<4, 4>(pp, wp, th, tw, g, t_all, j * th * tw),
                 }
             }
-        }
-        match tile {
-            Tile::F2 => two_pass_into::<2, 4, AF2>(g, t_all, yo),
-            Tile::F4 => two_pass_into::<4, 6, AF4>(g, t_all, yo),
-        }
+            match tile {
+                Tile::F2 => two_pass_into::<2, 4, AF2>(g, t_all, yo),
+                Tile::F4 => two_pass_into::<4, 6, AF4>(g, t_all, yo),
+            }
+        })
     })
 }
 
@@ -501,10 +511,10 @@ fn transform_grad<'e>(
 fn output_rows<'a>(tile: Tile, m: impl Fn(usize) -> &'a [f32], out: &mut [f32], tw: usize) {
     let mt = tile.m() * tw;
     let emit = |a: usize, row: &[f32]| out[a * mt..][..mt].copy_from_slice(row);
-    match tile {
+    crate::cpu::with_avx2(|| match tile {
         Tile::F2 => two_pass::<4, 2, AtF2>(m, tw, emit),
         Tile::F4 => two_pass::<6, 4, AtF4>(m, tw, emit),
-    }
+    })
 }
 
 /// The convolution of `x [n, ci, h, w]` with the weights `u` transformed for `tile`, output
