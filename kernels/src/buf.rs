@@ -166,9 +166,7 @@ thread_local! {
 /// hold whatever an earlier user left (`f` must write before it reads), so a temporary costs
 /// neither an allocation nor a `memset` once the thread has lent one that large. Calls may nest:
 /// each level borrows its own vector, the smallest one that holds `n` (else the largest, which
-/// grows), so a thread keeps about one vector per nesting level. Inlined, so that `f` is
-/// compiled for the caller's target features ([`crate::cpu::with_avx2`]).
-#[inline(always)]
+/// grows), so a thread keeps about one vector per nesting level.
 pub fn with_scratch<R>(n: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
     let mut v = take_scratch(n);
     let r = f(scratch(&mut v, n));

@@ -28,26 +28,6 @@ pub fn avx2() -> bool {
     false
 }
 
-/// `f()`, compiled for AVX2 + FMA where [`avx2`] says the CPU has them, else as it is: loops
-/// that LLVM vectorizes — in `f` and in what it inlines (mark helpers `#[inline(always)]`) —
-/// then use 8-lane registers instead of SSE's 4. No FMA contraction happens either way (Rust
-/// does not fuse a multiply and an add on its own), so both copies give the same bits.
-#[inline(always)]
-pub(crate) fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx2,fma")]
-        fn avx2_copy<R>(f: impl FnOnce() -> R) -> R {
-            f()
-        }
-        if avx2() {
-            // SAFETY: the CPU supports the features `avx2_copy` was compiled for.
-            return unsafe { avx2_copy(f) };
-        }
-    }
-    f()
-}
-
 /// Whether this CPU runs the AVX-512 GEMM kernel (the `sgemm` module) and the kernels' other
 /// AVX-512 paths. `CNNZOO_NO_AVX512=1` turns them off (the AVX2 paths then run, as on a CPU
 /// without AVX-512), and so does `CNNZOO_NO_AVX2=1`.

@@ -272,9 +272,35 @@ fn lanes<const I: usize, const O: usize, F: Transform<I, O>>(src: [&[f32]; I], d
     lanes_into::<I, O, F>(src, std::array::from_fn(|_| rows.next().expect("O rows of tw")), tw);
 }
 
-/// [`lanes`] into O separate rows.
+/// [`lanes`] into O separate rows, in 8-lane AVX registers where the CPU has AVX2 (LLVM
+/// vectorizes the `V8` arithmetic with SSE's 4 lanes otherwise). Rust fuses no multiply and add
+/// on its own, so both copies give the same bits.
 #[inline(always)]
 fn lanes_into<const I: usize, const O: usize, F: Transform<I, O>>(
+    src: [&[f32]; I],
+    dst: [&mut [f32]; O],
+    tw: usize,
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx2,fma")]
+        fn avx2<const I: usize, const O: usize, F: Transform<I, O>>(
+            src: [&[f32]; I],
+            dst: [&mut [f32]; O],
+            tw: usize,
+        ) {
+            lanes_body::<I, O, F>(src, dst, tw)
+        }
+        if crate::cpu::avx2() {
+            // SAFETY: the CPU supports the features `avx2` was compiled for.
+            return unsafe { avx2::<I, O, F>(src, dst, tw) };
+        }
+    }
+    lanes_body::<I, O, F>(src, dst, tw)
+}
+
+#[inline(always)]
+fn lanes_body<const I: usize, const O: usize, F: Transform<I, O>>(
     src: [&[f32]; I],
     dst: [&mut [f32]; O],
     tw: usize,
@@ -327,7 +353,7 @@ fn weights_with<const A: usize, G: Transform<3, A>>(
         }
     }
     rows.into_par_iter().zip(parts).for_each(|(mut mats, range)| {
-        crate::cpu::with_avx2(|| {
+        {
             let mut gg = vec![0f32; 3 * A * ci];
             for (i, o) in range.enumerate() {
                 let k = g(o);
@@ -342,7 +368,7 @@ fn weights_with<const A: usize, G: Transform<3, A>>(
                     lanes_into::<3, A, G>(std::array::from_fn(|j| &gg[(j * A + r) * ci..]), dst, ci);
                 }
             }
-        })
+        }
     });
     u.into_par_iter().map(|ux| Lhs::owned(ux, ci, co, ci)).collect()
 }
@@ -416,7 +442,10 @@ fn taps<const M: usize, const K: usize>(
     t_all: usize,
     t0: usize,
 ) {
-    assert!(th > 0 && tw > 0 && M * (tw - 1) + K <= wp && (M * (th - 1) + K) * wp <= pp.len(), "taps: plane too small");
+    assert!(
+        th > 0 && tw > 0 && M * (tw - 1) + K <= wp && (M * (th - 1) + K) * wp <= pp.len(),
+        "taps: plane too small"
+    );
     for ty in 0..th {
         for r in 0..K {
             let row = &pp[(M * ty + r) * wp..][..wp];
@@ -448,10 +477,9 @@ fn transform_input<'e>(
     let t_all = nbc * th * tw;
     // d[r·α + s][t] = x[m·ty + r − p, m·tx + s − p], vectorized across all tiles, gathered from
     // each plane padded to the tiles' extent (zeros outside the image; m·th + α − m ≥ h + 2p as
-    // ho = h + 2p − 2). Both are scratch space written in full before they are read, and all of
-    // it runs in AVX2 where the CPU has it (8-lane transforms and copies).
+    // ho = h + 2p − 2). Both are scratch space written in full before they are read.
     let (hp, wp) = (m * th + a - m, m * tw + a - m);
-    crate::cpu::with_avx2(|| {
+    {
         buf::with_scratch(a * a * t_all + hp * wp, |scratch| {
             let (d, pp) = scratch.split_at_mut(a * a * t_all);
             for j in 0..nbc {
@@ -466,7 +494,7 @@ fn transform_input<'e>(
                 Tile::F4 => two_pass_into::<6, 6, BtF4>(d, t_all, vc),
             }
         })
-    })
+    }
 }
 
 /// `A dy Aᵀ` of output channel `o` of images `n0..n0 + nbc` into `yo` (α² vectors of the
@@ -488,7 +516,7 @@ fn transform_grad<'e>(
     // g[ra·m + rb][t] = dy[m·ty + ra, m·tx + rb], from each plane padded with zeros to m·th ×
     // m·tw (scratch space written in full, as in `transform_input`).
     let (hp, wp) = (m * th, m * tw);
-    crate::cpu::with_avx2(|| {
+    {
         buf::with_scratch(m * m * t_all + hp * wp, |scratch| {
             let (g, pp) = scratch.split_at_mut(m * m * t_all);
             for j in 0..nbc {
@@ -503,7 +531,7 @@ fn transform_grad<'e>(
                 Tile::F4 => two_pass_into::<4, 6, AF4>(g, t_all, yo),
             }
         })
-    })
+    }
 }
 
 /// `Aᵀ M A` on a row of tiles: `m(ξ)` is the vector of `tw` tiles at transform position
@@ -511,10 +539,10 @@ fn transform_grad<'e>(
 fn output_rows<'a>(tile: Tile, m: impl Fn(usize) -> &'a [f32], out: &mut [f32], tw: usize) {
     let mt = tile.m() * tw;
     let emit = |a: usize, row: &[f32]| out[a * mt..][..mt].copy_from_slice(row);
-    crate::cpu::with_avx2(|| match tile {
+    match tile {
         Tile::F2 => two_pass::<4, 2, AtF2>(m, tw, emit),
         Tile::F4 => two_pass::<6, 4, AtF4>(m, tw, emit),
-    })
+    }
 }
 
 /// The convolution of `x [n, ci, h, w]` with the weights `u` transformed for `tile`, output
