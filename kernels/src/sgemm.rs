@@ -264,28 +264,41 @@ unsafe fn pack_b<'o, A: Arch>(b: Rhs, n: usize, p0: usize, kc: usize, out: &'o m
     };
     // Columns are output pixels and depth steps kernel taps — or, transposed, the other way
     // round: per panel the columns' offsets are fixed, per depth step the base moves.
+    // The depth steps' offsets are the same for every panel: computed once (each takes three
+    // divisions), in this thread's scratch space.
     let col_off = |i: usize| if transposed { cc.tap_off(i) } else { cc.pix_off(i) };
     let step_off = |i: usize| if transposed { cc.pix_off(i) } else { cc.tap_off(i) };
-    for (jp, panel) in out.chunks_exact_mut(nr * kc).enumerate() {
-        let cols = nr.min(n - jp * nr);
-        let mut offs = [0i32; MAX_NR];
-        for (t, o) in offs.iter_mut().enumerate().take(cols) {
-            *o = col_off(cc.j0() + jp * nr + t) as i32; // fits: checked by `ConvCols::new`
-        }
-        // SAFETY: the CPU has `A`'s instruction set (the caller's contract); every element read
-        // lies in the source (`ConvCols::new` checked every tap and pixel, the caller that the
-        // view covers this depth and these columns: `Rhs::covers`).
-        unsafe {
-            if offs[..cols].windows(2).all(|w| w[1] == w[0] + 1) {
-                // One contiguous run per depth step (a stride-1 conv's pixels along a row).
-                let first = offs[0] as usize;
-                A::runs(cc.ptr(), cols, (p0..p0 + kc).map(|p| step_off(p) + first), panel)
-            } else if A::pieces(cc.ptr(), &offs, cols, (p0..p0 + kc).map(step_off), panel).is_none() {
-                A::gather(cc.ptr(), &offs, cols, (p0..p0 + kc).map(step_off), panel)
+    STEPS.with(|steps| {
+        let mut steps = steps.borrow_mut();
+        steps.clear();
+        steps.extend((p0..p0 + kc).map(step_off));
+        for (jp, panel) in out.chunks_exact_mut(nr * kc).enumerate() {
+            let cols = nr.min(n - jp * nr);
+            let mut offs = [0i32; MAX_NR];
+            for (t, o) in offs.iter_mut().enumerate().take(cols) {
+                *o = col_off(cc.j0() + jp * nr + t) as i32; // fits: checked by `ConvCols::new`
+            }
+            // SAFETY: the CPU has `A`'s instruction set (the caller's contract); every element read
+            // lies in the source (`ConvCols::new` checked every tap and pixel, the caller that the
+            // view covers this depth and these columns: `Rhs::covers`).
+            unsafe {
+                if offs[..cols].windows(2).all(|w| w[1] == w[0] + 1) {
+                    // One contiguous run per depth step (a stride-1 conv's pixels along a row).
+                    let first = offs[0] as usize;
+                    A::runs(cc.ptr(), cols, steps.iter().map(|&s| s + first), panel)
+                } else if A::pieces(cc.ptr(), &offs, cols, steps.iter().copied(), panel).is_none() {
+                    A::gather(cc.ptr(), &offs, cols, steps.iter().copied(), panel)
+                }
             }
         }
-    }
+    });
     out
+}
+
+#[cfg(target_arch = "x86_64")]
+thread_local! {
+    /// [`pack_b`]'s depth-step offsets.
+    static STEPS: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// [`pack_b`] of a strided matrix.
