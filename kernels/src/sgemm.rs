@@ -264,19 +264,25 @@ unsafe fn pack_b<'o, A: Arch>(b: Rhs, n: usize, p0: usize, kc: usize, out: &'o m
     };
     // Columns are output pixels and depth steps kernel taps — or, transposed, the other way
     // round: per panel the columns' offsets are fixed, per depth step the base moves.
-    // The depth steps' offsets are the same for every panel: computed once (each takes three
-    // divisions), in this thread's scratch space.
-    let col_off = |i: usize| if transposed { cc.tap_off(i) } else { cc.pix_off(i) };
-    let step_off = |i: usize| if transposed { cc.pix_off(i) } else { cc.tap_off(i) };
-    STEPS.with(|steps| {
-        let mut steps = steps.borrow_mut();
+    // The depth steps' offsets are the same for every panel, and the columns' run on across
+    // the panels: both computed once, stepping the indices instead of dividing for each, into
+    // this thread's scratch space.
+    OFFSETS.with(|offsets| {
+        let (steps, col_offs) = &mut *offsets.borrow_mut();
         steps.clear();
-        steps.extend((p0..p0 + kc).map(step_off));
+        col_offs.clear();
+        if transposed {
+            steps.extend(cc.pix_offs(p0).take(kc));
+            col_offs.extend(cc.tap_offs(cc.j0()).take(n));
+        } else {
+            steps.extend(cc.tap_offs(p0).take(kc));
+            col_offs.extend(cc.pix_offs(cc.j0()).take(n));
+        }
         for (jp, panel) in out.chunks_exact_mut(nr * kc).enumerate() {
             let cols = nr.min(n - jp * nr);
             let mut offs = [0i32; MAX_NR];
-            for (t, o) in offs.iter_mut().enumerate().take(cols) {
-                *o = col_off(cc.j0() + jp * nr + t) as i32; // fits: checked by `ConvCols::new`
+            for (o, &c) in offs.iter_mut().zip(&col_offs[jp * nr..][..cols]) {
+                *o = c as i32; // fits: checked by `ConvCols::new`
             }
             // SAFETY: the CPU has `A`'s instruction set (the caller's contract); every element read
             // lies in the source (`ConvCols::new` checked every tap and pixel, the caller that the
@@ -297,8 +303,9 @@ unsafe fn pack_b<'o, A: Arch>(b: Rhs, n: usize, p0: usize, kc: usize, out: &'o m
 
 #[cfg(target_arch = "x86_64")]
 thread_local! {
-    /// [`pack_b`]'s depth-step offsets.
-    static STEPS: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// [`pack_b`]'s source offsets of the depth steps and of the columns.
+    static OFFSETS: std::cell::RefCell<(Vec<usize>, Vec<usize>)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
 }
 
 /// [`pack_b`] of a strided matrix.

@@ -112,16 +112,34 @@ impl<'a> ConvCols<'a> {
         let c = Self { data: src, img, plane, row, kh, kw, stride, dil, ho, wo, taps, pixels, j0: 0 };
         (inside && fits).then_some(c)
     }
-    /// Source offset of kernel tap `p = (c, ki, kj)`.
-    pub(crate) fn tap_off(&self, p: usize) -> usize {
+    /// Source offset of kernel tap `p = (c, ki, kj)` (the oracle of [`Self::tap_offs`]).
+    #[cfg(test)]
+    fn tap_off(&self, p: usize) -> usize {
         let (c, ki, kj) = (p / (self.kh * self.kw), (p / self.kw) % self.kh, p % self.kw);
         c * self.plane + ki * self.dil[0] * self.row + kj * self.dil[1]
     }
-    /// Source offset of output pixel `j` of the chunk (image, row, column).
-    pub(crate) fn pix_off(&self, j: usize) -> usize {
+    /// Source offset of output pixel `j` of the chunk (image, row, column; the oracle of
+    /// [`Self::pix_offs`]).
+    #[cfg(test)]
+    fn pix_off(&self, j: usize) -> usize {
         let pix = self.ho * self.wo;
         let (i, q) = (j / pix, j % pix);
         i * self.img + (q / self.wo) * self.stride[0] * self.row + (q % self.wo) * self.stride[1]
+    }
+    /// Source offsets of kernel taps `p0, p0 + 1, …`, tap `p = (c, ki, kj)` at
+    /// `c·plane + ki·dil·row + kj·dil` (stepped, without dividing for each).
+    pub(crate) fn tap_offs(&self, p0: usize) -> impl Iterator<Item = usize> + '_ {
+        let (kk, kw) = (self.kh * self.kw, self.kw);
+        Odometer::new([p0 / kk, (p0 / kw) % self.kh, p0 % kw], [self.kh, kw])
+            .map(move |[c, ki, kj]| c * self.plane + ki * self.dil[0] * self.row + kj * self.dil[1])
+    }
+    /// Source offsets of output pixels `j, j + 1, …` of the chunk, pixel `(image, row, column)`
+    /// at `image·img + row·stride·row + column·stride` (stepped, without dividing for each).
+    pub(crate) fn pix_offs(&self, j: usize) -> impl Iterator<Item = usize> + '_ {
+        let pix = self.ho * self.wo;
+        let q = j % pix;
+        Odometer::new([j / pix, q / self.wo, q % self.wo], [self.ho, self.wo])
+            .map(move |[i, oy, ox]| i * self.img + oy * self.stride[0] * self.row + ox * self.stride[1])
     }
     /// First column of this view.
     pub(crate) fn j0(&self) -> usize {
@@ -130,6 +148,37 @@ impl<'a> ConvCols<'a> {
     /// Start of the source data.
     pub(crate) fn ptr(&self) -> *const f32 {
         self.data.as_ptr()
+    }
+}
+
+/// Mixed-radix digits `[a, b, c]` counting up from a start (`c` runs fastest, `b` and `c` wrap
+/// at their extents), without end.
+struct Odometer {
+    at: [usize; 3],
+    ext: [usize; 2],
+}
+
+impl Odometer {
+    fn new(at: [usize; 3], ext: [usize; 2]) -> Self {
+        Self { at, ext }
+    }
+}
+
+impl Iterator for Odometer {
+    type Item = [usize; 3];
+    #[inline]
+    fn next(&mut self) -> Option<[usize; 3]> {
+        let cur = self.at;
+        self.at[2] += 1;
+        if self.at[2] == self.ext[1] {
+            self.at[2] = 0;
+            self.at[1] += 1;
+            if self.at[1] == self.ext[0] {
+                self.at[1] = 0;
+                self.at[0] += 1;
+            }
+        }
+        Some(cur)
     }
 }
 
@@ -169,5 +218,25 @@ fn c_end(r: &Rhs, n: usize) -> Option<usize> {
     match r {
         Rhs::Mat(_) => Some(n),
         Rhs::Conv(c) | Rhs::ConvT(c) => c.j0.checked_add(n),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stepped_offsets_match_the_divided_ones() {
+        let src = vec![0f32; 4000];
+        // 2 images of 3 channels, 9×10 planes, 3×2 kernels, stride 2×1, dilation 1×2.
+        let cc = ConvCols::new(&src, 2, 3, [3 * 90, 90, 10], [3, 2], [2, 1], [1, 2], [4, 8]).unwrap();
+        for start in [0, 1, 5, 6, 17] {
+            let taps: Vec<usize> = cc.tap_offs(start).take(18 - start).collect();
+            assert_eq!(taps, (start..18).map(|p| cc.tap_off(p)).collect::<Vec<_>>(), "taps from {start}");
+        }
+        for start in [0, 7, 8, 31, 32, 63] {
+            let pix: Vec<usize> = cc.pix_offs(start).take(64 - start).collect();
+            assert_eq!(pix, (start..64).map(|j| cc.pix_off(j)).collect::<Vec<_>>(), "pixels from {start}");
+        }
     }
 }
