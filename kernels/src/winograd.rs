@@ -586,19 +586,17 @@ pub(crate) fn run(
         };
         // α² GEMMs: M[ξ][o][t] = U[ξ] · V[·][ξ][·] (rows c at stride α²·T), in scratch space
         // the GEMMs overwrite in full (ci ≥ 16 > 0 terms each).
+        // When this chunk has the machine to itself (batch 1), the threads share out the α²
+        // GEMMs whole: one fork and join per layer instead of one per GEMM.
         buf::with_scratch(aa * co * t_all, |mt| {
-            for (xi, (mx, ux)) in mt.chunks_mut(co * t_all).zip(u).enumerate() {
-                gemm::gemm(
-                    co,
-                    t_all,
-                    ci,
-                    mx,
-                    t_all,
-                    ux,
-                    Mat::rows(&v[xi * t_all..], aa * t_all),
-                    false,
-                    inner,
-                );
+            let product = |(xi, (mx, ux)): (usize, (&mut [f32], &Lhs))| {
+                let vx = Mat::rows(&v[xi * t_all..], aa * t_all);
+                gemm::gemm(co, t_all, ci, mx, t_all, ux, vx, false, 1);
+            };
+            if inner > 1 {
+                mt.par_chunks_mut(co * t_all).zip(u).enumerate().for_each(product);
+            } else {
+                mt.chunks_mut(co * t_all).zip(u).enumerate().for_each(product);
             }
             let mt = &*mt;
             // Output transform, one channel at a time, vectorized across all tiles of the chunk:
