@@ -545,6 +545,41 @@ fn output_rows<'a>(tile: Tile, m: impl Fn(usize) -> &'a [f32], out: &mut [f32], 
     }
 }
 
+/// The M×M output tiles of one plane, output (ra, rb) of tile (ty, tx) at `outs[(ra·M + rb)·
+/// t_all + t0 + ty·tw + tx]`, written to the plane `out` (rows of `wo`, clipped at its edges)
+/// plus `bias`, then a ReLU when `relu` — the inverse of [`taps`].
+#[allow(clippy::too_many_arguments)]
+fn untile<const M: usize>(
+    outs: &[f32],
+    t_all: usize,
+    t0: usize,
+    [th, tw]: [usize; 2],
+    wo: usize,
+    out: &mut [f32],
+    bias: f32,
+    relu: bool,
+) {
+    let ho = out.len() / wo;
+    for ty in 0..th {
+        for ra in 0..M {
+            let oy = M * ty + ra;
+            if oy >= ho {
+                break;
+            }
+            let row = &mut out[oy * wo..][..wo];
+            for rb in 0..M {
+                let src = &outs[(ra * M + rb) * t_all + t0 + ty * tw..][..tw];
+                let dst = row.iter_mut().skip(rb).step_by(M).zip(src);
+                if relu {
+                    dst.for_each(|(d, v)| *d = (v + bias).max(0.0));
+                } else {
+                    dst.for_each(|(d, v)| *d = v + bias);
+                }
+            }
+        }
+    }
+}
+
 /// The convolution of `x [n, ci, h, w]` with the weights `u` transformed for `tile`, output
 /// `[n, co, ho, wo]` (shapes from `geo`), plus `bias`.
 pub(crate) fn run(
@@ -610,21 +645,9 @@ pub(crate) fn run(
             // … scattered into image j's plane of channel o, clipped at the edges, plus bias.
             let write = |o: usize, outs: &[f32], j: usize, out: &mut [f32]| {
                 let bv = bias.map_or(0.0, |b| b[o]);
-                for ty in 0..th {
-                    let t0 = j * per_img + ty * tw;
-                    for ra in 0..m {
-                        let oy = m * ty + ra;
-                        if oy >= ho {
-                            break;
-                        }
-                        let row = &mut out[oy * wo..][..wo];
-                        for rb in 0..m {
-                            let src = &outs[(ra * m + rb) * t_all + t0..][..tw];
-                            for (ox, val) in row.iter_mut().skip(rb).step_by(m).zip(src) {
-                                *ox = if relu { (val + bv).max(0.0) } else { val + bv };
-                            }
-                        }
-                    }
+                match tile {
+                    Tile::F2 => untile::<2>(outs, t_all, j * per_img, [th, tw], wo, out, bv, relu),
+                    Tile::F4 => untile::<4>(outs, t_all, j * per_img, [th, tw], wo, out, bv, relu),
                 }
             };
             if inner > 1 && nbc == 1 {
