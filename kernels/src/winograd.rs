@@ -597,7 +597,21 @@ pub(crate) fn run(
     let (th, tw) = (ho.div_ceil(m), wo.div_ceil(m));
     let per_img = th * tw;
     let threads = buf::threads();
-    let mut nb = (TARGET_VALUES / aa).div_ceil(per_img).max(1);
+    // Images per chunk: enough for about TARGET_VALUES transform values per tile column, or up
+    // to twice that where the chunk's tiles then fill the GEMMs' column panels better (a
+    // partial last panel costs as much as a full one: 117 tiles take 128 columns, 144 take 144).
+    let nb0 = (TARGET_VALUES / aa).div_ceil(per_img).max(1);
+    let nr = crate::sgemm::nr();
+    let waste = |nb: usize| {
+        let t = nb * per_img;
+        (t.div_ceil(nr) * nr - t, t)
+    };
+    let mut nb = (nb0..=2 * nb0)
+        .min_by(|&p, &q| {
+            let ((wp, tp), (wq, tq)) = (waste(p), waste(q));
+            (wp * tq).cmp(&(wq * tp))
+        })
+        .unwrap_or(nb0);
     if geo.n >= threads {
         nb = nb.min(geo.n.div_ceil(threads));
     }
