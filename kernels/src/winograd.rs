@@ -472,28 +472,13 @@ fn transform_input<'e>(
     vc: &'e mut [MaybeUninit<f32>],
 ) -> &'e mut [f32] {
     let (ci, h, w) = (geo.ci, geo.h, geo.w);
-    let (m, a) = (tile.m(), tile.alpha());
+    let m = tile.m();
     let (th, tw) = (geo.ho.div_ceil(m), geo.wo.div_ceil(m));
-    let t_all = nbc * th * tw;
-    // d[r·α + s][t] = x[m·ty + r − p, m·tx + s − p], vectorized across all tiles, gathered from
-    // each plane padded to the tiles' extent (zeros outside the image; m·th + α − m ≥ h + 2p as
-    // ho = h + 2p − 2). Both are scratch space written in full before they are read.
-    let (hp, wp) = (m * th + a - m, m * tw + a - m);
-    {
-        buf::with_scratch(a * a * t_all + hp * wp, |scratch| {
-            let (d, pp) = scratch.split_at_mut(a * a * t_all);
-            for j in 0..nbc {
-                pad_plane(&x[((n0 + j) * ci + c) * h * w..][..h * w], w, geo.pad, wp, pp);
-                match tile {
-                    Tile::F2 => taps::<2, 4>(pp, wp, th, tw, d, t_all, j * th * tw),
-                    Tile::F4 => taps::<4, 6>(pp, wp, th, tw, d, t_all, j * th * tw),
-                }
-            }
-            match tile {
-                Tile::F2 => two_pass_into::<4, 4, BtF2>(d, t_all, vc),
-                Tile::F4 => two_pass_into::<6, 6, BtF4>(d, t_all, vc),
-            }
-        })
+    // d[r·α + s][t] = x[m·ty + r − p, m·tx + s − p], vectorized across all tiles.
+    let plane = |j: usize| &x[((n0 + j) * ci + c) * h * w..][..h * w];
+    match tile {
+        Tile::F2 => tiles_transformed::<2, 4, 4, BtF2>(plane, nbc, w, geo.pad, [th, tw], vc),
+        Tile::F4 => tiles_transformed::<4, 6, 6, BtF4>(plane, nbc, w, geo.pad, [th, tw], vc),
     }
 }
 
@@ -512,26 +497,39 @@ fn transform_grad<'e>(
     let (co, ho, wo) = (geo.co, geo.ho, geo.wo);
     let m = tile.m();
     let (th, tw) = (ho.div_ceil(m), wo.div_ceil(m));
-    let t_all = nbc * th * tw;
-    // g[ra·m + rb][t] = dy[m·ty + ra, m·tx + rb], from each plane padded with zeros to m·th ×
-    // m·tw (scratch space written in full, as in `transform_input`).
-    let (hp, wp) = (m * th, m * tw);
-    {
-        buf::with_scratch(m * m * t_all + hp * wp, |scratch| {
-            let (g, pp) = scratch.split_at_mut(m * m * t_all);
-            for j in 0..nbc {
-                pad_plane(&dy[((n0 + j) * co + o) * ho * wo..][..ho * wo], wo, [0, 0], wp, pp);
-                match tile {
-                    Tile::F2 => taps::<2, 2>(pp, wp, th, tw, g, t_all, j * th * tw),
-                    Tile::F4 => taps::<4, 4>(pp, wp, th, tw, g, t_all, j * th * tw),
-                }
-            }
-            match tile {
-                Tile::F2 => two_pass_into::<2, 4, AF2>(g, t_all, yo),
-                Tile::F4 => two_pass_into::<4, 6, AF4>(g, t_all, yo),
-            }
-        })
+    // g[ra·m + rb][t] = dy[m·ty + ra, m·tx + rb] (zeros past the edge).
+    let plane = |j: usize| &dy[((n0 + j) * co + o) * ho * wo..][..ho * wo];
+    match tile {
+        Tile::F2 => tiles_transformed::<2, 2, 4, AF2>(plane, nbc, wo, [0, 0], [th, tw], yo),
+        Tile::F4 => tiles_transformed::<4, 4, 6, AF4>(plane, nbc, wo, [0, 0], [th, tw], yo),
     }
+}
+
+/// The K×K taps of every tile (tiles at stride M, `th` rows of `tw` per plane) of the planes
+/// `plane(j)`, `j < nbc` (rows of `w`, read as if placed at `pad` in a zero-bordered plane of
+/// the tiles' extent), transformed by `F` into `out` (O² vectors of the `nbc·th·tw` tiles,
+/// like [`transform_input`]), which it returns initialised. The gathered taps and the padded
+/// plane are scratch space, written in full before they are read.
+fn tiles_transformed<'p, 'e, const M: usize, const K: usize, const O: usize, F: Transform<K, O>>(
+    plane: impl Fn(usize) -> &'p [f32],
+    nbc: usize,
+    w: usize,
+    pad: [usize; 2],
+    [th, tw]: [usize; 2],
+    out: &'e mut [MaybeUninit<f32>],
+) -> &'e mut [f32] {
+    let t_all = nbc * th * tw;
+    // The taps reach M·(th − 1) + K rows and as many columns (for the input: m·th + α − m ≥
+    // h + 2p, as ho = h + 2p − 2).
+    let (hp, wp) = (M * th.saturating_sub(1) + K, M * tw.saturating_sub(1) + K);
+    buf::with_scratch(K * K * t_all + hp * wp, |scratch| {
+        let (d, pp) = scratch.split_at_mut(K * K * t_all);
+        for j in 0..nbc {
+            pad_plane(plane(j), w, pad, wp, pp);
+            taps::<M, K>(pp, wp, th, tw, d, t_all, j * th * tw);
+        }
+        two_pass_into::<K, O, F>(d, t_all, out)
+    })
 }
 
 /// `Aᵀ M A` on a row of tiles: `m(ξ)` is the vector of `tw` tiles at transform position
