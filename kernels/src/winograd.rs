@@ -353,20 +353,18 @@ fn weights_with<const A: usize, G: Transform<3, A>>(
         }
     }
     rows.into_par_iter().zip(parts).for_each(|(mut mats, range)| {
-        {
-            let mut gg = vec![0f32; 3 * A * ci];
-            for (i, o) in range.enumerate() {
-                let k = g(o);
-                // G g, column j at a time: gg[(j·α + r)·ci ..] = (G g)[r][j].
-                for (j, dst) in gg.chunks_exact_mut(A * ci).enumerate() {
-                    lanes::<3, A, G>(std::array::from_fn(|r| &k[(r * 3 + j) * ci..]), dst, ci);
-                }
-                // (G g) Gᵀ, row r at a time, straight into row o of U[r·α + s].
-                for (r, mats) in mats.chunks_exact_mut(A).enumerate() {
-                    let mut dst = mats.iter_mut().map(|m| &mut m[i * ci..][..ci]);
-                    let dst = std::array::from_fn(|_| dst.next().expect("α matrices"));
-                    lanes_into::<3, A, G>(std::array::from_fn(|j| &gg[(j * A + r) * ci..]), dst, ci);
-                }
+        let mut gg = vec![0f32; 3 * A * ci];
+        for (i, o) in range.enumerate() {
+            let k = g(o);
+            // G g, column j at a time: gg[(j·α + r)·ci ..] = (G g)[r][j].
+            for (j, dst) in gg.chunks_exact_mut(A * ci).enumerate() {
+                lanes::<3, A, G>(std::array::from_fn(|r| &k[(r * 3 + j) * ci..]), dst, ci);
+            }
+            // (G g) Gᵀ, row r at a time, straight into row o of U[r·α + s].
+            for (r, mats) in mats.chunks_exact_mut(A).enumerate() {
+                let mut dst = mats.iter_mut().map(|m| &mut m[i * ci..][..ci]);
+                let dst = std::array::from_fn(|_| dst.next().expect("α matrices"));
+                lanes_into::<3, A, G>(std::array::from_fn(|j| &gg[(j * A + r) * ci..]), dst, ci);
             }
         }
     });
