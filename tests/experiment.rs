@@ -39,6 +39,8 @@ fn experiments_write_reports_with_verdicts_and_resume() {
         "relu-vs-sigmoid/loss.png",
         "relu-vs-sigmoid/gradients.svg",
         "one-by-one/params.png",
+        "one-by-one/nin_alexnet_epochs.png",
+        "one-by-one/nin_alexnet_seconds.svg",
         "transition/ratios.svg",
     ] {
         assert!(out.join(f).is_file(), "{f} missing");
@@ -59,6 +61,20 @@ fn experiments_write_reports_with_verdicts_and_resume() {
         let f = findings.as_array().unwrap().iter().find(|f| f["name"] == name).unwrap();
         assert_eq!(f["status"], "supported", "{name}: {}", f["verdict"]);
     }
+    // NiN and AlexNet trained side by side: a row per net and seed, an accuracy per epoch.
+    let one = findings.as_array().unwrap().iter().find(|f| f["name"] == "one-by-one").unwrap();
+    let trained = one["tables"].as_array().unwrap().last().unwrap();
+    let rows = trained["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 6, "{trained}");
+    assert!(rows[0][0].as_str().unwrap().starts_with("nin, lr 0.1"), "{trained}");
+    assert!(rows[5][0].as_str().unwrap().starts_with("alexnet, lr 0.01"), "{trained}");
+    assert!(rows.iter().all(|r| r[2].as_str().unwrap().ends_with('%')), "{trained}");
+    assert!(one["verdict"].as_str().unwrap().contains("NiN vs AlexNet — seed 1: "), "{}", one["verdict"]);
+    assert!(
+        one["protocol"].as_str().unwrap().contains("d2l's learning rates (0.1 and 0.01"),
+        "{}",
+        one["protocol"]
+    );
     let transition = findings.as_array().unwrap().iter().find(|f| f["name"] == "transition").unwrap();
     let verdict = transition["verdict"].as_str().unwrap();
     assert!(

@@ -327,28 +327,7 @@ fn gemm_forward(geo: &Geom, x: &[f32], wg: &[Lhs], bias: Option<&[f32]>, relu: b
         let n0 = idx * nb;
         let nbc = ychunk.len() / (co * pix);
         let direct = geo.pointwise() && nbc == 1;
-        SCRATCH.with(|s| match s.try_borrow_mut() {
-            Ok(mut s) => {
-                let (col, tmp) = &mut *s;
-                forward_chunk(geo, x, wg, bias, n0, nbc, direct, ychunk, col, tmp, inner);
-            }
-            // This thread is already inside a chunk: it picked this one up while waiting in a
-            // parallel loop of that one (another convolution running on the pool). Fresh
-            // scratch, instead of a second borrow of the same.
-            Err(_) => forward_chunk(
-                geo,
-                x,
-                wg,
-                bias,
-                n0,
-                nbc,
-                direct,
-                ychunk,
-                &mut Vec::new(),
-                &mut Vec::new(),
-                inner,
-            ),
-        });
+        forward_chunk(geo, x, wg, bias, n0, nbc, direct, ychunk, inner);
         if relu {
             ychunk.iter_mut().for_each(|v| *v = v.max(0.0));
         }
@@ -359,11 +338,6 @@ fn gemm_forward(geo: &Geom, x: &[f32], wg: &[Lhs], bias: Option<&[f32]>, relu: b
         y.par_chunks_mut(nb * co * pix).enumerate().for_each(body);
     }
     y
-}
-
-thread_local! {
-    /// Per-thread im2col and GEMM-output scratch, reused across chunks and calls.
-    static SCRATCH: std::cell::RefCell<(Vec<f32>, Vec<f32>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
 }
 
 /// One chunk of the forward pass: images `n0..n0+nbc` into `ychunk`.
@@ -377,8 +351,6 @@ fn forward_chunk(
     nbc: usize,
     direct: bool,
     ychunk: &mut [f32],
-    col: &mut Vec<f32>,
-    tmp: &mut Vec<f32>,
     inner: usize,
 ) {
     let (pix, co, k, cog) = (geo.pix(), geo.co, geo.k(), geo.cog());
@@ -388,40 +360,45 @@ fn forward_chunk(
         // column matrix. The padded planes live until this group's GEMM is done.
         let planes = if direct { None } else { implicit_planes(geo, x, g, n0, nbc, inner > 1) };
         let implicit = planes.as_deref().and_then(|p| implicit_cols(geo, x, p, g, n0, nbc));
-        let b = if direct {
-            Rhs::Mat(Mat::rows(&x[(n0 * geo.ci + g * geo.cig()) * geo.hw()..], pix))
-        } else if let Some(cc) = implicit {
-            Rhs::Conv(cc)
-        } else {
-            let col = buf::scratch(col, k * cols);
-            im2col(geo, x, g, n0, nbc, col, inner > 1);
-            Rhs::Mat(Mat::rows(col, cols))
-        };
         let a = &wg[g];
-        if nbc == 1 {
-            let dst = &mut ychunk[g * cog * pix..(g + 1) * cog * pix];
-            if let Some(bias) = bias {
-                for (o, row) in dst.chunks_mut(pix).enumerate() {
-                    row.fill(bias[g * cog + o]);
-                }
-            }
-            gemm::gemm_rhs(cog, pix, k, dst, pix, a, b, bias.is_some(), inner);
-        } else {
-            let tmp = buf::scratch(tmp, cog * cols);
-            gemm::gemm_rhs(cog, cols, k, tmp, cols, a, b, false, inner);
-            for j in 0..nbc {
-                for o in 0..cog {
-                    let dst = &mut ychunk[(j * co + g * cog + o) * pix..][..pix];
-                    let src = &tmp[o * cols + j * pix..][..pix];
-                    match bias {
-                        Some(bias) => {
-                            let bv = bias[g * cog + o];
-                            dst.iter_mut().zip(src).for_each(|(d, s)| *d = s + bv);
-                        }
-                        None => copy::copy_short(dst, src),
+        // The GEMM of this group with right-hand side `b`, written into the chunk's outputs.
+        let mut run = |b: Rhs| {
+            if nbc == 1 {
+                let dst = &mut ychunk[g * cog * pix..(g + 1) * cog * pix];
+                if let Some(bias) = bias {
+                    for (o, row) in dst.chunks_mut(pix).enumerate() {
+                        row.fill(bias[g * cog + o]);
                     }
                 }
+                gemm::gemm_rhs(cog, pix, k, dst, pix, a, b, bias.is_some(), inner);
+                return;
             }
+            buf::with_scratch(cog * cols, |tmp| {
+                gemm::gemm_rhs(cog, cols, k, tmp, cols, a, b, false, inner);
+                for j in 0..nbc {
+                    for o in 0..cog {
+                        let dst = &mut ychunk[(j * co + g * cog + o) * pix..][..pix];
+                        let src = &tmp[o * cols + j * pix..][..pix];
+                        match bias {
+                            Some(bias) => {
+                                let bv = bias[g * cog + o];
+                                dst.iter_mut().zip(src).for_each(|(d, s)| *d = s + bv);
+                            }
+                            None => copy::copy_short(dst, src),
+                        }
+                    }
+                }
+            })
+        };
+        if direct {
+            run(Rhs::Mat(Mat::rows(&x[(n0 * geo.ci + g * geo.cig()) * geo.hw()..], pix)));
+        } else if let Some(cc) = implicit {
+            run(Rhs::Conv(cc));
+        } else {
+            buf::with_scratch(k * cols, |col| {
+                im2col(geo, x, g, n0, nbc, col, inner > 1);
+                run(Rhs::Mat(Mat::rows(col, cols)));
+            });
         }
     }
 }

@@ -696,3 +696,206 @@ pub(super) fn small_kernels(ctx: &mut Ctx) -> Result<Option<Finding>> {
     );
     Ok(Some(f))
 }
+
+/// Whether the runs `a` have a higher test accuracy than the runs `b` of the same seed after
+/// every epoch, for every seed (both trained for the same epochs).
+fn ahead(a: &[ArmResult], b: &[ArmResult]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(a, b)| {
+            a.history.len() == b.history.len()
+                && !a.history.is_empty()
+                && a.history.iter().zip(&b.history).all(|(x, y)| x.test_acc > y.test_acc)
+        })
+}
+
+/// Whether the runs `a` are ahead of the runs `b` per second of training: for every seed, at
+/// every epoch's end of either (in cumulative training seconds) from the moment both have been
+/// evaluated once, `a`'s latest test accuracy is above `b`'s.
+fn ahead_in_time(a: &[ArmResult], b: &[ArmResult]) -> bool {
+    // (cumulative training seconds at each epoch's end, test accuracy then)
+    let timeline = |r: &ArmResult| -> Vec<(f64, f64)> {
+        r.history
+            .iter()
+            .scan(0.0, |t, m| {
+                *t += m.train_seconds;
+                Some((*t, m.test_acc))
+            })
+            .collect()
+    };
+    let latest = |line: &[(f64, f64)], t: f64| line.iter().rev().find(|(s, _)| *s <= t).map(|(_, acc)| *acc);
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(a, b)| {
+            let (la, lb) = (timeline(a), timeline(b));
+            let (Some(&(a0, _)), Some(&(b0, _))) = (la.first(), lb.first()) else { return false };
+            la.iter()
+                .chain(&lb)
+                .map(|(t, _)| *t)
+                .filter(|t| *t >= a0.max(b0))
+                .all(|t| matches!((latest(&la, t), latest(&lb, t)), (Some(x), Some(y)) if x > y))
+        })
+}
+
+/// What [`nin_against_alexnet`] measured, for one-by-one's verdict.
+pub(super) struct Convergence {
+    /// The protocol, as a sentence.
+    pub protocol: String,
+    /// The comparison, as a sentence with its numbers.
+    pub verdict: String,
+}
+
+/// NiN's convergence per epoch and per second against AlexNet: d2l's two nets trained with
+/// d2l's learning rates on the same images; tables and charts go into `f`. `None` when
+/// interrupted.
+pub(super) fn nin_against_alexnet(ctx: &mut Ctx, f: &mut Finding) -> Result<Option<Convergence>> {
+    let sizes = ctx.budget.pick((32, 32, 1), (1_000, 500, 3), (60_000, 10_000, 10));
+    // d2l's batch at the full budget; at the small ones a smaller batch gives the nets enough
+    // steps (63 per epoch) to leave chance level, at d2l's rates.
+    let batch = ctx.budget.pick(16, 16, 128);
+    let mut arms: Vec<(String, Vec<ArmResult>)> = Vec::new();
+    let mut rates = Vec::new();
+    for model in ["d2l_nin", "d2l_alexnet"] {
+        let label = model.trim_start_matches("d2l_");
+        let config = |s| {
+            let mut c = TrainConfig::for_model(model, None)?;
+            c.epochs = sizes.2;
+            c.train_subset = Some(sizes.0);
+            c.test_subset = Some(sizes.1);
+            c.batch_size = batch;
+            c.seed = s;
+            Ok(c)
+        };
+        let lr = config(SEEDS[0])?.lr;
+        let Some(runs) = over_seeds(ctx, label, config)? else { return Ok(None) };
+        rates.push(lr);
+        arms.push((format!("{label}, lr {lr}"), runs));
+    }
+    let epoch_seconds = |r: &ArmResult| {
+        r.history.iter().map(|m| m.train_seconds).sum::<f64>() / r.history.len().max(1) as f64
+    };
+    let mut t = Table::new(&["net", "seed", "test acc after each epoch", "final train loss", "s per epoch"]);
+    for (label, runs) in &arms {
+        for (seed, r) in SEEDS.iter().zip(runs) {
+            let accs: Vec<String> = r.history.iter().map(|m| pct(m.test_acc)).collect();
+            t.row(vec![
+                label.clone(),
+                seed.to_string(),
+                accs.join(", "),
+                format!("{:.3}", r.final_loss()),
+                format!("{:.1}", epoch_seconds(r)),
+            ]);
+        }
+    }
+    f.tables.push(t);
+    f.charts.push(ctx.curves(
+        "nin_alexnet_epochs",
+        "NiN and AlexNet: test accuracy by epoch",
+        "test accuracy",
+        &arms,
+        |m| m.test_acc,
+    )?);
+    f.charts.push(ctx.curves_over(
+        "nin_alexnet_seconds",
+        "NiN and AlexNet: test accuracy by training time",
+        ("training seconds", |_, seconds| seconds),
+        "test accuracy",
+        &arms,
+        |m| m.test_acc,
+    )?);
+    let (nin, alexnet) = (&arms[0].1, &arms[1].1);
+    let per_epoch = if ahead(nin, alexnet) {
+        "NiN's test accuracy is above AlexNet's after every epoch for every seed".to_string()
+    } else if ahead(alexnet, nin) {
+        "AlexNet's test accuracy is above NiN's after every epoch for every seed".to_string()
+    } else {
+        "neither net's test accuracy is above the other's after every epoch for every seed".to_string()
+    };
+    let words: Vec<String> = SEEDS
+        .iter()
+        .zip(nin.iter().zip(alexnet))
+        .map(|(seed, (n, a))| format!("seed {seed}: {} vs {}", pct(n.final_test()), pct(a.final_test())))
+        .collect();
+    let mean = |runs: &[ArmResult]| runs.iter().map(epoch_seconds).sum::<f64>() / runs.len() as f64;
+    let per_second = if ahead_in_time(nin, alexnet) {
+        "NiN's test accuracy is above AlexNet's at every moment both had been evaluated, for every seed"
+    } else if ahead_in_time(alexnet, nin) {
+        "AlexNet's test accuracy is above NiN's at every moment both had been evaluated, for every seed"
+    } else {
+        "neither net is ahead at every moment both had been evaluated, for every seed"
+    };
+    let verdict = format!(
+        "Trained on the same images with d2l's rates, {per_epoch}; test accuracy after the last epoch, NiN vs AlexNet — {}; an epoch took {:.1} s for NiN and {:.1} s for AlexNet (mean); per second of training, {per_second}",
+        and_list(&words),
+        mean(nin),
+        mean(alexnet),
+    );
+    let protocol = format!(
+        "d2l's NiN and AlexNet at 224×224 trained with d2l's learning rates ({} and {}, plain SGD, Xavier initialization) on the first {} training images for {} epochs at batch {batch}{}, test accuracy on the first {} test images after each, seeds {:?}",
+        rates[0],
+        rates[1],
+        sizes.0,
+        sizes.2,
+        if batch == 128 { " (d2l's)" } else { " (d2l: 128)" },
+        sizes.1,
+        SEEDS
+    );
+    Ok(Some(Convergence { protocol, verdict }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ArmResult, ahead, ahead_in_time};
+    use crate::train::EpochMetrics;
+
+    fn run(accs: &[f64]) -> ArmResult {
+        timed(accs, 1.0)
+    }
+
+    /// A run whose epochs take `seconds` each.
+    fn timed(accs: &[f64], seconds: f64) -> ArmResult {
+        let history = accs
+            .iter()
+            .enumerate()
+            .map(|(i, &test_acc)| EpochMetrics {
+                epoch: i + 1,
+                train_loss: 1.0,
+                train_acc: 0.5,
+                test_acc,
+                lr: 0.1,
+                train_seconds: seconds,
+                images_per_sec: 1.0,
+            })
+            .collect();
+        ArmResult { history, diverged: None, seconds: 3.0 }
+    }
+
+    #[test]
+    fn a_net_is_ahead_only_after_every_epoch_of_every_seed() {
+        let a = [run(&[0.3, 0.5]), run(&[0.2, 0.6])];
+        let b = [run(&[0.1, 0.4]), run(&[0.1, 0.5])];
+        assert!(ahead(&a, &b) && !ahead(&b, &a));
+        // One epoch of one seed behind (or level): no ordering.
+        let c = [run(&[0.3, 0.5]), run(&[0.1, 0.6])];
+        assert!(!ahead(&c, &b) && !ahead(&b, &c));
+        // Runs of different lengths (a diverged arm) or none at all order nothing.
+        assert!(!ahead(&[run(&[0.9])], &[run(&[0.1, 0.2])]));
+        assert!(!ahead(&[run(&[])], &[run(&[])]));
+        assert!(!ahead(&a[..1], &b));
+    }
+
+    #[test]
+    fn per_second_a_net_is_ahead_where_its_latest_accuracy_is_higher_at_every_moment() {
+        // Ahead after every epoch, and no slower: ahead per second too.
+        let a = [timed(&[0.3, 0.5], 1.0)];
+        let b = [timed(&[0.1, 0.4], 1.0)];
+        assert!(ahead_in_time(&a, &b) && !ahead_in_time(&b, &a));
+        // Ahead per epoch but four times slower: at t = 2 b's second epoch (0.4) is above a's
+        // first (0.3), so no ordering per second.
+        let slow = [timed(&[0.3, 0.5], 4.0)];
+        assert!(ahead(&slow, &b) && !ahead_in_time(&slow, &b) && !ahead_in_time(&b, &slow));
+        // Five times faster: all four of its epochs end before a's first does.
+        let quick = [timed(&[0.35, 0.6, 0.7, 0.8], 0.2)];
+        let a4 = [timed(&[0.3, 0.5, 0.55, 0.6], 1.0)];
+        assert!(ahead_in_time(&quick, &a4));
+        assert!(!ahead_in_time(&[run(&[])], &[run(&[0.5])]));
+    }
+}
