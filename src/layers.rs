@@ -21,8 +21,8 @@ use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions};
 use burn::tensor::{Device, Distribution, Tensor};
 // Our own CPU kernels on the flex device, Burn's ops everywhere else (see the kernels crate).
 use cnnzoo_kernels::{
-    Norm, avg_pool2d, batch_norm_eval as batch_norm, batch_norm_train, conv2d, conv2d_bn, linear, max_pool2d,
-    relu, sigmoid, window_out,
+    Activation, Norm, avg_pool2d, batch_norm_eval as batch_norm, batch_norm_train, conv2d, conv2d_act,
+    conv2d_bn, linear, max_pool2d, relu, sigmoid, window_out,
 };
 
 use crate::instrument::{Describe, count_macs, fault, is_eval_mode, is_receptive_field_mode, is_shape_only};
@@ -321,6 +321,39 @@ pub fn conv_bn(conv: &Conv2d, bn: &BatchNorm, x: Tensor<4>, relu: bool) -> Tenso
             conv2d_bn(x, conv.weight.val(), conv.bias.as_ref().map(Param::val), norm, relu, options)
         }
         _ => unfused_conv_bn(conv, bn, x, relu),
+    }
+}
+
+/// `conv → activation` as one layer where nothing needs the steps apart: in inference (input
+/// and weights off any autodiff device) the activation runs inside the convolution's output
+/// pass (`cnnzoo_kernels::conv2d_act`). Everywhere else — training, gradients with respect to
+/// the input, shape inference, receptive fields, a shape fault — it is exactly the two layers'
+/// forwards. Parameters and model files do not change. Callers use it only where no probe
+/// reports the convolution's output on its own.
+pub fn conv_act(conv: &Conv2d, x: Tensor<4>, act: Activation) -> Tensor<4> {
+    let [b, c, h, w] = x.dims();
+    let [c_in, c_out] = conv.channels;
+    let out = |len| window_out(len, conv.kernel, conv.stride, conv.padding, 1, false);
+    // Cheap checks first: `val()` initializes a lazily initialized parameter (see `conv_bn`).
+    let fusable = !x.device().is_autodiff()
+        && !is_shape_only()
+        && !is_receptive_field_mode()
+        && c == c_in
+        && !conv.weight.val().device().is_autodiff();
+    match (fusable, out(h), out(w)) {
+        (true, Some(ho), Some(wo)) => {
+            count_macs(b * c_out * ho * wo * (c_in / conv.groups) * conv.kernel * conv.kernel);
+            let options = ConvOptions::new([conv.stride; 2], [conv.padding; 2], [1, 1], conv.groups);
+            conv2d_act(x, conv.weight.val(), conv.bias.as_ref().map(Param::val), act, options)
+        }
+        _ => {
+            let y = conv.forward(x);
+            match act {
+                Activation::Identity => y,
+                Activation::Relu => Relu.forward(y),
+                Activation::Sigmoid => Sigmoid.forward(y),
+            }
+        }
     }
 }
 

@@ -47,7 +47,7 @@ pub fn exp(x: f32) -> f32 {
 }
 
 #[inline(always)]
-fn sigmoid1(x: f32) -> f32 {
+pub(crate) fn sigmoid1(x: f32) -> f32 {
     1.0 / (1.0 + exp(-x))
 }
 
@@ -80,6 +80,70 @@ kernel2!(relu_fwd, |x, _u| if x < 0.0 { 0.0 } else { x }); // NaN passes through
 kernel2!(relu_bwd, |g, y| if y > 0.0 { g } else { 0.0 });
 kernel2!(sigmoid_fwd, |x, _u| sigmoid1(x));
 kernel2!(sigmoid_bwd, |g, y| g * y * (1.0 - y));
+
+/// Defines `$name(v)` replacing every element of `v` by `$f` of it, with an AVX2+FMA copy picked
+/// at run time on x86-64.
+macro_rules! kernel_in_place {
+    ($name:ident, |$x:ident| $body:expr) => {
+        fn $name(v: &mut [f32]) {
+            #[inline(always)]
+            fn body(v: &mut [f32]) {
+                v.iter_mut().for_each(|e| {
+                    let $x = *e;
+                    *e = $body;
+                });
+            }
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2,fma")]
+                fn avx2(v: &mut [f32]) {
+                    body(v)
+                }
+                if crate::cpu::avx2() {
+                    // SAFETY: the CPU supports the features `avx2` was compiled for.
+                    return unsafe { avx2(v) };
+                }
+            }
+            body(v)
+        }
+    };
+}
+
+kernel_in_place!(relu_in_place, |x| if x < 0.0 { 0.0 } else { x });
+kernel_in_place!(sigmoid_in_place, |x| sigmoid1(x));
+
+/// An activation a kernel applies to its output while the output is in cache (a convolution's
+/// chunk, a Winograd output tile), instead of a separate pass over the whole tensor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    /// None: the output as it is.
+    Identity,
+    /// ReLU, `max(x, 0)` (NaN passes through).
+    Relu,
+    /// Logistic sigmoid.
+    Sigmoid,
+}
+
+impl Activation {
+    /// Applies the activation to every element of `v`, in place.
+    pub(crate) fn in_place(self, v: &mut [f32]) {
+        match self {
+            Activation::Identity => {}
+            Activation::Relu => relu_in_place(v),
+            Activation::Sigmoid => sigmoid_in_place(v),
+        }
+    }
+
+    /// The activation as its own op on a tensor ([`relu`], [`sigmoid`]): what the fused kernels
+    /// equal.
+    pub fn tensor<const D: usize>(self, x: Tensor<D>) -> Tensor<D> {
+        match self {
+            Activation::Identity => x,
+            Activation::Relu => relu(x),
+            Activation::Sigmoid => sigmoid(x),
+        }
+    }
+}
 
 /// An elementwise kernel: writes every element of its output from `a` and `b`.
 type Kernel2 = for<'o> fn(&'o mut [MaybeUninit<f32>], &[f32], &[f32]) -> &'o mut [f32];

@@ -37,6 +37,7 @@ use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Tensor, module};
 use rayon::prelude::*;
 
+use crate::act::Activation;
 use crate::autodiff;
 use crate::buf::{self, contiguous, slice};
 use crate::copy;
@@ -232,8 +233,8 @@ fn col2im(geo: &Geom, col: &[f32], g: usize, nb: usize, dx: &mut [f32]) {
     }
 }
 
-/// Forward: `y [n, co, ho, wo]`, followed by a ReLU when `relu` (applied to each chunk while it
-/// is in cache). With `keep`, the weight tensor whose values `w` are, the prepared weights are
+/// Forward: `y [n, co, ho, wo]`, followed by the activation `act` (applied to each chunk while
+/// it is in cache). With `keep`, the weight tensor whose values `w` are, the prepared weights are
 /// kept for the next call ([`crate::cache`]; inference only).
 pub fn forward(
     geo: &Geom,
@@ -241,10 +242,10 @@ pub fn forward(
     w: &[f32],
     bias: Option<&[f32]>,
     keep: Option<&FlexTensor>,
-    relu: bool,
+    act: Activation,
 ) -> Vec<f32> {
     if let Some(tile) = crate::winograd::choose(geo) {
-        return crate::winograd::forward(geo, tile, x, w, bias, keep, relu);
+        return crate::winograd::forward(geo, tile, x, w, bias, keep, act);
     }
     let (k, cog) = (geo.k(), geo.cog());
     // The weights are packed once and shared by every chunk, and kept across calls in
@@ -272,7 +273,7 @@ pub fn forward(
             &local
         }
     };
-    gemm_forward(geo, x, wg, bias, relu)
+    gemm_forward(geo, x, wg, bias, act)
 }
 
 /// A convolution's weights prepared for the algorithm its geometry takes: Winograd-transformed,
@@ -306,16 +307,16 @@ pub(crate) fn forward_prepared(
     x: &[f32],
     w: &Prepared,
     bias: Option<&[f32]>,
-    relu: bool,
+    act: Activation,
 ) -> Vec<f32> {
     match w {
-        Prepared::Winograd(tile, u) => crate::winograd::run(geo, *tile, x, u, bias, relu),
-        Prepared::Gemm(wg) => gemm_forward(geo, x, wg, bias, relu),
+        Prepared::Winograd(tile, u) => crate::winograd::run(geo, *tile, x, u, bias, act),
+        Prepared::Gemm(wg) => gemm_forward(geo, x, wg, bias, act),
     }
 }
 
 /// The implicit-GEMM forward over per-group operands `wg` (packed or not).
-fn gemm_forward(geo: &Geom, x: &[f32], wg: &[Lhs], bias: Option<&[f32]>, relu: bool) -> Vec<f32> {
+fn gemm_forward(geo: &Geom, x: &[f32], wg: &[Lhs], bias: Option<&[f32]>, act: Activation) -> Vec<f32> {
     let (pix, co) = (geo.pix(), geo.co);
     let mut y = buf::zeros(geo.n * co * pix);
     if y.is_empty() {
@@ -328,9 +329,7 @@ fn gemm_forward(geo: &Geom, x: &[f32], wg: &[Lhs], bias: Option<&[f32]>, relu: b
         let nbc = ychunk.len() / (co * pix);
         let direct = geo.pointwise() && nbc == 1;
         forward_chunk(geo, x, wg, bias, n0, nbc, direct, ychunk, inner);
-        if relu {
-            ychunk.iter_mut().for_each(|v| *v = v.max(0.0));
-        }
+        act.in_place(ychunk);
     };
     if inner > 1 {
         y.chunks_mut(nb * co * pix).enumerate().for_each(body);
@@ -571,7 +570,7 @@ fn input_grad_as_conv(geo: &Geom, w: &[f32], dy: &[f32]) -> Option<Vec<f32>> {
         1,
     )?;
     debug_assert_eq!([back.ho, back.wo], [geo.h, geo.w]);
-    Some(forward(&back, dy, &wf, None, None, false))
+    Some(forward(&back, dy, &wf, None, None, Activation::Identity))
 }
 
 #[derive(Debug, Clone)]
@@ -639,8 +638,51 @@ pub fn conv2d(
     let (xp, wp) = (contiguous(xp), contiguous(wp));
     let bias_vals = if bias.is_some() { bp.as_ref().map(slice) } else { None };
     let keep = wg.is_none().then_some(&wp);
-    let y = buf::tensor(forward(&geo, slice(&xp), slice(&wp), bias_vals, keep, false), &geo.out_dims());
+    let y = buf::tensor(
+        forward(&geo, slice(&xp), slice(&wp), bias_vals, keep, Activation::Identity),
+        &geo.out_dims(),
+    );
     autodiff::finish(ConvBackward, [xg, wg, bg], |_| ConvState { x: xp, w: wp, geo }, y)
+}
+
+/// `act(conv2d(x, weight, bias))` with the activation fused into the convolution's output
+/// pass on plain flex tensors (inference): applied to each chunk, or in Winograd's output
+/// transform, while it is in cache — one pass over the output instead of two. The prepared
+/// weights are kept between calls as [`conv2d`] keeps them. Anywhere else (an autodiff device:
+/// training, or gradients with respect to the input; another device; the reference switch) it
+/// is the two ops.
+pub fn conv2d_act(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    act: Activation,
+    options: ConvOptions<2>,
+) -> Tensor<4> {
+    let unfused = |x, weight, bias| act.tensor(conv2d(x, weight, bias, options.clone()));
+    let Some(geo) = geometry(&x, &weight, &options) else {
+        return unfused(x, weight, bias);
+    };
+    let plain = |t: Option<Route>| match t {
+        Some(Route::Plain(p)) => Some(contiguous(p)),
+        _ => None,
+    };
+    let co = geo.co;
+    let routed = (
+        plain(crate::dispatch::route(&x)),
+        plain(crate::dispatch::route(&weight)),
+        bias.as_ref().map(|b| plain(crate::dispatch::route(b)).filter(|p| slice(p).len() == co)),
+    );
+    let (Some(xp), Some(wp), b) = routed else {
+        return unfused(x, weight, bias);
+    };
+    let b = match b {
+        Some(None) => return unfused(x, weight, bias),
+        Some(Some(b)) => Some(b),
+        None => None,
+    };
+    crate::dispatch::count_call();
+    let y = forward(&geo, slice(&xp), slice(&wp), b.as_ref().map(slice), Some(&wp), act);
+    Tensor::from_primitive::<Flex>(buf::tensor(y, &geo.out_dims()))
 }
 
 /// The inference statistics and affine parameters of a batch norm ([`conv2d_bn`]).
@@ -727,6 +769,7 @@ pub fn conv2d_bn(
     let tag = crate::cache::tag(&[2, eps.to_bits() as usize, geo.groups, winograd]);
     let folded = crate::cache::prepared_from(&sources, tag, fold);
     let (wf, bf) = &*folded;
-    let y = forward_prepared(&geo, slice(&xp), wf, Some(bf), relu);
+    let act = if relu { Activation::Relu } else { Activation::Identity };
+    let y = forward_prepared(&geo, slice(&xp), wf, Some(bf), act);
     Tensor::from_primitive::<Flex>(buf::tensor(y, &geo.out_dims()))
 }

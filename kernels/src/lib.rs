@@ -38,9 +38,9 @@ pub mod sgemm;
 pub mod view;
 pub mod winograd;
 
-pub use act::{relu, sigmoid};
+pub use act::{Activation, relu, sigmoid};
 pub use alloc::tune_allocator;
-pub use conv::{Norm, conv2d, conv2d_bn};
+pub use conv::{Norm, conv2d, conv2d_act, conv2d_bn};
 pub use dispatch::{kernel_calls, reference_kernels, set_reference_kernels};
 pub use geom::window_out;
 pub use linear::linear;

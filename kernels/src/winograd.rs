@@ -41,6 +41,7 @@ use std::ops::{Add, Mul, Sub};
 
 use rayon::prelude::*;
 
+use crate::act::{Activation, sigmoid1};
 use crate::gemm::{self, Lhs};
 use crate::geom::Geom;
 use crate::view::Mat;
@@ -543,7 +544,7 @@ fn output_rows<'a>(tile: Tile, m: impl Fn(usize) -> &'a [f32], out: &mut [f32], 
 
 /// The M×M output tiles of one plane, output (ra, rb) of tile (ty, tx) at `outs[(ra·M + rb)·
 /// t_all + t0 + ty·tw + tx]`, written to the plane `out` (rows of `wo`, clipped at its edges)
-/// plus `bias`, then a ReLU when `relu` — the inverse of [`taps`].
+/// plus `bias`, then the activation `act` — the inverse of [`taps`].
 #[allow(clippy::too_many_arguments)]
 fn untile<const M: usize>(
     outs: &[f32],
@@ -553,7 +554,7 @@ fn untile<const M: usize>(
     wo: usize,
     out: &mut [f32],
     bias: f32,
-    relu: bool,
+    act: Activation,
 ) {
     let ho = out.len() / wo;
     for ty in 0..th {
@@ -566,10 +567,13 @@ fn untile<const M: usize>(
             for rb in 0..M {
                 let src = &outs[(ra * M + rb) * t_all + t0 + ty * tw..][..tw];
                 let dst = row.iter_mut().skip(rb).step_by(M).zip(src);
-                if relu {
-                    dst.for_each(|(d, v)| *d = (v + bias).max(0.0));
-                } else {
-                    dst.for_each(|(d, v)| *d = v + bias);
+                match act {
+                    Activation::Identity => dst.for_each(|(d, v)| *d = v + bias),
+                    Activation::Relu => dst.for_each(|(d, v)| {
+                        let y = v + bias;
+                        *d = if y < 0.0 { 0.0 } else { y };
+                    }),
+                    Activation::Sigmoid => dst.for_each(|(d, v)| *d = sigmoid1(v + bias)),
                 }
             }
         }
@@ -584,7 +588,7 @@ pub(crate) fn run(
     x: &[f32],
     u: &[Lhs],
     bias: Option<&[f32]>,
-    relu: bool,
+    act: Activation,
 ) -> Vec<f32> {
     let (ci, co, ho, wo) = (geo.ci, geo.co, geo.ho, geo.wo);
     let (m, a) = (tile.m(), tile.alpha());
@@ -656,8 +660,8 @@ pub(crate) fn run(
             let write = |o: usize, outs: &[f32], j: usize, out: &mut [f32]| {
                 let bv = bias.map_or(0.0, |b| b[o]);
                 match tile {
-                    Tile::F2 => untile::<2>(outs, t_all, j * per_img, [th, tw], wo, out, bv, relu),
-                    Tile::F4 => untile::<4>(outs, t_all, j * per_img, [th, tw], wo, out, bv, relu),
+                    Tile::F2 => untile::<2>(outs, t_all, j * per_img, [th, tw], wo, out, bv, act),
+                    Tile::F4 => untile::<4>(outs, t_all, j * per_img, [th, tw], wo, out, bv, act),
                 }
             };
             if inner > 1 && nbc == 1 {
@@ -704,7 +708,7 @@ pub(crate) fn prepare(geo: &Geom, tile: Tile, w: &[f32]) -> (Vec<Lhs<'static>>, 
     (u, bytes)
 }
 
-/// Forward of an [`eligible`] convolution with `tile`, followed by a ReLU when `relu` (in the
+/// Forward of an [`eligible`] convolution with `tile`, followed by the activation `act` (in the
 /// output transform); with `keep` (the weight tensor of `w`, inference), the transformed
 /// weights are kept for the next call ([`crate::cache`]).
 pub fn forward(
@@ -714,7 +718,7 @@ pub fn forward(
     w: &[f32],
     bias: Option<&[f32]>,
     keep: Option<&burn::backend::flex::FlexTensor>,
-    relu: bool,
+    act: Activation,
 ) -> Vec<f32> {
     let (co, ci) = (geo.co, geo.ci);
     let make = || prepare(geo, tile, w);
@@ -722,7 +726,7 @@ pub fn forward(
         Some(t) => crate::cache::prepared(t, w, crate::cache::tag(&[1, co, ci, tile.m()]), make),
         None => std::sync::Arc::new(make().0),
     };
-    run(geo, tile, x, &u, bias, relu)
+    run(geo, tile, x, &u, bias, act)
 }
 
 /// Input gradient of an [`eligible`] convolution with `tile`:
@@ -744,7 +748,7 @@ pub fn input_grad(geo: &Geom, tile: Tile, w: &[f32], dy: &[f32]) -> Vec<f32> {
     let back = Geom::new([geo.n, co, geo.ho, geo.wo], [ci, co, 3, 3], [1, 1], pad, [1, 1], 1)
         .expect("the transposed geometry of a valid convolution");
     debug_assert_eq!([back.ho, back.wo], [geo.h, geo.w]);
-    run(&back, tile, dy, &u, None, false)
+    run(&back, tile, dy, &u, None, Activation::Identity)
 }
 
 /// Weight gradient of an [`eligible`] convolution with `tile`, `[co, ci, 3, 3]`: with

@@ -384,10 +384,10 @@ fn winograd_matches_burn_directly() {
         let plain = Device::flex();
         let as_t = |v: Vec<f32>, s: [usize; 4]| Tensor::<4>::from_data(TensorData::new(v, s), &plain);
         let what = format!("{tile:?} {geo:?}");
-        for relu in [false, true] {
-            let y = k::winograd::forward(&geo, tile, &xv, &wv, Some(&bv), None, relu);
-            let want = if relu { y_ref.clone().inner().clamp_min(0.0) } else { y_ref.clone().inner() };
-            assert_close(as_t(y, geo.out_dims()), want, &format!("winograd forward (relu {relu}) {what}"));
+        for act in [k::Activation::Identity, k::Activation::Relu, k::Activation::Sigmoid] {
+            let y = k::winograd::forward(&geo, tile, &xv, &wv, Some(&bv), None, act);
+            let want = act.tensor(y_ref.clone().inner());
+            assert_close(as_t(y, geo.out_dims()), want, &format!("winograd forward ({act:?}) {what}"));
         }
         let dy = vec_of(dy.inner());
         let dx = k::winograd::input_grad(&geo, tile, &wv, &dy);
@@ -650,5 +650,68 @@ fn conv2d_bn_folds_to_the_three_ops() {
         let grads = ya.clone().sum().backward();
         assert!(xa.grad(&grads).is_some(), "{what}: the input gets a gradient on autodiff");
         assert_close(ya.inner(), want, &format!("{what} on autodiff"));
+    }
+}
+
+#[test]
+fn conv2d_act_fuses_to_the_two_ops() {
+    let plain = Device::flex();
+    let cases = [
+        conv(2, 3, 9, 4, 3, 1, 1),                             // implicit GEMM
+        conv(1, 96, 6, 160, 3, 1, 1),                          // batch 1, split GEMM
+        conv(4, 16, 16, 16, 3, 1, 1),                          // Winograd
+        conv(1, 16, 12, 16, 3, 1, 1),                          // Winograd, batch 1
+        ConvCase { bias: false, ..conv(3, 8, 6, 4, 1, 1, 0) }, // pointwise, no bias
+        conv(2, 1, 28, 6, 5, 1, 2),                            // LeNet's first layer
+        ConvCase { groups: 2, ..conv(2, 4, 8, 6, 3, 1, 1) },   // groups
+    ];
+    let acts = [k::Activation::Identity, k::Activation::Relu, k::Activation::Sigmoid];
+    for c in cases {
+        for act in acts {
+            let opts = ConvOptions::new([c.stride; 2], [c.pad; 2], [c.dil; 2], c.groups);
+            let x = tensor([c.n, c.ci, c.hw[0], c.hw[1]], 1, &plain);
+            let w = tensor([c.co, c.ci / c.groups, c.k[0], c.k[1]], 2, &plain);
+            let b = c.bias.then(|| tensor([c.co], 3, &plain));
+            let y = reference::conv2d(x.clone(), w.clone(), b.clone(), opts.clone());
+            let want = match act {
+                k::Activation::Identity => y,
+                k::Activation::Relu => activation::relu(y),
+                k::Activation::Sigmoid => activation::sigmoid(y),
+            };
+            let what = format!("conv_act {c:?} {act:?}");
+            // Twice: the second call finds the prepared weights kept by the first.
+            for call in 0..2 {
+                let before = k::kernel_calls();
+                let got = k::conv2d_act(x.clone(), w.clone(), b.clone(), act, opts.clone());
+                assert!(k::kernel_calls() > before, "{what}: ran on our kernel (call {call})");
+                assert_close(got, want.clone(), &format!("{what} (call {call})"));
+            }
+            // On an autodiff device it is the two ops, values and the input's gradient alike.
+            let dev = ad();
+            let xa = Tensor::<4>::from_data(x.clone().into_data(), &dev).require_grad();
+            let wa = Tensor::<4>::from_data(w.clone().into_data(), &dev);
+            let ba = b.as_ref().map(|t| Tensor::<1>::from_data(t.clone().into_data(), &dev));
+            let ya = k::conv2d_act(xa.clone(), wa, ba, act, opts.clone());
+            let grads = ya.clone().sum().backward();
+            assert!(xa.grad(&grads).is_some(), "{what}: the input gets a gradient on autodiff");
+            assert_close(ya.inner(), want, &format!("{what} on autodiff"));
+        }
+    }
+}
+
+#[test]
+fn fused_relu_lets_nan_through_as_the_relu_op_does() {
+    // A NaN weight makes every output of its channel NaN; max(NaN, 0) would hide it as 0.
+    let plain = Device::flex();
+    for c in [conv(2, 3, 9, 4, 3, 1, 1), conv(4, 16, 16, 16, 3, 1, 1)] {
+        let opts = ConvOptions::new([c.stride; 2], [c.pad; 2], [c.dil; 2], c.groups);
+        let x = tensor([c.n, c.ci, c.hw[0], c.hw[1]], 1, &plain);
+        let mut wv = vec_of(tensor([c.co, c.ci, c.k[0], c.k[1]], 2, &plain));
+        wv[0] = f32::NAN;
+        let w = Tensor::<4>::from_data(TensorData::new(wv, [c.co, c.ci, c.k[0], c.k[1]]), &plain);
+        let got = vec_of(k::conv2d_act(x, w, None, k::Activation::Relu, opts));
+        let per_channel = got.len() / c.n / c.co;
+        assert!(got[..per_channel].iter().all(|v| v.is_nan()), "{c:?}: channel 0 is NaN");
+        assert!(got[per_channel..2 * per_channel].iter().all(|v| !v.is_nan()), "{c:?}: channel 1 is not");
     }
 }

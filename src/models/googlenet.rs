@@ -17,9 +17,10 @@ use super::InitScheme;
 use crate::instrument::{Describe, is_receptive_field_mode};
 use crate::layers::{
     AdaptiveAvgPool2d, BatchNorm, BatchNormConfig, Conv2d, Conv2dConfig, Dropout, Flatten, Linear,
-    LinearConfig, MaxPool2d, Relu, conv_bn,
+    LinearConfig, MaxPool2d, Relu, conv_act, conv_bn,
 };
 use crate::probe::Probe;
+use cnnzoo_kernels::Activation;
 
 /// `(in, 1×1, 3×3 reduce, 3×3, 5×5 reduce, 5×5, pool proj)` of inception 3a … 5b.
 pub const INCEPTION: [[usize; 7]; 9] = [
@@ -159,7 +160,7 @@ impl BasicConv2d {
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         match &self.bn {
             Some(bn) => conv_bn(&self.conv, bn, x, true),
-            None => Relu.forward(self.conv.forward(x)),
+            None => conv_act(&self.conv, x, Activation::Relu),
         }
     }
 }

@@ -6,8 +6,9 @@ use burn::module::Module;
 use burn::tensor::Tensor;
 
 use crate::instrument::Describe;
-use crate::layers::{AdaptiveAvgPool2d, Flatten, Layer, conv_bn};
+use crate::layers::{AdaptiveAvgPool2d, Flatten, Layer, conv_act, conv_bn};
 use crate::probe::Probe;
+use cnnzoo_kernels::Activation;
 
 /// A plain chain of layers with an optional adaptive pool before the flatten.
 #[derive(Module, Debug)]
@@ -79,7 +80,8 @@ impl LayerForward for Layer {
 /// Runs a chain on a feature map, tapping each element by its index.
 ///
 /// Unprobed, a convolution followed by a batch norm (and a ReLU) runs as one layer
-/// ([`conv_bn`]: folded in inference).
+/// ([`conv_bn`]: folded in inference), and so does a convolution followed by a ReLU or a sigmoid
+/// ([`conv_act`]: the activation inside the convolution's output pass in inference).
 pub(crate) fn forward_seq4<P: Probe>(layers: &[Layer], mut x: Tensor<4>, probe: &mut P) -> Tensor<4> {
     let mut i = 0;
     while i < layers.len() {
@@ -89,6 +91,18 @@ pub(crate) fn forward_seq4<P: Probe>(layers: &[Layer], mut x: Tensor<4>, probe: 
             let relu = matches!(layers.get(i + 2), Some(Layer::Relu(_)));
             x = conv_bn(conv, bn, x, relu);
             i += 2 + usize::from(relu);
+            continue;
+        }
+        if !probe.active()
+            && let Layer::Conv(conv) = &layers[i]
+            && let Some(act) = match layers.get(i + 1) {
+                Some(Layer::Relu(_)) => Some(Activation::Relu),
+                Some(Layer::Sigmoid(_)) => Some(Activation::Sigmoid),
+                _ => None,
+            }
+        {
+            x = conv_act(conv, x, act);
+            i += 2;
             continue;
         }
         let layer = &layers[i];
