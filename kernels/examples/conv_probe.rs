@@ -37,7 +37,14 @@ fn main() {
         let mut best = f64::MAX;
         for _ in 0..8 {
             let t = Instant::now();
-            let y = conv::forward(&geo, &x, &w, None, (!train).then_some(&wt), false);
+            let y = conv::forward(
+                &geo,
+                &x,
+                &w,
+                None,
+                (!train).then_some(&wt),
+                cnnzoo_kernels::Activation::Identity,
+            );
             if train {
                 let g = conv::backward(&geo, &x, &w, &dy, [true, true, false]);
                 std::hint::black_box(g.x);

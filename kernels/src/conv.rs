@@ -645,6 +645,31 @@ pub fn conv2d(
     autodiff::finish(ConvBackward, [xg, wg, bg], |_| ConvState { x: xp, w: wp, geo }, y)
 }
 
+/// `t` as a contiguous flex tensor when it is one off any autodiff device (inference, our
+/// kernels on); `None` otherwise.
+fn plain_route<const D: usize>(t: &Tensor<D>) -> Option<FlexTensor> {
+    match crate::dispatch::route(t)? {
+        Route::Plain(p) => Some(contiguous(p)),
+        _ => None,
+    }
+}
+
+/// The operands of a fused inference convolution ([`conv2d_act`], [`conv2d_bn`]): input, weights
+/// and the bias (of `co` values) as [`plain_route`]s; `None` when any is not one (the caller
+/// then runs the ops one by one).
+fn plain_operands(
+    x: &Tensor<4>,
+    weight: &Tensor<4>,
+    bias: Option<&Tensor<1>>,
+    co: usize,
+) -> Option<(FlexTensor, FlexTensor, Option<FlexTensor>)> {
+    let b = match bias {
+        Some(b) => Some(plain_route(b).filter(|p| slice(p).len() == co)?),
+        None => None,
+    };
+    Some((plain_route(x)?, plain_route(weight)?, b))
+}
+
 /// `act(conv2d(x, weight, bias))` with the activation fused into the convolution's output
 /// pass on plain flex tensors (inference): applied to each chunk, or in Winograd's output
 /// transform, while it is in cache — one pass over the output instead of two. The prepared
@@ -659,26 +684,10 @@ pub fn conv2d_act(
     options: ConvOptions<2>,
 ) -> Tensor<4> {
     let unfused = |x, weight, bias| act.tensor(conv2d(x, weight, bias, options.clone()));
-    let Some(geo) = geometry(&x, &weight, &options) else {
+    let operands = geometry(&x, &weight, &options)
+        .and_then(|geo| Some((plain_operands(&x, &weight, bias.as_ref(), geo.co)?, geo)));
+    let Some(((xp, wp, b), geo)) = operands else {
         return unfused(x, weight, bias);
-    };
-    let plain = |t: Option<Route>| match t {
-        Some(Route::Plain(p)) => Some(contiguous(p)),
-        _ => None,
-    };
-    let co = geo.co;
-    let routed = (
-        plain(crate::dispatch::route(&x)),
-        plain(crate::dispatch::route(&weight)),
-        bias.as_ref().map(|b| plain(crate::dispatch::route(b)).filter(|p| slice(p).len() == co)),
-    );
-    let (Some(xp), Some(wp), b) = routed else {
-        return unfused(x, weight, bias);
-    };
-    let b = match b {
-        Some(None) => return unfused(x, weight, bias),
-        Some(Some(b)) => Some(b),
-        None => None,
     };
     crate::dispatch::count_call();
     let y = forward(&geo, slice(&xp), slice(&wp), b.as_ref().map(slice), Some(&wp), act);
@@ -717,28 +726,17 @@ pub fn conv2d_bn(
         let y = crate::norm::batch_norm_eval(y, norm.gamma, norm.beta, norm.mean, norm.var, norm.epsilon);
         if relu { crate::act::relu(y) } else { y }
     };
-    let Some(geo) = geometry(&x, &weight, &options) else {
+    let operands = geometry(&x, &weight, &options)
+        .and_then(|geo| Some((plain_operands(&x, &weight, bias.as_ref(), geo.co)?, geo)));
+    let Some(((xp, wp, b), geo)) = operands else {
         return unfused(x, weight, bias, norm);
-    };
-    let plain = |t: Option<Route>| match t {
-        Some(Route::Plain(p)) => Some(contiguous(p)),
-        _ => None,
     };
     let co = geo.co;
     let params = [&norm.gamma, &norm.beta, &norm.mean, &norm.var];
-    let routed = (
-        plain(crate::dispatch::route(&x)),
-        plain(crate::dispatch::route(&weight)),
-        params.map(|t| plain(crate::dispatch::route(t)).filter(|p| slice(p).len() == co)),
-        bias.as_ref().map(|b| plain(crate::dispatch::route(b)).filter(|p| slice(p).len() == co)),
-    );
-    let (Some(xp), Some(wp), [Some(g), Some(be), Some(mu), Some(var)], b) = routed else {
+    let [Some(g), Some(be), Some(mu), Some(var)] =
+        params.map(|t| plain_route(t).filter(|p| slice(p).len() == co))
+    else {
         return unfused(x, weight, bias, norm);
-    };
-    let b = match b {
-        Some(None) => return unfused(x, weight, bias, norm),
-        Some(Some(b)) => Some(b),
-        None => None,
     };
     crate::dispatch::count_call();
     let eps = norm.epsilon;
