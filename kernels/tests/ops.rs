@@ -634,8 +634,7 @@ fn conv2d_bn_folds_to_the_three_ops() {
         assert_close(got2, want2, &format!("{what}, new statistics"));
         // On an autodiff device (training, input gradients) it is the three ops, values and
         // the input's gradient alike.
-        let dev = ad();
-        let on_ad = |t: &Tensor<1>| Tensor::<1>::from_data(t.clone().into_data(), &dev);
+        let on_ad = |t: &Tensor<1>| Tensor::<1>::from_data(t.clone().into_data(), &ad());
         let n_ad = k::Norm {
             gamma: on_ad(&n1.gamma),
             beta: on_ad(&n1.beta),
@@ -643,14 +642,29 @@ fn conv2d_bn_folds_to_the_three_ops() {
             var: on_ad(&n1.var),
             epsilon: n1.epsilon,
         };
-        let xa = Tensor::<4>::from_data(x.clone().into_data(), &dev).require_grad();
-        let wa = Tensor::<4>::from_data(w.clone().into_data(), &dev);
-        let ba = b.as_ref().map(on_ad);
-        let ya = k::conv2d_bn(xa.clone(), wa, ba, n_ad, relu, opts.clone());
-        let grads = ya.clone().sum().backward();
-        assert!(xa.grad(&grads).is_some(), "{what}: the input gets a gradient on autodiff");
-        assert_close(ya.inner(), want, &format!("{what} on autodiff"));
+        fused_on_autodiff(&what, [&x, &w], b.as_ref(), want, |x, w, b| {
+            k::conv2d_bn(x, w, b, n_ad, relu, opts.clone())
+        });
     }
+}
+
+/// On an autodiff device a fused op (`f` of input, weights and bias moved there) is its ops one
+/// by one: the values `want`, and the input gets a gradient.
+fn fused_on_autodiff(
+    what: &str,
+    [x, w]: [&Tensor<4>; 2],
+    b: Option<&Tensor<1>>,
+    want: Tensor<4>,
+    f: impl FnOnce(Tensor<4>, Tensor<4>, Option<Tensor<1>>) -> Tensor<4>,
+) {
+    let dev = ad();
+    let xa = Tensor::<4>::from_data(x.clone().into_data(), &dev).require_grad();
+    let wa = Tensor::<4>::from_data(w.clone().into_data(), &dev);
+    let ba = b.map(|t| Tensor::<1>::from_data(t.clone().into_data(), &dev));
+    let ya = f(xa.clone(), wa, ba);
+    let grads = ya.clone().sum().backward();
+    assert!(xa.grad(&grads).is_some(), "{what}: the input gets a gradient on autodiff");
+    assert_close(ya.inner(), want, &format!("{what} on autodiff"));
 }
 
 #[test]
@@ -687,14 +701,9 @@ fn conv2d_act_fuses_to_the_two_ops() {
                 assert_close(got, want.clone(), &format!("{what} (call {call})"));
             }
             // On an autodiff device it is the two ops, values and the input's gradient alike.
-            let dev = ad();
-            let xa = Tensor::<4>::from_data(x.clone().into_data(), &dev).require_grad();
-            let wa = Tensor::<4>::from_data(w.clone().into_data(), &dev);
-            let ba = b.as_ref().map(|t| Tensor::<1>::from_data(t.clone().into_data(), &dev));
-            let ya = k::conv2d_act(xa.clone(), wa, ba, act, opts.clone());
-            let grads = ya.clone().sum().backward();
-            assert!(xa.grad(&grads).is_some(), "{what}: the input gets a gradient on autodiff");
-            assert_close(ya.inner(), want, &format!("{what} on autodiff"));
+            fused_on_autodiff(&what, [&x, &w], b.as_ref(), want, |x, w, b| {
+                k::conv2d_act(x, w, b, act, opts.clone())
+            });
         }
     }
 }
