@@ -291,37 +291,23 @@ impl BatchNorm {
 /// own (ResNet's blocks: when the probe is inactive; GoogLeNet's `BasicConv2d`: always, its
 /// probe stage is the whole conv → BN → ReLU).
 pub fn conv_bn(conv: &Conv2d, bn: &BatchNorm, x: Tensor<4>, relu: bool) -> Tensor<4> {
-    let [b, c, h, w] = x.dims();
-    let [c_in, c_out] = conv.channels;
-    let out = |len| window_out(len, conv.kernel, conv.stride, conv.padding, 1, false);
     let plain = |t: &Tensor<1>| !t.device().is_autodiff();
-    // Cheap checks first: `val()` initializes a lazily initialized parameter, which a
-    // shape-only pass (before training) must not do out of the layers' order.
-    let fusable = !x.device().is_autodiff()
-        && !is_shape_only()
-        && !is_receptive_field_mode()
-        && c == c_in
-        && bn.num_features == c_out
-        && !conv.weight.val().device().is_autodiff()
-        && plain(&bn.gamma.val());
-    match (fusable, out(h), out(w)) {
-        (true, Some(ho), Some(wo)) => {
-            count_macs(b * c_out * ho * wo * (c_in / conv.groups) * conv.kernel * conv.kernel);
-            let norm = Norm {
-                gamma: bn.gamma.val(),
-                beta: bn.beta.val(),
-                mean: bn.running_mean.value_sync(),
-                var: bn.running_var.value_sync(),
-                epsilon: bn.epsilon,
-            };
-            if !plain(&norm.mean) || !plain(&norm.var) {
-                return unfused_conv_bn(conv, bn, x, relu);
-            }
-            let options = ConvOptions::new([conv.stride; 2], [conv.padding; 2], [1, 1], conv.groups);
-            conv2d_bn(x, conv.weight.val(), conv.bias.as_ref().map(Param::val), norm, relu, options)
-        }
-        _ => unfused_conv_bn(conv, bn, x, relu),
+    let fused =
+        fused_conv_options(conv, &x, || bn.num_features == conv.channels[1] && plain(&bn.gamma.val()));
+    let Some(options) = fused else {
+        return unfused_conv_bn(conv, bn, x, relu);
+    };
+    let norm = Norm {
+        gamma: bn.gamma.val(),
+        beta: bn.beta.val(),
+        mean: bn.running_mean.value_sync(),
+        var: bn.running_var.value_sync(),
+        epsilon: bn.epsilon,
+    };
+    if !plain(&norm.mean) || !plain(&norm.var) {
+        return unfused_conv_bn(conv, bn, x, relu);
     }
+    conv2d_bn(x, conv.weight.val(), conv.bias.as_ref().map(Param::val), norm, relu, options)
 }
 
 /// `conv → activation` as one layer where nothing needs the steps apart: in inference (input
@@ -331,22 +317,9 @@ pub fn conv_bn(conv: &Conv2d, bn: &BatchNorm, x: Tensor<4>, relu: bool) -> Tenso
 /// forwards. Parameters and model files do not change. Callers use it only where no probe
 /// reports the convolution's output on its own.
 pub fn conv_act(conv: &Conv2d, x: Tensor<4>, act: Activation) -> Tensor<4> {
-    let [b, c, h, w] = x.dims();
-    let [c_in, c_out] = conv.channels;
-    let out = |len| window_out(len, conv.kernel, conv.stride, conv.padding, 1, false);
-    // Cheap checks first: `val()` initializes a lazily initialized parameter (see `conv_bn`).
-    let fusable = !x.device().is_autodiff()
-        && !is_shape_only()
-        && !is_receptive_field_mode()
-        && c == c_in
-        && !conv.weight.val().device().is_autodiff();
-    match (fusable, out(h), out(w)) {
-        (true, Some(ho), Some(wo)) => {
-            count_macs(b * c_out * ho * wo * (c_in / conv.groups) * conv.kernel * conv.kernel);
-            let options = ConvOptions::new([conv.stride; 2], [conv.padding; 2], [1, 1], conv.groups);
-            conv2d_act(x, conv.weight.val(), conv.bias.as_ref().map(Param::val), act, options)
-        }
-        _ => {
+    match fused_conv_options(conv, &x, || true) {
+        Some(options) => conv2d_act(x, conv.weight.val(), conv.bias.as_ref().map(Param::val), act, options),
+        None => {
             let y = conv.forward(x);
             match act {
                 Activation::Identity => y,
@@ -355,6 +328,27 @@ pub fn conv_act(conv: &Conv2d, x: Tensor<4>, act: Activation) -> Tensor<4> {
             }
         }
     }
+}
+
+/// Whether `conv` can run on `x` as one fused inference kernel ([`conv_bn`], [`conv_act`]): `x`
+/// and the weights off any autodiff device, no shape-only or receptive-field pass, `x` fitting
+/// the layer, and the caller's `more` checks. If so, it counts the layer's multiply-adds (as
+/// `Conv2d::forward` would) and returns the convolution's options.
+fn fused_conv_options(conv: &Conv2d, x: &Tensor<4>, more: impl FnOnce() -> bool) -> Option<ConvOptions<2>> {
+    let [b, c, h, w] = x.dims();
+    let [c_in, c_out] = conv.channels;
+    let out = |len| window_out(len, conv.kernel, conv.stride, conv.padding, 1, false);
+    // Cheap checks first: `val()` initializes a lazily initialized parameter, which a
+    // shape-only pass (before training) must not do out of the layers' order.
+    let fusable = !x.device().is_autodiff()
+        && !is_shape_only()
+        && !is_receptive_field_mode()
+        && c == c_in
+        && !conv.weight.val().device().is_autodiff()
+        && more();
+    let (true, Some(ho), Some(wo)) = (fusable, out(h), out(w)) else { return None };
+    count_macs(b * c_out * ho * wo * (c_in / conv.groups) * conv.kernel * conv.kernel);
+    Some(ConvOptions::new([conv.stride; 2], [conv.padding; 2], [1, 1], conv.groups))
 }
 
 /// The three layers of [`conv_bn`] one after the other.

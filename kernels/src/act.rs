@@ -46,6 +46,12 @@ pub fn exp(x: f32) -> f32 {
     er * f32::from_bits(((n_bits + 127) << 23) as u32)
 }
 
+/// `max(x, 0)` with NaN passing through, as in PyTorch (`f32::max` would turn NaN into 0).
+#[inline(always)]
+pub(crate) fn relu1(x: f32) -> f32 {
+    if x < 0.0 { 0.0 } else { x }
+}
+
 #[inline(always)]
 pub(crate) fn sigmoid1(x: f32) -> f32 {
     1.0 / (1.0 + exp(-x))
@@ -76,7 +82,7 @@ macro_rules! kernel2 {
     };
 }
 
-kernel2!(relu_fwd, |x, _u| if x < 0.0 { 0.0 } else { x }); // NaN passes through, as in PyTorch
+kernel2!(relu_fwd, |x, _u| relu1(x));
 kernel2!(relu_bwd, |g, y| if y > 0.0 { g } else { 0.0 });
 kernel2!(sigmoid_fwd, |x, _u| sigmoid1(x));
 kernel2!(sigmoid_bwd, |g, y| g * y * (1.0 - y));
@@ -109,7 +115,7 @@ macro_rules! kernel_in_place {
     };
 }
 
-kernel_in_place!(relu_in_place, |x| if x < 0.0 { 0.0 } else { x });
+kernel_in_place!(relu_in_place, |x| relu1(x));
 kernel_in_place!(sigmoid_in_place, |x| sigmoid1(x));
 
 /// An activation a kernel applies to its output while the output is in cache (a convolution's

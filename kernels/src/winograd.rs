@@ -41,7 +41,7 @@ use std::ops::{Add, Mul, Sub};
 
 use rayon::prelude::*;
 
-use crate::act::{Activation, sigmoid1};
+use crate::act::{Activation, relu1, sigmoid1};
 use crate::gemm::{self, Lhs};
 use crate::geom::Geom;
 use crate::view::Mat;
@@ -569,10 +569,7 @@ fn untile<const M: usize>(
                 let dst = row.iter_mut().skip(rb).step_by(M).zip(src);
                 match act {
                     Activation::Identity => dst.for_each(|(d, v)| *d = v + bias),
-                    Activation::Relu => dst.for_each(|(d, v)| {
-                        let y = v + bias;
-                        *d = if y < 0.0 { 0.0 } else { y };
-                    }),
+                    Activation::Relu => dst.for_each(|(d, v)| *d = relu1(v + bias)),
                     Activation::Sigmoid => dst.for_each(|(d, v)| *d = sigmoid1(v + bias)),
                 }
             }

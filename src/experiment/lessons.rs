@@ -32,6 +32,23 @@ fn over_seeds(
     Ok(Some(out))
 }
 
+/// A registry preset's run with its own recipe (learning rate, optimizer, initialization) on the
+/// first `train` training images for `epochs` epochs at `batch`, tested on the first `test`.
+fn preset_arm(
+    model: &str,
+    (train, test, epochs): (usize, usize, usize),
+    batch: usize,
+    seed: u64,
+) -> Result<TrainConfig> {
+    let mut c = TrainConfig::for_model(model, None)?;
+    c.epochs = epochs;
+    c.train_subset = Some(train);
+    c.test_subset = Some(test);
+    c.batch_size = batch;
+    c.seed = seed;
+    Ok(c)
+}
+
 /// `(train images, test images, epochs)` as a protocol sentence.
 fn protocol(what: &str, (train, test, epochs): (usize, usize, usize), recipe: &str) -> String {
     format!(
@@ -518,13 +535,8 @@ pub(super) fn batch_norm(ctx: &mut Ctx) -> Result<Option<Finding>> {
         for &lr in rates {
             let label = format!("{}-lr{lr}", model.trim_start_matches("d2l_"));
             let Some(runs) = over_seeds(ctx, &label, |s| {
-                let mut c = TrainConfig::for_model(model, None)?;
-                c.epochs = sizes.2;
-                c.train_subset = Some(sizes.0);
-                c.test_subset = Some(sizes.1);
+                let mut c = preset_arm(model, sizes, 64, s)?;
                 c.lr = lr;
-                c.batch_size = 64;
-                c.seed = s;
                 Ok(c)
             })?
             else {
@@ -713,15 +725,7 @@ fn ahead(a: &[ArmResult], b: &[ArmResult]) -> bool {
 /// evaluated once, `a`'s latest test accuracy is above `b`'s.
 fn ahead_in_time(a: &[ArmResult], b: &[ArmResult]) -> bool {
     // (cumulative training seconds at each epoch's end, test accuracy then)
-    let timeline = |r: &ArmResult| -> Vec<(f64, f64)> {
-        r.history
-            .iter()
-            .scan(0.0, |t, m| {
-                *t += m.train_seconds;
-                Some((*t, m.test_acc))
-            })
-            .collect()
-    };
+    let timeline = |r: &ArmResult| -> Vec<(f64, f64)> { r.elapsed().map(|(m, t)| (t, m.test_acc)).collect() };
     let latest = |line: &[(f64, f64)], t: f64| line.iter().rev().find(|(s, _)| *s <= t).map(|(_, acc)| *acc);
     a.len() == b.len()
         && a.iter().zip(b).all(|(a, b)| {
@@ -755,15 +759,7 @@ pub(super) fn nin_against_alexnet(ctx: &mut Ctx, f: &mut Finding) -> Result<Opti
     let mut rates = Vec::new();
     for model in ["d2l_nin", "d2l_alexnet"] {
         let label = model.trim_start_matches("d2l_");
-        let config = |s| {
-            let mut c = TrainConfig::for_model(model, None)?;
-            c.epochs = sizes.2;
-            c.train_subset = Some(sizes.0);
-            c.test_subset = Some(sizes.1);
-            c.batch_size = batch;
-            c.seed = s;
-            Ok(c)
-        };
+        let config = |s| preset_arm(model, sizes, batch, s);
         let lr = config(SEEDS[0])?.lr;
         let Some(runs) = over_seeds(ctx, label, config)? else { return Ok(None) };
         rates.push(lr);

@@ -208,6 +208,14 @@ impl ArmResult {
         self.history.last().map_or(0.0, |m| m.test_acc)
     }
 
+    /// Each epoch's metrics with the training seconds up to and including that epoch.
+    pub fn elapsed(&self) -> impl Iterator<Item = (&EpochMetrics, f64)> {
+        self.history.iter().scan(0.0, |seconds, m| {
+            *seconds += m.train_seconds;
+            Some((m, *seconds))
+        })
+    }
+
     /// Training loss of the last epoch (∞ if diverged or none finished).
     pub fn final_loss(&self) -> f64 {
         if self.diverged.is_some() {
@@ -370,14 +378,7 @@ impl Ctx<'_> {
         let mut series = Vec::new();
         for (i, (label, seeds)) in arms.iter().enumerate() {
             for (s, result) in seeds.iter().enumerate() {
-                let points = result
-                    .history
-                    .iter()
-                    .scan(0.0, |seconds, m| {
-                        *seconds += m.train_seconds;
-                        Some((x.1(m, *seconds), metric(m)))
-                    })
-                    .collect();
+                let points = result.elapsed().map(|(m, seconds)| (x.1(m, seconds), metric(m))).collect();
                 let mut line = plot::Series::new(if s == 0 { label.clone() } else { String::new() }, points);
                 line.color = Some(plot::PALETTE[i % plot::PALETTE.len()]);
                 line.dashed = s > 0;

@@ -86,24 +86,27 @@ pub(crate) fn forward_seq4<P: Probe>(layers: &[Layer], mut x: Tensor<4>, probe: 
     let mut i = 0;
     while i < layers.len() {
         if !probe.active()
-            && let (Layer::Conv(conv), Some(Layer::Norm(bn))) = (&layers[i], layers.get(i + 1))
-        {
-            let relu = matches!(layers.get(i + 2), Some(Layer::Relu(_)));
-            x = conv_bn(conv, bn, x, relu);
-            i += 2 + usize::from(relu);
-            continue;
-        }
-        if !probe.active()
             && let Layer::Conv(conv) = &layers[i]
-            && let Some(act) = match layers.get(i + 1) {
-                Some(Layer::Relu(_)) => Some(Activation::Relu),
-                Some(Layer::Sigmoid(_)) => Some(Activation::Sigmoid),
-                _ => None,
-            }
         {
-            x = conv_act(conv, x, act);
-            i += 2;
-            continue;
+            match layers.get(i + 1) {
+                Some(Layer::Norm(bn)) => {
+                    let relu = matches!(layers.get(i + 2), Some(Layer::Relu(_)));
+                    x = conv_bn(conv, bn, x, relu);
+                    i += 2 + usize::from(relu);
+                    continue;
+                }
+                Some(Layer::Relu(_)) => {
+                    x = conv_act(conv, x, Activation::Relu);
+                    i += 2;
+                    continue;
+                }
+                Some(Layer::Sigmoid(_)) => {
+                    x = conv_act(conv, x, Activation::Sigmoid);
+                    i += 2;
+                    continue;
+                }
+                _ => {}
+            }
         }
         let layer = &layers[i];
         x = probe.stage(i, layer, |p| layer.forward4(x, p));
