@@ -74,8 +74,29 @@ impl Window {
     }
 }
 
+/// The padded rows [`max_plane`] works in: the vertical pass's column maxima (`vb`, with their
+/// flat indices `vi` in training) and, for strided training pools, the horizontal pass's window
+/// maxima at every column (`hb`, `hi`). Padding cells are −∞ (index `u32::MAX`) and never written.
+struct RowBufs {
+    vb: Vec<f32>,
+    vi: Vec<u32>,
+    hb: Vec<f32>,
+    hi: Vec<u32>,
+}
+
+impl RowBufs {
+    fn new(len: usize, want_idx: bool) -> Self {
+        let (hb, hi) = if want_idx {
+            (vec![f32::NEG_INFINITY; len], vec![u32::MAX; len])
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        let vi = if want_idx { vec![u32::MAX; len] } else { Vec::new() };
+        Self { vb: vec![f32::NEG_INFINITY; len], vi, hb, hi }
+    }
+}
+
 /// [`max_plane`] compiled for AVX2 (8-lane compares and blends) when the CPU has it.
-#[allow(clippy::too_many_arguments)]
 fn max_plane_wide(
     win: &Window,
     rows: &[(usize, usize, usize)],
@@ -83,13 +104,11 @@ fn max_plane_wide(
     yp: &mut [f32],
     ip: &mut [u32],
     xp: &[f32],
-    vb: &mut [f32],
-    vi: &mut [u32],
+    bufs: &mut RowBufs,
 ) {
     #[cfg(target_arch = "x86_64")]
     {
         #[target_feature(enable = "avx2,fma")]
-        #[allow(clippy::too_many_arguments)]
         fn avx2(
             win: &Window,
             rows: &[(usize, usize, usize)],
@@ -97,23 +116,23 @@ fn max_plane_wide(
             yp: &mut [f32],
             ip: &mut [u32],
             xp: &[f32],
-            vb: &mut [f32],
-            vi: &mut [u32],
+            bufs: &mut RowBufs,
         ) {
-            max_plane(win, rows, want_idx, yp, ip, xp, vb, vi)
+            max_plane(win, rows, want_idx, yp, ip, xp, bufs)
         }
         if crate::cpu::avx2() {
             // SAFETY: the CPU supports the features `avx2` is compiled for.
-            return unsafe { avx2(win, rows, want_idx, yp, ip, xp, vb, vi) };
+            return unsafe { avx2(win, rows, want_idx, yp, ip, xp, bufs) };
         }
     }
-    max_plane(win, rows, want_idx, yp, ip, xp, vb, vi)
+    max_plane(win, rows, want_idx, yp, ip, xp, bufs)
 }
 
-/// One plane of [`max_forward`]; `vb`, `vi`: the padded rows (their padding cells are never
-/// written).
+/// One plane of [`max_forward`]. In training, a strided pool's horizontal pass on wide rows
+/// runs over every column of the padded row (contiguous candidates: it vectorizes) and then
+/// keeps every `s`-th result; comparing only the strided windows (`step_by(s)` candidates) ran
+/// scalar and was half of a training pool's time.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 fn max_plane(
     win: &Window,
     rows: &[(usize, usize, usize)],
@@ -121,10 +140,12 @@ fn max_plane(
     yp: &mut [f32],
     ip: &mut [u32],
     xp: &[f32],
-    vb: &mut [f32],
-    vi: &mut [u32],
+    bufs: &mut RowBufs,
 ) {
     let (w, wo, k, s, p) = (win.w, win.wo, win.k[1], win.s[1], win.p[1]);
+    let RowBufs { vb, vi, hb, hi } = bufs;
+    // Columns whose window starts an output (every one for stride 1).
+    let m = (wo - 1) * s + 1;
 
     for (oh, &(r0, r1, _)) in rows.iter().enumerate() {
         {
@@ -151,33 +172,54 @@ fn max_plane(
             }
         }
         let out = &mut yp[oh * wo..(oh + 1) * wo];
-        for (b, &v) in out.iter_mut().zip(vb.iter().step_by(s)) {
-            *b = v;
-        }
         if want_idx {
             let oi = &mut ip[oh * wo..(oh + 1) * wo];
-            for (bi, &i) in oi.iter_mut().zip(vi.iter().step_by(s)) {
-                *bi = i;
-            }
-            for t in 1..k {
-                let cand = vb[t..].iter().step_by(s).zip(vi[t..].iter().step_by(s));
-                for ((b, bi), (&v, &i)) in out.iter_mut().zip(oi.iter_mut()).zip(cand) {
-                    // Row-major order: a NaN wins unless the best is a later NaN; a number
-                    // wins over a smaller one, or an equal one further on.
-                    // (Non-short-circuit `&`/`|`: branch-free, so it vectorizes.)
-                    let (vn, bn) = (v.is_nan(), b.is_nan());
-                    let take = (vn & (!bn | (i > *bi))) | (!vn & !bn & ((v > *b) | ((v == *b) & (i < *bi))));
-                    *b = if take { v } else { *b };
-                    *bi = if take { i } else { *bi };
+            if s > 1 && wo >= WIDE_ROW {
+                let (best, best_i) = (&mut hb[..m], &mut hi[..m]);
+                best.copy_from_slice(&vb[..m]);
+                best_i.copy_from_slice(&vi[..m]);
+                for t in 1..k {
+                    merge_idx(best.iter_mut().zip(best_i.iter_mut()), vb[t..t + m].iter().zip(&vi[t..t + m]));
+                }
+                out.iter_mut().zip(hb.iter().step_by(s)).for_each(|(o, &v)| *o = v);
+                oi.iter_mut().zip(hi.iter().step_by(s)).for_each(|(o, &i)| *o = i);
+            } else {
+                out.iter_mut().zip(vb.iter().step_by(s)).for_each(|(o, &v)| *o = v);
+                oi.iter_mut().zip(vi.iter().step_by(s)).for_each(|(o, &i)| *o = i);
+                for t in 1..k {
+                    let cand = vb[t..].iter().step_by(s).zip(vi[t..].iter().step_by(s));
+                    merge_idx(out.iter_mut().zip(oi.iter_mut()), cand);
                 }
             }
         } else {
+            out.iter_mut().zip(vb.iter().step_by(s)).for_each(|(o, &v)| *o = v);
             for t in 1..k {
                 for (b, &v) in out.iter_mut().zip(vb[t..].iter().step_by(s)) {
                     *b = if (v > *b) | v.is_nan() { v } else { *b };
                 }
             }
         }
+    }
+}
+
+/// Output rows at least this wide take the contiguous horizontal pass of a strided training
+/// pool; narrower ones (GoogLeNet's 6² maps) lose more to the extra copies than they gain.
+const WIDE_ROW: usize = 8;
+
+/// One horizontal step of a training max pool: each `(best, index)` takes its candidate when a
+/// row-major scan would have preferred it — a NaN wins unless the best is a later NaN; a number
+/// wins over a smaller one, or an equal one further on. Non-short-circuit `&`/`|`: branch-free,
+/// so contiguous candidates vectorize.
+#[inline(always)]
+fn merge_idx<'a, 'b>(
+    best: impl Iterator<Item = (&'a mut f32, &'a mut u32)>,
+    cand: impl Iterator<Item = (&'b f32, &'b u32)>,
+) {
+    for ((b, bi), (&v, &i)) in best.zip(cand) {
+        let (vn, bn) = (v.is_nan(), b.is_nan());
+        let take = (vn & (!bn | (i > *bi))) | (!vn & !bn & ((v > *b) | ((v == *b) & (i < *bi))));
+        *b = if take { v } else { *b };
+        *bi = if take { i } else { *bi };
     }
 }
 
@@ -333,9 +375,9 @@ fn max_forward(win: &Window, x: &[f32], want_idx: bool) -> (Vec<f32>, Vec<u32>) 
                 if stride1 {
                     return max_s1_wide(win, true, yp, ip, xp, &mut S1Scratch::default());
                 }
-                let (mut vb, mut vi) = (vec![f32::NEG_INFINITY; len], vec![u32::MAX; len]);
+                let mut bufs = RowBufs::new(len, true);
                 for ((yp, ip), xp) in yp.chunks_mut(ohw).zip(ip.chunks_mut(ohw)).zip(xp.chunks(hw)) {
-                    max_plane_wide(win, &rows, true, yp, ip, xp, &mut vb, &mut vi);
+                    max_plane_wide(win, &rows, true, yp, ip, xp, &mut bufs);
                 }
             },
         );
@@ -350,9 +392,9 @@ fn max_forward(win: &Window, x: &[f32], want_idx: bool) -> (Vec<f32>, Vec<u32>) 
                 max_s1_wide(win, false, yp, &mut [], xp, &mut S1Scratch::default());
                 return yp;
             }
-            let mut vb = vec![f32::NEG_INFINITY; len];
+            let mut bufs = RowBufs::new(len, false);
             for (yp, xp) in yp.chunks_mut(ohw).zip(xp.chunks(hw)) {
-                max_plane_wide(win, &rows, false, yp, &mut [], xp, &mut vb, &mut []);
+                max_plane_wide(win, &rows, false, yp, &mut [], xp, &mut bufs);
             }
             yp
         });

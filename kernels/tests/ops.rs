@@ -255,8 +255,10 @@ fn pools_match_burn() {
 #[test]
 fn max_pool_ties_and_nan_route_like_a_row_major_scan() {
     // Ties (ReLU zeros, repeated maxima) and NaNs: the gradient goes where a row-major scan
-    // with `v > best || v.is_nan()` lands (first maximum, last NaN), as in PyTorch.
-    let (h, w) = (7, 8);
+    // with `v > best || v.is_nan()` lands (first maximum, last NaN), as in PyTorch. Rows wide
+    // enough that strided pools take the contiguous horizontal pass (k2 s2, k3 s2: 9 and 10
+    // outputs a row) and narrow ones that do not (k3 s3: 7).
+    let (h, w) = (7, 19);
     let mut x = vec![0f32; h * w];
     for (i, v) in x.iter_mut().enumerate() {
         *v = [0.0, 1.0, 1.0, 0.0, 2.0, 0.0, 2.0][i % 7];
@@ -264,6 +266,9 @@ fn max_pool_ties_and_nan_route_like_a_row_major_scan() {
     x[3 * w + 3] = f32::NAN;
     x[3 * w + 5] = f32::NAN;
     x[5 * w + 1] = f32::NAN;
+    x[2 * w + 12] = f32::NAN;
+    x[4 * w + 15] = f32::NAN;
+    x[4 * w + 16] = f32::NAN;
     // A corner of −∞: the windows there have −∞ padding and only −∞ real cells.
     let mut x_inf = x.clone();
     for i in [0, 1, w, w + 1] {
