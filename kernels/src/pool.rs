@@ -258,17 +258,19 @@ fn max_s1_wide(
 struct S1Scratch {
     padded: Vec<f32>,
     best: Vec<f32>,
-    next: Vec<f32>,
     at: Vec<u32>,
-    at_next: Vec<u32>,
 }
+
+/// Positions [`max_s1`] takes at once (one AVX2 vector).
+const LANES: usize = 8;
 
 /// A stride-1 max pool of a group of planes (`xp`, whole planes), for small planes where a
 /// row-at-a-time pass is mostly overhead (GoogLeNet's 3×3 pools on 12² and 6² maps). The
 /// planes are copied with their −∞ padding end to end into one buffer of row length
 /// `wp = w + 2p`; then every window offset `(dr, dc)`, in row-major order, is one flat shifted
-/// vector `padded[q + dr·wp + dc]` compared with the running maximum at every position `q` at
-/// once (long, branch-free loops; positions outside the outputs are computed and ignored).
+/// vector `padded[q + dr·wp + dc]` compared with the running maximum at positions `q`, eight
+/// at a time, all taps in turn (branch-free; positions outside the outputs are computed and
+/// ignored).
 /// Strictly greater or NaN takes over, so the winner is the first maximum in row-major order,
 /// or the last NaN. A −∞ padding cell can stay the winner only when every real cell of its
 /// window is −∞ as well; the first real cell is then the answer.
@@ -280,49 +282,40 @@ fn max_s1(win: &Window, want_idx: bool, yp: &mut [f32], ip: &mut [u32], xp: &[f3
     let block = hp * wp;
     let planes = xp.len() / hw.max(1);
     let len = planes * block;
+    // Positions are taken eight at a time: `len8` of them, the last window of each reaching
+    // `(kh − 1)·wp + kw − 1` cells further.
+    let len8 = len.next_multiple_of(LANES);
     let slack = (kh - 1) * wp + kw;
-    let S1Scratch { padded, best, next, at, at_next } = scratch;
+    let S1Scratch { padded, best, at } = scratch;
     padded.clear();
-    padded.resize(len + slack, f32::NEG_INFINITY);
+    padded.resize(len8 + slack, f32::NEG_INFINITY);
     for (j, plane) in xp.chunks_exact(hw).enumerate() {
         for (r, row) in plane.chunks_exact(w).enumerate() {
             padded[j * block + (r + p0) * wp + p1..][..w].copy_from_slice(row);
         }
     }
-    // The running maximum (and its position) ping-pongs between two buffers: every pass
-    // writes all of the other one (plain stores; an in-place conditional update compiles to
-    // masked stores, which are slow on AMD).
-    best.clear();
-    best.extend_from_slice(&padded[..len]);
-    next.resize(len, 0.0);
-    if want_idx {
-        // The window tap (dr·kw + dc) each maximum came from.
-        at.clear();
-        at.resize(len, 0);
-        at_next.resize(len, 0);
-    }
-    for dr in 0..kh {
-        for dc in 0..kw {
-            let off = dr * wp + dc;
-            if off == 0 {
-                continue;
+    // Window offsets in row-major order; the tap number is the index.
+    let offs: Vec<usize> = (0..kh).flat_map(|dr| (0..kw).map(move |dc| dr * wp + dc)).collect();
+    best.resize(len8, 0.0);
+    at.resize(if want_idx { len8 } else { 0 }, 0);
+    // Every tap of eight positions with the running maximum (and its tap) in registers: one
+    // read of each candidate and one write of the result (a pass per tap over the whole buffer
+    // read and wrote the running maximum once per tap).
+    for (q, bq) in best.chunks_exact_mut(LANES).enumerate() {
+        let q0 = q * LANES;
+        let mut b: [f32; LANES] = padded[q0..q0 + LANES].try_into().expect("8 lanes");
+        let mut t = [0u32; LANES];
+        for (tap, &off) in offs.iter().enumerate().skip(1) {
+            let c: &[f32; LANES] = padded[q0 + off..q0 + off + LANES].try_into().expect("8 lanes");
+            for l in 0..LANES {
+                let take = (c[l] > b[l]) | c[l].is_nan();
+                b[l] = if take { c[l] } else { b[l] };
+                t[l] = if take { tap as u32 } else { t[l] };
             }
-            let cand = &padded[off..off + len];
-            if want_idx {
-                let (old, old_at) = (best.iter().zip(at.iter()), next.iter_mut().zip(at_next.iter_mut()));
-                let tap = (dr * kw + dc) as u32;
-                for (((&b, &i), (nb, ni)), &v) in old.zip(old_at).zip(cand) {
-                    let take = (v > b) | v.is_nan();
-                    *nb = if take { v } else { b };
-                    *ni = if take { tap } else { i };
-                }
-                std::mem::swap(at, at_next);
-            } else {
-                for ((&b, nb), &v) in best.iter().zip(next.iter_mut()).zip(cand) {
-                    *nb = if (v > b) | v.is_nan() { v } else { b };
-                }
-            }
-            std::mem::swap(best, next);
+        }
+        bq.copy_from_slice(&b);
+        if want_idx {
+            at[q0..q0 + LANES].copy_from_slice(&t);
         }
     }
     let taps: Vec<(usize, usize)> = (0..kh).flat_map(|dr| (0..kw).map(move |dc| (dr, dc))).collect();
