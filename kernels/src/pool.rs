@@ -76,7 +76,8 @@ impl Window {
 
 /// The padded rows [`max_plane`] works in: the vertical pass's column maxima (`vb`, with their
 /// flat indices `vi` in training) and, for strided training pools, the horizontal pass's window
-/// maxima at every column (`hb`, `hi`). Padding cells are −∞ (index `u32::MAX`) and never written.
+/// maxima at every column (`hb`, `hi`, written before they are read). The padding cells of
+/// `vb` and `vi` are −∞ and `u32::MAX`, and never written.
 struct RowBufs {
     vb: Vec<f32>,
     vi: Vec<u32>,
@@ -144,7 +145,8 @@ fn max_plane(
 ) {
     let (w, wo, k, s, p) = (win.w, win.wo, win.k[1], win.s[1], win.p[1]);
     let RowBufs { vb, vi, hb, hi } = bufs;
-    // Columns whose window starts an output (every one for stride 1).
+    // The contiguous horizontal pass compares every column from the first window's start to
+    // the last's.
     let m = (wo - 1) * s + 1;
 
     for (oh, &(r0, r1, _)) in rows.iter().enumerate() {
