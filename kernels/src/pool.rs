@@ -397,20 +397,23 @@ fn max_forward(win: &Window, x: &[f32], want_idx: bool) -> (Vec<f32>, Vec<u32>) 
     }
 }
 
+/// Scatters `dy` to the recorded maxima. Each task zeroes its group of planes just before
+/// scattering into it, while they are in cache (zeroing all of `dx` first was one more pass
+/// over it, on one thread).
 fn max_backward(win: &Window, idx: &[u32], dy: &[f32]) -> Vec<f32> {
     let (hw, ohw) = (win.h * win.w, win.ho * win.wo);
-    let mut dx = buf::zeros(win.planes * hw);
     let g = win.group();
-    dx.par_chunks_mut(g * hw).zip(idx.par_chunks(g * ohw).zip(dy.par_chunks(g * ohw))).for_each(
-        |(dxp, (ip, gp))| {
-            for (dxp, (ip, gp)) in dxp.chunks_mut(hw).zip(ip.chunks(ohw).zip(gp.chunks(ohw))) {
-                for (&i, &g) in ip.iter().zip(gp) {
-                    dxp[i as usize] += g;
-                }
+    buf::par_init(win.planes * hw, g * hw, 1, |t, piece| {
+        let dxp = buf::write_all(piece, std::iter::repeat(0.0));
+        let planes = dxp.len() / hw;
+        let (ip, gp) = (&idx[t * g * ohw..][..planes * ohw], &dy[t * g * ohw..][..planes * ohw]);
+        for (dxp, (ip, gp)) in dxp.chunks_mut(hw).zip(ip.chunks(ohw).zip(gp.chunks(ohw))) {
+            for (&i, &g) in ip.iter().zip(gp) {
+                dxp[i as usize] += g;
             }
-        },
-    );
-    dx
+        }
+        dxp
+    })
 }
 
 /// The divisor of each output position of an average pool.
