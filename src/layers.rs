@@ -21,8 +21,8 @@ use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions};
 use burn::tensor::{Device, Distribution, Tensor};
 // Our own CPU kernels on the flex device, Burn's ops everywhere else (see the kernels crate).
 use cnnzoo_kernels::{
-    Activation, Norm, avg_pool2d, batch_norm_eval as batch_norm, batch_norm_train, conv2d, conv2d_act,
-    conv2d_bn, linear, max_pool2d, relu, sigmoid, window_out,
+    Activation, Norm, avg_pool2d, batch_norm_eval as batch_norm, batch_norm_train, batch_norm_train_relu,
+    conv2d, conv2d_act, conv2d_bn, linear, max_pool2d, relu, sigmoid, window_out,
 };
 
 use crate::instrument::{Describe, count_macs, fault, is_eval_mode, is_receptive_field_mode, is_shape_only};
@@ -240,13 +240,26 @@ pub struct BatchNorm {
 impl BatchNorm {
     /// Normalizes `x` (`[b, c]` or `[b, c, h, w]`).
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        self.forward_then(x, false)
+    }
+
+    /// `self.forward(x)` then a ReLU: in training one fused op
+    /// (`cnnzoo_kernels::batch_norm_train_relu`: no separate ReLU passes and no ReLU output
+    /// kept for the backward step), elsewhere exactly the two layers. Callers use it only where
+    /// no probe reports the norm's output on its own.
+    pub fn forward_relu<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        self.forward_then(x, true)
+    }
+
+    fn forward_then<const D: usize>(&self, x: Tensor<D>, relu: bool) -> Tensor<D> {
+        let then = |y: Tensor<D>| if relu { Relu.forward(y) } else { y };
         let dims = x.dims();
         if dims[1] != self.num_features {
             fault(format!("a batch norm expects {} channels, got {}", self.num_features, dims[1]));
-            return x;
+            return then(x);
         }
         if is_shape_only() || is_receptive_field_mode() {
-            return x;
+            return then(x);
         }
         let device = x.device();
         // Frozen (fine-tuning a head on a frozen backbone): normalize with the running
@@ -259,10 +272,11 @@ impl BatchNorm {
             let on_device = |t: Tensor<1>| if t.device().is_autodiff() { t.to_device(&device) } else { t };
             let mean = on_device(self.running_mean.value_sync());
             let var = on_device(self.running_var.value_sync());
-            return batch_norm(x, self.gamma.val(), self.beta.val(), mean, var, self.epsilon);
+            return then(batch_norm(x, self.gamma.val(), self.beta.val(), mean, var, self.epsilon));
         }
         let n = dims.iter().product::<usize>() / self.num_features;
-        let out = batch_norm_train(x, self.gamma.val(), self.beta.val(), self.epsilon);
+        let train = if relu { batch_norm_train_relu } else { batch_norm_train };
+        let out = train(x, self.gamma.val(), self.beta.val(), self.epsilon);
         let unbias = if n > 1 { n as f64 / (n - 1) as f64 } else { 1.0 };
         let m = self.momentum;
         let mean = self.running_mean.value_sync().to_device(&device);
@@ -351,10 +365,10 @@ fn fused_conv_options(conv: &Conv2d, x: &Tensor<4>, more: impl FnOnce() -> bool)
     Some(ConvOptions::new([conv.stride; 2], [conv.padding; 2], [1, 1], conv.groups))
 }
 
-/// The three layers of [`conv_bn`] one after the other.
+/// The three layers of [`conv_bn`] one after the other (the norm and the ReLU as one op in
+/// training: [`BatchNorm::forward_relu`]).
 fn unfused_conv_bn(conv: &Conv2d, bn: &BatchNorm, x: Tensor<4>, relu: bool) -> Tensor<4> {
-    let y = bn.forward(conv.forward(x));
-    if relu { Relu.forward(y) } else { y }
+    bn.forward_then(conv.forward(x), relu)
 }
 
 // ---------------------------------------------------------------------------------------------

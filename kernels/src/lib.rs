@@ -44,7 +44,7 @@ pub use conv::{Norm, conv2d, conv2d_act, conv2d_bn};
 pub use dispatch::{kernel_calls, reference_kernels, set_reference_kernels};
 pub use geom::window_out;
 pub use linear::linear;
-pub use norm::{BatchNormTrainOutput, batch_norm_eval, batch_norm_train};
+pub use norm::{BatchNormTrainOutput, batch_norm_eval, batch_norm_train, batch_norm_train_relu};
 pub use pool::{avg_pool2d, max_pool2d};
 
 /// Runs `f` on a thread of the kernels' thread pool (rayon's global pool), or right here if

@@ -9,6 +9,10 @@
 //! - Train backward, two passes: `Σdy` and `Σdy·(x−μ)` per channel, then
 //!   `dx = γσ⁻¹·(dy − Σdy/M − (x−μ)·σ⁻²·Σdy(x−μ)/M)`; `dγ = σ⁻¹·Σdy(x−μ)`, `dβ = Σdy`.
 //! - Eval: one pass, `y = x·scale[c] + shift[c]`.
+//! - With a ReLU after it ([`batch_norm_train_relu`]): the forward's second pass writes
+//!   `relu(y)`, and the backward recomputes the ReLU's mask `x·scale + shift > 0` from `x`
+//!   in both of its passes (the same expression as the forward's, so the same bits) — no
+//!   separate ReLU passes, and no ReLU output kept for the backward step.
 //!
 //! **Where the time goes.** Memory bandwidth: two reads of x forward plus one write; two
 //! reads of x and dy backward plus one write. Burn's composed default is ~10 full-tensor
@@ -24,6 +28,7 @@ pub use burn::tensor::module::BatchNormTrainOutput;
 use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
 
+use crate::act::relu1;
 use crate::autodiff;
 use crate::buf::{self, contiguous, slice};
 use crate::dispatch::{Route, route_all};
@@ -50,6 +55,34 @@ fn per_channel(d: Dims, f: impl Fn(usize, usize) -> f32 + Sync) -> Vec<f64> {
     (0..d.c).into_par_iter().map(|ch| (0..d.n).map(|i| f(ch, i) as f64).sum()).collect()
 }
 
+/// The ReLU after a batch norm: `g` where the norm's output `x·scale + shift` is positive
+/// (what the ReLU's own backward step, `dy·[y > 0]`, passes), else 0.
+#[inline(always)]
+fn relu_masked(g: f32, x: f32, scale: f32, shift: f32) -> f32 {
+    if x * scale + shift > 0.0 { g } else { 0.0 }
+}
+
+/// `(Σ g, Σ g·(x − mean))` over a segment, `g` the ReLU-masked `dy` ([`relu_masked`]), with 8
+/// lanes (one pass over `dy` and `x` for both sums).
+fn masked_sums(dy: &[f32], x: &[f32], scale: f32, shift: f32, mean: f32) -> (f32, f32) {
+    let (mut s0, mut s1) = ([0f32; 8], [0f32; 8]);
+    let (gc, xc) = (dy.chunks_exact(8), x.chunks_exact(8));
+    let (mut r0, mut r1) = (0f32, 0f32);
+    for (&g, &x) in gc.remainder().iter().zip(xc.remainder()) {
+        let g = relu_masked(g, x, scale, shift);
+        r0 += g;
+        r1 += g * (x - mean);
+    }
+    for (g, x) in gc.zip(xc) {
+        for i in 0..8 {
+            let gi = relu_masked(g[i], x[i], scale, shift);
+            s0[i] += gi;
+            s1[i] += gi * (x[i] - mean);
+        }
+    }
+    (s0.iter().sum::<f32>() + r0, s1.iter().sum::<f32>() + r1)
+}
+
 /// Training-mode statistics: `(mean, biased variance)`.
 fn stats(d: Dims, x: &[f32]) -> (Vec<f32>, Vec<f32>) {
     let seg = |ch: usize, i: usize| &x[(i * d.c + ch) * d.s..][..d.s];
@@ -63,28 +96,34 @@ fn stats(d: Dims, x: &[f32]) -> (Vec<f32>, Vec<f32>) {
     (mean, var.into_iter().map(|v| (v / m) as f32).collect())
 }
 
-/// `y = x·scale[c] + shift[c]`, parallel over images.
-fn affine(d: Dims, x: &[f32], scale: &[f32], shift: &[f32]) -> Vec<f32> {
+/// `y = x·scale[c] + shift[c]` (then the ReLU, with `relu`), parallel over images.
+fn affine(d: Dims, x: &[f32], scale: &[f32], shift: &[f32], relu: bool) -> Vec<f32> {
     // Parallel over (image, channel) planes, a few thousand elements per task at least.
     let s = d.s.max(1);
     buf::par_init(x.len(), s, 4096usize.div_ceil(s), |p, yp| {
         let ch = p % d.c.max(1);
         let (a, b) = (scale[ch], shift[ch]);
         let xp = &x[p * s..][..yp.len()];
-        buf::write_all(yp, xp.iter().map(|x| x * a + b))
+        if relu {
+            buf::write_all(yp, xp.iter().map(|x| relu1(x * a + b)))
+        } else {
+            buf::write_all(yp, xp.iter().map(|x| x * a + b))
+        }
     })
 }
 
-/// Train forward: `(y, mean, biased var, 1/σ)`.
-fn train_forward(d: Dims, x: &[f32], gamma: &[f32], beta: &[f32], eps: f64) -> [Vec<f32>; 4] {
+/// Train forward: `(y, mean, biased var, 1/σ, scale, shift)`; `y` is ReLU'd with `relu`.
+fn train_forward(d: Dims, x: &[f32], gamma: &[f32], beta: &[f32], eps: f64, relu: bool) -> [Vec<f32>; 6] {
     let (mean, var) = stats(d, x);
     let inv: Vec<f32> = var.iter().map(|&v| (1.0 / (v as f64 + eps).sqrt()) as f32).collect();
     let scale: Vec<f32> = (0..d.c).map(|c| gamma[c] * inv[c]).collect();
     let shift: Vec<f32> = (0..d.c).map(|c| beta[c] - mean[c] * scale[c]).collect();
-    [affine(d, x, &scale, &shift), mean, var, inv]
+    [affine(d, x, &scale, &shift, relu), mean, var, inv, scale, shift]
 }
 
-/// Train backward: `(dx, dγ, dβ)`.
+/// Train backward: `(dx, dγ, dβ)`. With `relu = Some((scale, shift))` the norm was followed
+/// by a ReLU and `dy` is the ReLU's output gradient: it is masked on the fly
+/// ([`relu_masked`]).
 fn train_backward(
     d: Dims,
     x: &[f32],
@@ -92,10 +131,24 @@ fn train_backward(
     mean: &[f32],
     inv: &[f32],
     gamma: &[f32],
+    relu: Option<(&[f32], &[f32])>,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let at = |ch: usize, i: usize| (i * d.c + ch) * d.s..(i * d.c + ch + 1) * d.s;
-    let sdy = per_channel(d, |ch, i| buf::sum(&dy[at(ch, i)]));
-    let sdyx = per_channel(d, |ch, i| buf::dot_centered(&dy[at(ch, i)], 0.0, &x[at(ch, i)], mean[ch]));
+    let (sdy, sdyx) = match relu {
+        None => (
+            per_channel(d, |ch, i| buf::sum(&dy[at(ch, i)])),
+            per_channel(d, |ch, i| buf::dot_centered(&dy[at(ch, i)], 0.0, &x[at(ch, i)], mean[ch])),
+        ),
+        Some((scale, shift)) => (0..d.c)
+            .into_par_iter()
+            .map(|ch| {
+                (0..d.n).fold((0f64, 0f64), |(a, b), i| {
+                    let (s0, s1) = masked_sums(&dy[at(ch, i)], &x[at(ch, i)], scale[ch], shift[ch], mean[ch]);
+                    (a + s0 as f64, b + s1 as f64)
+                })
+            })
+            .unzip(),
+    };
     let m = d.m().max(1) as f64;
     // dx = a·dy + b·x + c per channel.
     let mut a = vec![0f32; d.c];
@@ -114,7 +167,14 @@ fn train_backward(
         let ch = p % d.c.max(1);
         let (a, b, c) = (a[ch], b[ch], c[ch]);
         let r = p * s..p * s + dp.len();
-        buf::write_all(dp, x[r.clone()].iter().zip(&dy[r]).map(|(x, g)| a * g + b * x + c))
+        let (x, dy) = (&x[r.clone()], &dy[r]);
+        match relu {
+            None => buf::write_all(dp, x.iter().zip(dy).map(|(x, g)| a * g + b * x + c)),
+            Some((scale, shift)) => {
+                let (sc, sh) = (scale[ch], shift[ch]);
+                buf::write_all(dp, x.iter().zip(dy).map(|(&x, &g)| a * relu_masked(g, x, sc, sh) + b * x + c))
+            }
+        }
     });
     let dgamma = (0..d.c).map(|ch| (sdyx[ch] * inv[ch] as f64) as f32).collect();
     let dbeta = sdy.into_iter().map(|v| v as f32).collect();
@@ -127,6 +187,8 @@ struct BnState {
     mean: Vec<f32>,
     inv: Vec<f32>,
     gamma: Vec<f32>,
+    /// With a ReLU fused after the norm: the forward's `(scale, shift)`, for its mask.
+    relu: Option<(Vec<f32>, Vec<f32>)>,
 }
 
 #[derive(Debug)]
@@ -141,7 +203,8 @@ impl Backward<Flex, 3> for BnBackward {
         let st = ops.state;
         let shape = buf::dims(&st.x);
         let d = Dims::of(&shape);
-        let (dx, dg, db) = train_backward(d, slice(&st.x), slice(&dy), &st.mean, &st.inv, &st.gamma);
+        let relu = st.relu.as_ref().map(|(a, b)| (a.as_slice(), b.as_slice()));
+        let (dx, dg, db) = train_backward(d, slice(&st.x), slice(&dy), &st.mean, &st.inv, &st.gamma, relu);
         autodiff::register(grads, nx, Some(dx), &shape);
         autodiff::register(grads, ng, Some(dg), &[d.c]);
         autodiff::register(grads, nb, Some(db), &[d.c]);
@@ -160,11 +223,37 @@ pub fn batch_norm_train<const D: usize>(
     beta: Tensor<1>,
     epsilon: f64,
 ) -> BatchNormTrainOutput<D> {
+    train(x, gamma, beta, epsilon, false)
+}
+
+/// [`batch_norm_train`] followed by a ReLU, as one op on flex (the ReLU inside the norm's
+/// output pass and its mask inside the norm's backward passes); elsewhere the two ops. The
+/// output is the ReLU's; the statistics are the norm's.
+pub fn batch_norm_train_relu<const D: usize>(
+    x: Tensor<D>,
+    gamma: Tensor<1>,
+    beta: Tensor<1>,
+    epsilon: f64,
+) -> BatchNormTrainOutput<D> {
+    train(x, gamma, beta, epsilon, true)
+}
+
+fn train<const D: usize>(
+    x: Tensor<D>,
+    gamma: Tensor<1>,
+    beta: Tensor<1>,
+    epsilon: f64,
+    relu: bool,
+) -> BatchNormTrainOutput<D> {
     let dims = x.dims();
     let fits = D >= 2 && gamma.dims() == [dims[1]] && beta.dims() == [dims[1]];
     let routes = if fits { route_all(&x, &[&gamma, &beta]) } else { None };
     let Some(routes) = routes else {
-        return module::batch_norm_train(x, gamma, beta, epsilon);
+        let out = module::batch_norm_train(x, gamma, beta, epsilon);
+        if !relu {
+            return out;
+        }
+        return BatchNormTrainOutput { output: crate::act::relu(out.output), ..out };
     };
     crate::dispatch::count_call();
     let device = x.device();
@@ -174,11 +263,13 @@ pub fn batch_norm_train<const D: usize>(
     let (gp, gg) = routes.next().expect("gamma");
     let (bp, bg) = routes.next().expect("beta");
     let (xp, gp, bp) = (contiguous(xp), contiguous(gp), contiguous(bp));
-    let [y, mean, var, inv] = train_forward(d, slice(&xp), slice(&gp), slice(&bp), epsilon);
+    let [y, mean, var, inv, scale, shift] =
+        train_forward(d, slice(&xp), slice(&gp), slice(&bp), epsilon, relu);
     let y = buf::tensor(y, &dims);
     let stat = |v: &Vec<f32>| Tensor::<1>::from_data(TensorData::new(v.clone(), [d.c]), &device);
     let (mean_t, var_t) = (stat(&mean), stat(&var));
-    let state = |_: &FlexTensor| BnState { x: xp, mean, inv, gamma: slice(&gp).to_vec() };
+    let relu = relu.then_some((scale, shift));
+    let state = |_: &FlexTensor| BnState { x: xp, mean, inv, gamma: slice(&gp).to_vec(), relu };
     let output = autodiff::finish(BnBackward, [xg, gg, bg], state, y);
     BatchNormTrainOutput { output, mean: mean_t, variance: var_t }
 }
@@ -209,5 +300,5 @@ pub fn batch_norm_eval<const D: usize>(
     let xp = contiguous(xp);
     let scale: Vec<f32> = (0..d.c).map(|c| (g[c] as f64 / (v[c] as f64 + epsilon).sqrt()) as f32).collect();
     let shift: Vec<f32> = (0..d.c).map(|c| b[c] - m[c] * scale[c]).collect();
-    Tensor::from_primitive::<Flex>(buf::tensor(affine(d, slice(&xp), &scale, &shift), &dims))
+    Tensor::from_primitive::<Flex>(buf::tensor(affine(d, slice(&xp), &scale, &shift, false), &dims))
 }

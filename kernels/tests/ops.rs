@@ -189,6 +189,48 @@ fn batch_norm_train_matches_burn() {
 }
 
 #[test]
+fn batch_norm_train_relu_fuses_to_the_two_ops() {
+    // The fused op masks the gradient with the same bits the ReLU op would: values, gradients
+    // and statistics equal the two ops' exactly, and Burn's two ops within the tolerance.
+    let dev = ad();
+    for shape in [[4, 3, 5, 7], [3, 64, 9, 9], [16, 8, 1, 1], [2, 5, 3, 3]] {
+        let c = shape[1];
+        let x = tensor(shape, 31, &dev).mul_scalar(3.0).add_scalar(0.4);
+        let inputs = [x, tensor([1, c, 1, 1], 32, &dev), tensor([1, c, 1, 1], 33, &dev)];
+        let args = |t: &[Tensor<4>]| (t[0].clone(), t[1].clone().reshape([c]), t[2].clone().reshape([c]));
+        let fused = run_with_grads(&inputs, |t| {
+            let (x, g, b) = args(t);
+            k::batch_norm_train_relu(x, g, b, 1e-5).output
+        });
+        let two = run_with_grads(&inputs, |t| {
+            let (x, g, b) = args(t);
+            k::relu(k::batch_norm_train(x, g, b, 1e-5).output)
+        });
+        let burn = run_with_grads(&inputs, |t| {
+            let (x, g, b) = args(t);
+            activation::relu(reference::batch_norm_train(x, g, b, 1e-5).output)
+        });
+        let what = format!("bn + relu {shape:?}");
+        // Some outputs are zeroed, some are not: the mask is exercised both ways.
+        let y = vec_of(fused.0.clone());
+        assert!(y.contains(&0.0) && y.iter().any(|&v| v > 0.0), "{what}: mask one-sided");
+        assert_eq!(y, vec_of(two.0.clone()), "{what}: forward");
+        for i in 0..3 {
+            assert_eq!(vec_of(fused.1[i].clone()), vec_of(two.1[i].clone()), "{what}: gradient {i}");
+            assert_close(fused.1[i].clone(), burn.1[i].clone(), &format!("{what}: gradient {i} (Burn)"));
+        }
+        assert_close(fused.0, burn.0, &format!("{what}: forward (Burn)"));
+        let (x, g, b) = args(&inputs);
+        let (ours, plain) = (
+            k::batch_norm_train_relu(x.clone(), g.clone(), b.clone(), 1e-5),
+            k::batch_norm_train(x, g, b, 1e-5),
+        );
+        assert_eq!(vec_of(ours.mean), vec_of(plain.mean), "{what}: mean");
+        assert_eq!(vec_of(ours.variance), vec_of(plain.variance), "{what}: variance");
+    }
+}
+
+#[test]
 fn batch_norm_eval_matches_burn() {
     let dev = Device::flex();
     let x = tensor([3, 4, 5, 6], 11, &dev);

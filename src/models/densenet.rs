@@ -185,10 +185,10 @@ pub struct DenseLayer {
 impl DenseLayer {
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let x = match (&self.norm1, &self.conv1) {
-            (Some(norm), Some(conv)) => conv.forward(Relu.forward(norm.forward(x))),
+            (Some(norm), Some(conv)) => conv.forward(norm.forward_relu(x)),
             _ => x,
         };
-        self.conv2.forward(Relu.forward(self.norm2.forward(x)))
+        self.conv2.forward(self.norm2.forward_relu(x))
     }
 }
 
@@ -252,7 +252,7 @@ impl DenseBlock {
 impl Transition {
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let x = match (&self.norm, &self.conv) {
-            (Some(norm), Some(conv)) => conv.forward(Relu.forward(norm.forward(x))),
+            (Some(norm), Some(conv)) => conv.forward(norm.forward_relu(x)),
             _ => x,
         };
         self.pool.forward(x)

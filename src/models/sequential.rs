@@ -81,7 +81,9 @@ impl LayerForward for Layer {
 ///
 /// Unprobed, a convolution followed by a batch norm (and a ReLU) runs as one layer
 /// ([`conv_bn`]: folded in inference), and so does a convolution followed by a ReLU or a sigmoid
-/// ([`conv_act`]: the activation inside the convolution's output pass in inference).
+/// ([`conv_act`]: the activation inside the convolution's output pass in inference), and a
+/// batch norm followed by a ReLU ([`crate::layers::BatchNorm::forward_relu`]: one op in
+/// training).
 pub(crate) fn forward_seq4<P: Probe>(layers: &[Layer], mut x: Tensor<4>, probe: &mut P) -> Tensor<4> {
     let mut i = 0;
     while i < layers.len() {
@@ -107,6 +109,13 @@ pub(crate) fn forward_seq4<P: Probe>(layers: &[Layer], mut x: Tensor<4>, probe: 
                 }
                 _ => {}
             }
+        }
+        if !probe.active()
+            && let (Layer::Norm(bn), Some(Layer::Relu(_))) = (&layers[i], layers.get(i + 1))
+        {
+            x = bn.forward_relu(x);
+            i += 2;
+            continue;
         }
         let layer = &layers[i];
         x = probe.stage(i, layer, |p| layer.forward4(x, p));
