@@ -297,8 +297,9 @@ impl BatchNorm {
 /// (input, weights and statistics off any autodiff device) the batch norm is folded into the
 /// convolution's weights and bias and the ReLU runs inside the convolution's output pass
 /// (`cnnzoo_kernels::conv2d_bn`). Everywhere else — training, gradients with respect to the
-/// input (Grad-CAM, saliency), shape inference, a shape fault — it is exactly the three
-/// layers' forwards. The parameters stay where they are: model files and weight keys do not
+/// input (Grad-CAM, saliency), shape inference, a shape fault — it is the three layers'
+/// forwards, the norm and the ReLU as one op in training ([`BatchNorm::forward_relu`], the
+/// same values bit for bit). The parameters stay where they are: model files and weight keys do not
 /// change, and the folded weights are kept between calls like packed ones.
 ///
 /// Callers use it only where no probe reports the convolution's or the norm's output on its
