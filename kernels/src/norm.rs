@@ -6,7 +6,7 @@
 //!   then `y = x·(γ·σ⁻¹) + (β − μ·γ·σ⁻¹)` (parallel over images). Returns the batch mean and
 //!   the *biased* variance like Burn's `batch_norm_train`; the caller updates the running
 //!   statistics PyTorch's way.
-//! - Train backward, two passes: `Σdy` and `Σdy·(x−μ)` per channel, then
+//! - Train backward, two passes: `Σdy` and `Σdy·(x−μ)` per channel (one pass for both), then
 //!   `dx = γσ⁻¹·(dy − Σdy/M − (x−μ)·σ⁻²·Σdy(x−μ)/M)`; `dγ = σ⁻¹·Σdy(x−μ)`, `dβ = Σdy`.
 //! - Eval: one pass, `y = x·scale[c] + shift[c]`.
 //! - With a ReLU after it ([`batch_norm_train_relu`]): the forward's second pass writes
@@ -62,20 +62,21 @@ fn relu_masked(g: f32, x: f32, scale: f32, shift: f32) -> f32 {
     if x * scale + shift > 0.0 { g } else { 0.0 }
 }
 
-/// `(Σ g, Σ g·(x − mean))` over a segment, `g` the ReLU-masked `dy` ([`relu_masked`]), with 8
-/// lanes (one pass over `dy` and `x` for both sums).
-fn masked_sums(dy: &[f32], x: &[f32], scale: f32, shift: f32, mean: f32) -> (f32, f32) {
+/// `(Σ g, Σ g·(x − mean))` over a segment, `g = grad(dy, x)` (`dy` itself, or ReLU-masked:
+/// [`relu_masked`]), with 8 lanes: one pass over `dy` and `x` for both sums.
+#[inline(always)]
+fn grad_sums(dy: &[f32], x: &[f32], mean: f32, grad: impl Fn(f32, f32) -> f32) -> (f32, f32) {
     let (mut s0, mut s1) = ([0f32; 8], [0f32; 8]);
     let (gc, xc) = (dy.chunks_exact(8), x.chunks_exact(8));
     let (mut r0, mut r1) = (0f32, 0f32);
     for (&g, &x) in gc.remainder().iter().zip(xc.remainder()) {
-        let g = relu_masked(g, x, scale, shift);
+        let g = grad(g, x);
         r0 += g;
         r1 += g * (x - mean);
     }
     for (g, x) in gc.zip(xc) {
         for i in 0..8 {
-            let gi = relu_masked(g[i], x[i], scale, shift);
+            let gi = grad(g[i], x[i]);
             s0[i] += gi;
             s1[i] += gi * (x[i] - mean);
         }
@@ -134,21 +135,22 @@ fn train_backward(
     relu: Option<(&[f32], &[f32])>,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let at = |ch: usize, i: usize| (i * d.c + ch) * d.s..(i * d.c + ch + 1) * d.s;
-    let (sdy, sdyx) = match relu {
-        None => (
-            per_channel(d, |ch, i| buf::sum(&dy[at(ch, i)])),
-            per_channel(d, |ch, i| buf::dot_centered(&dy[at(ch, i)], 0.0, &x[at(ch, i)], mean[ch])),
-        ),
-        Some((scale, shift)) => (0..d.c)
-            .into_par_iter()
-            .map(|ch| {
-                (0..d.n).fold((0f64, 0f64), |(a, b), i| {
-                    let (s0, s1) = masked_sums(&dy[at(ch, i)], &x[at(ch, i)], scale[ch], shift[ch], mean[ch]);
-                    (a + s0 as f64, b + s1 as f64)
-                })
-            })
-            .unzip(),
-    };
+    // `Σdy` and `Σdy·(x−μ)` per channel, in one pass over each segment.
+    let (sdy, sdyx): (Vec<f64>, Vec<f64>) = (0..d.c)
+        .into_par_iter()
+        .map(|ch| {
+            let sums = |i| {
+                let (dy, x) = (&dy[at(ch, i)], &x[at(ch, i)]);
+                match relu {
+                    None => grad_sums(dy, x, mean[ch], |g, _| g),
+                    Some((scale, shift)) => {
+                        grad_sums(dy, x, mean[ch], |g, x| relu_masked(g, x, scale[ch], shift[ch]))
+                    }
+                }
+            };
+            (0..d.n).map(sums).fold((0f64, 0f64), |(a, b), (s0, s1)| (a + s0 as f64, b + s1 as f64))
+        })
+        .unzip();
     let m = d.m().max(1) as f64;
     // dx = a·dy + b·x + c per channel.
     let mut a = vec![0f32; d.c];
