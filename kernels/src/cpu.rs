@@ -36,9 +36,8 @@ pub fn avx512() -> bool {
     {
         static AVX512: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
         *AVX512.get_or_init(|| {
-            !switched_on("CNNZOO_NO_AVX512")
-                && !switched_on("CNNZOO_NO_AVX2")
-                && std::arch::is_x86_feature_detected!("avx512f")
+            // The AVX-512 paths also use AVX2 + FMA instructions (every AVX-512 CPU has them).
+            !switched_on("CNNZOO_NO_AVX512") && avx2() && std::arch::is_x86_feature_detected!("avx512f")
         })
     }
     #[cfg(not(target_arch = "x86_64"))]

@@ -352,8 +352,9 @@ unsafe fn pack_b_mat<A: Arch>(b: Mat, n: usize, p0: usize, kc: usize, out: &mut 
     }
 }
 
-/// The AVX-512 micro-kernel, 12×32: gathers are two masked 16-lane gathers per depth step,
-/// runs two masked 16-lane loads, and edge tiles store through lane masks.
+/// The AVX-512 micro-kernel, 12×32: runs are two masked 16-lane loads per depth step, a few
+/// runs one masked load each, column-major panels 8×8 transposes, anything else two masked
+/// 16-lane gathers; edge tiles store through lane masks.
 #[cfg(target_arch = "x86_64")]
 struct Avx512;
 
@@ -403,6 +404,38 @@ impl Arch for Avx512 {
         }
     }
     #[target_feature(enable = "avx512f")]
+    unsafe fn pieces(
+        ptr: *const f32,
+        offs: &[i32; MAX_NR],
+        cols: usize,
+        bases: impl Iterator<Item = usize> + Clone,
+        panel: &mut [f32],
+    ) -> Option<()> {
+        let pieces = Pieces::of(offs, cols, 16, PIECES)?;
+        unsafe {
+            let out = panel.as_mut_ptr();
+            for (p, b) in bases.enumerate() {
+                let base = ptr.add(b);
+                for (h, (bits, shifts)) in pieces.bits.iter().zip(&pieces.shift).enumerate() {
+                    let mut acc = _mm512_setzero_ps();
+                    for (&bits, &shift) in bits.iter().zip(shifts).take(pieces.n[h]) {
+                        // Lane l of this load is `base + shift + l`; only the piece's own lanes
+                        // (the addresses a gather would read) are loaded, the others kept.
+                        acc = _mm512_mask_loadu_ps(acc, bits, base.wrapping_offset(shift));
+                    }
+                    _mm512_storeu_ps(out.add(p * 32 + h * 16), acc);
+                }
+            }
+        }
+        Some(())
+    }
+    #[target_feature(enable = "avx512f")]
+    unsafe fn transpose(ptr: *const f32, cs: usize, cols: usize, kc: usize, panel: &mut [f32]) -> bool {
+        // SAFETY: the caller's contract, with NR = 32; an AVX-512 CPU here has AVX2 (`cpu::avx512`).
+        unsafe { transpose_panel(ptr, cs, cols, kc, panel, 32) };
+        true
+    }
+    #[target_feature(enable = "avx512f")]
     unsafe fn tile<const PREFETCH: bool>(
         kc: usize,
         a: *const f32,
@@ -413,36 +446,69 @@ impl Arch for Avx512 {
         cols: usize,
         accumulate: bool,
     ) {
+        // A short last row panel (an output channel count that is not a multiple of 12: LeNet's
+        // 6 and 16, GoogLeNet's 16, 64 = 5·12 + 4) runs on as many accumulator rows as it needs,
+        // not on 12 of which the padding rows are thrown away.
+        // SAFETY: the caller's contract; each variant computes at least `rows` rows.
         unsafe {
-            let mut acc = [[_mm512_setzero_ps(); 2]; 12];
-            for p in 0..kc {
-                let b0 = _mm512_loadu_ps(b.add(p * 32));
-                let b1 = _mm512_loadu_ps(b.add(p * 32 + 16));
-                let ap = a.add(p * 12);
-                if PREFETCH {
-                    // 32 steps ahead, past the panel's end near its end: a prefetch never faults,
-                    // and the address is formed with `wrapping_add` (not an out-of-bounds `add`).
-                    _mm_prefetch::<_MM_HINT_T0>(ap.wrapping_add(32 * 12).cast());
-                }
-                for (i, acc) in acc.iter_mut().enumerate() {
-                    let av = _mm512_set1_ps(*ap.add(i));
-                    acc[0] = _mm512_fmadd_ps(av, b0, acc[0]);
-                    acc[1] = _mm512_fmadd_ps(av, b1, acc[1]);
-                }
+            match rows {
+                0..=4 => avx512_tile::<4, PREFETCH>(kc, a, b, c, ldc, rows, cols, accumulate),
+                5..=6 => avx512_tile::<6, PREFETCH>(kc, a, b, c, ldc, rows, cols, accumulate),
+                7..=8 => avx512_tile::<8, PREFETCH>(kc, a, b, c, ldc, rows, cols, accumulate),
+                _ => avx512_tile::<12, PREFETCH>(kc, a, b, c, ldc, rows, cols, accumulate),
             }
-            let (lo, hi) = (lanes(cols), lanes(cols.saturating_sub(16)));
-            for (i, acc) in acc.iter().enumerate().take(rows) {
-                let row = c.add(i * ldc);
-                // Past the destination when `cols ≤ 16` (`hi` is empty then): never dereferenced.
-                let row_hi = row.wrapping_add(16);
-                let (mut v0, mut v1) = (acc[0], acc[1]);
-                if accumulate {
-                    v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(lo, row));
-                    v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(hi, row_hi));
-                }
-                _mm512_mask_storeu_ps(row, lo, v0);
-                _mm512_mask_storeu_ps(row_hi, hi, v1);
+        }
+    }
+}
+
+/// The AVX-512 micro-kernel on the first `R` (≤ 12) rows of a 12-row packed A panel:
+/// `C[rows × cols] (+)= Apanel[..R] · Bpanel` with `rows ≤ R`.
+///
+/// # Safety
+/// As [`Arch::tile`], with AVX-512F available and `rows ≤ R ≤ 12`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn avx512_tile<const R: usize, const PREFETCH: bool>(
+    kc: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+    accumulate: bool,
+) {
+    debug_assert!(rows <= R && R <= 12);
+    unsafe {
+        let mut acc = [[_mm512_setzero_ps(); 2]; R];
+        for p in 0..kc {
+            let b0 = _mm512_loadu_ps(b.add(p * 32));
+            let b1 = _mm512_loadu_ps(b.add(p * 32 + 16));
+            let ap = a.add(p * 12);
+            if PREFETCH {
+                // 32 steps ahead, past the panel's end near its end: a prefetch never faults,
+                // and the address is formed with `wrapping_add` (not an out-of-bounds `add`).
+                _mm_prefetch::<_MM_HINT_T0>(ap.wrapping_add(32 * 12).cast());
             }
+            for (i, acc) in acc.iter_mut().enumerate() {
+                let av = _mm512_set1_ps(*ap.add(i));
+                acc[0] = _mm512_fmadd_ps(av, b0, acc[0]);
+                acc[1] = _mm512_fmadd_ps(av, b1, acc[1]);
+            }
+        }
+        let (lo, hi) = (lanes(cols), lanes(cols.saturating_sub(16)));
+        for (i, acc) in acc.iter().enumerate().take(rows) {
+            let row = c.add(i * ldc);
+            // Past the destination when `cols ≤ 16` (`hi` is empty then): never dereferenced.
+            let row_hi = row.wrapping_add(16);
+            let (mut v0, mut v1) = (acc[0], acc[1]);
+            if accumulate {
+                v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(lo, row));
+                v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(hi, row_hi));
+            }
+            _mm512_mask_storeu_ps(row, lo, v0);
+            _mm512_mask_storeu_ps(row_hi, hi, v1);
         }
     }
 }
@@ -508,54 +574,8 @@ impl Arch for Avx2 {
     }
     #[target_feature(enable = "avx2,fma")]
     unsafe fn transpose(ptr: *const f32, cs: usize, cols: usize, kc: usize, panel: &mut [f32]) -> bool {
-        unsafe {
-            let out = panel.as_mut_ptr();
-            for k0 in (0..kc).step_by(8) {
-                let depth = (kc - k0).min(8);
-                let m = mask8(depth);
-                for g in 0..2 {
-                    // Eight columns' next `depth` values (zeros past `cols` and `depth`) …
-                    let r: [__m256; 8] = std::array::from_fn(|j| {
-                        let col = g * 8 + j;
-                        if col < cols {
-                            _mm256_maskload_ps(ptr.add(col * cs + k0), m)
-                        } else {
-                            _mm256_setzero_ps()
-                        }
-                    });
-                    // … transposed: row t holds depth step k0 + t of the eight columns.
-                    let t0 = _mm256_unpacklo_ps(r[0], r[1]);
-                    let t1 = _mm256_unpackhi_ps(r[0], r[1]);
-                    let t2 = _mm256_unpacklo_ps(r[2], r[3]);
-                    let t3 = _mm256_unpackhi_ps(r[2], r[3]);
-                    let t4 = _mm256_unpacklo_ps(r[4], r[5]);
-                    let t5 = _mm256_unpackhi_ps(r[4], r[5]);
-                    let t6 = _mm256_unpacklo_ps(r[6], r[7]);
-                    let t7 = _mm256_unpackhi_ps(r[6], r[7]);
-                    let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
-                    let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
-                    let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
-                    let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
-                    let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
-                    let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
-                    let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
-                    let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
-                    let rows = [
-                        _mm256_permute2f128_ps::<0x20>(u0, u4),
-                        _mm256_permute2f128_ps::<0x20>(u1, u5),
-                        _mm256_permute2f128_ps::<0x20>(u2, u6),
-                        _mm256_permute2f128_ps::<0x20>(u3, u7),
-                        _mm256_permute2f128_ps::<0x31>(u0, u4),
-                        _mm256_permute2f128_ps::<0x31>(u1, u5),
-                        _mm256_permute2f128_ps::<0x31>(u2, u6),
-                        _mm256_permute2f128_ps::<0x31>(u3, u7),
-                    ];
-                    for (t, row) in rows.iter().enumerate().take(depth) {
-                        _mm256_storeu_ps(out.add((k0 + t) * 16 + g * 8), *row);
-                    }
-                }
-            }
-        }
+        // SAFETY: the caller's contract, with NR = 16.
+        unsafe { transpose_panel(ptr, cs, cols, kc, panel, 16) };
         true
     }
     #[target_feature(enable = "avx2,fma")]
@@ -566,11 +586,16 @@ impl Arch for Avx2 {
         bases: impl Iterator<Item = usize> + Clone,
         panel: &mut [f32],
     ) -> Option<()> {
-        let pieces = Pieces::of(offs, cols)?;
+        // Four runs per half at most: with more, the gathers measured faster (AMD EPYC, AVX2).
+        let pieces = Pieces::of(offs, cols, 8, 4)?;
         unsafe {
             let out = panel.as_mut_ptr();
+            let lane_bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
             let masks: [[__m256i; PIECES]; 2] = std::array::from_fn(|h| {
-                std::array::from_fn(|k| _mm256_loadu_si256(pieces.mask[h][k].as_ptr().cast()))
+                std::array::from_fn(|k| {
+                    let bits = _mm256_and_si256(_mm256_set1_epi32(pieces.bits[h][k] as i32), lane_bit);
+                    _mm256_cmpeq_epi32(bits, lane_bit)
+                })
             });
             for (p, b) in bases.enumerate() {
                 let base = ptr.add(b);
@@ -644,6 +669,66 @@ impl Arch for Avx2 {
     }
 }
 
+/// Packs one `nr`-wide panel (16 or 32) of a column-major B (column `j` at `ptr + j·cs`, its
+/// `kc` depth steps contiguous) by 8×8 in-register transposes; groups of eight columns wholly
+/// past `cols` are not written (an edge panel is zeroed first).
+///
+/// # Safety
+/// The CPU has AVX2; `cols ≤ nr`, `panel` holds `kc·nr` floats; `ptr + j·cs + p` lies in the
+/// operand for every `j < cols`, `p < kc`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn transpose_panel(ptr: *const f32, cs: usize, cols: usize, kc: usize, panel: &mut [f32], nr: usize) {
+    unsafe {
+        let out = panel.as_mut_ptr();
+        for k0 in (0..kc).step_by(8) {
+            let depth = (kc - k0).min(8);
+            let m = mask8(depth);
+            for g in 0..cols.div_ceil(8) {
+                // Eight columns' next `depth` values (zeros past `cols` and `depth`) …
+                let r: [__m256; 8] = std::array::from_fn(|j| {
+                    let col = g * 8 + j;
+                    if col < cols {
+                        _mm256_maskload_ps(ptr.add(col * cs + k0), m)
+                    } else {
+                        _mm256_setzero_ps()
+                    }
+                });
+                // … transposed: row t holds depth step k0 + t of the eight columns.
+                let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+                let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+                let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+                let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+                let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+                let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+                let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+                let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+                let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+                let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+                let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+                let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+                let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+                let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+                let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+                let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+                let rows = [
+                    _mm256_permute2f128_ps::<0x20>(u0, u4),
+                    _mm256_permute2f128_ps::<0x20>(u1, u5),
+                    _mm256_permute2f128_ps::<0x20>(u2, u6),
+                    _mm256_permute2f128_ps::<0x20>(u3, u7),
+                    _mm256_permute2f128_ps::<0x31>(u0, u4),
+                    _mm256_permute2f128_ps::<0x31>(u1, u5),
+                    _mm256_permute2f128_ps::<0x31>(u2, u6),
+                    _mm256_permute2f128_ps::<0x31>(u3, u7),
+                ];
+                for (t, row) in rows.iter().enumerate().take(depth) {
+                    _mm256_storeu_ps(out.add((k0 + t) * nr + g * 8), *row);
+                }
+            }
+        }
+    }
+}
+
 /// The lane mask of the first `min(n, 8)` lanes of an 8-lane register (all bits set in each).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
@@ -652,24 +737,26 @@ fn mask8(n: usize) -> __m256i {
     _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
 }
 
-/// Most runs per 8-lane half that [`Pieces`] takes (more: gather).
-const PIECES: usize = 4;
+/// Most runs per half of a panel that [`Pieces`] can hold.
+const PIECES: usize = 8;
 
-/// The columns of a 16-wide panel as contiguous runs of the source, per 8-lane half: run `k`
-/// of half `h` is the lanes `mask[h][k]` of an 8-float load at `base + shift[h][k]`.
+/// The columns of a panel as contiguous runs of the source, per half (8 lanes of a 16-wide
+/// AVX2 panel, 16 of a 32-wide AVX-512 one): run `k` of half `h` is the lanes `bits[h][k]` of
+/// a half-wide load at `base + shift[h][k]`.
 struct Pieces {
     n: [usize; 2],
     shift: [[isize; PIECES]; 2],
-    mask: [[[i32; 8]; PIECES]; 2],
+    bits: [[u16; PIECES]; 2],
 }
 
 impl Pieces {
-    /// The runs of the first `cols` (≤ 16) offsets, or `None` where a half has more than
-    /// [`PIECES`].
-    fn of(offs: &[i32; MAX_NR], cols: usize) -> Option<Pieces> {
-        let mut p = Pieces { n: [0; 2], shift: [[0; PIECES]; 2], mask: [[[0; 8]; PIECES]; 2] };
+    /// The runs of the first `cols` (≤ 2·`half`) offsets, or `None` where a half has more than
+    /// `most` (≤ [`PIECES`]).
+    fn of(offs: &[i32; MAX_NR], cols: usize, half: usize, most: usize) -> Option<Pieces> {
+        debug_assert!(half <= 16 && most <= PIECES && cols <= 2 * half);
+        let mut p = Pieces { n: [0; 2], shift: [[0; PIECES]; 2], bits: [[0; PIECES]; 2] };
         for h in 0..2 {
-            let (lo, hi) = (h * 8, (h * 8 + 8).min(cols));
+            let (lo, hi) = (h * half, (h * half + half).min(cols));
             let mut t = lo;
             while t < hi {
                 let start = t;
@@ -678,11 +765,11 @@ impl Pieces {
                 }
                 t += 1;
                 let k = p.n[h];
-                if k == PIECES {
+                if k == most {
                     return None;
                 }
                 p.shift[h][k] = offs[start] as isize - (start - lo) as isize;
-                p.mask[h][k][start - lo..t - lo].fill(-1);
+                p.bits[h][k] = (((1u32 << (t - lo)) - 1) & !((1u32 << (start - lo)) - 1)) as u16;
                 p.n[h] += 1;
             }
         }

@@ -473,8 +473,9 @@ fn winograd_takes_the_tile_with_fewer_multiplies() {
 fn gemm_splits_by_rows_or_columns_like_a_naive_product() {
     use k::gemm::{self, Lhs};
     use k::view::Mat;
-    // (m, n, k): few column panels and many rows (split by rows), the reverse, edge tiles.
-    for (m, n, kk) in [(100, 20, 300), (13, 200, 70), (64, 49, 577), (5, 3, 2)] {
+    // (m, n, k): few column panels and many rows (split by rows), the reverse, edge tiles; last
+    // row panels of 4, 1, 4, 5, 8 and 6 rows (the AVX-512 kernel's 4-, 6-, 8- and 12-row tiles).
+    for (m, n, kk) in [(100, 20, 300), (13, 200, 70), (64, 49, 577), (5, 3, 2), (20, 45, 33), (30, 70, 9)] {
         let a = values(m * kk, 60);
         let b = values(kk * n, 61);
         let mut want = vec![0f64; m * n];
