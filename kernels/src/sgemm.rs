@@ -113,6 +113,14 @@ unsafe fn pack_a(a: Mat, r0: usize, mc: usize, p0: usize, kc: usize, mr: usize, 
                 let src = unsafe { std::slice::from_raw_parts(origin.add(p * cs), rows) };
                 panel[p * mr..p * mr + rows].copy_from_slice(src);
             }
+        } else if cs == 1 && crate::cpu::avx2() {
+            // Row-major A (weights, an output gradient): each k step of the panel is a column
+            // of `rows` values, 8×8 blocks transposed in registers.
+            // SAFETY: the CPU has AVX2; row `i < rows` of the panel's source holds `kc` values.
+            #[cfg(target_arch = "x86_64")]
+            unsafe {
+                transpose_panel(origin, rs, rows, kc, panel, mr)
+            };
         } else if cs == 1 && rows == mr {
             // Row-major A (weights): read the rows side by side so the panel is written in
             // order, one k step (`mr` values) at a time.
@@ -278,6 +286,11 @@ unsafe fn pack_b<'o, A: Arch>(b: Rhs, n: usize, p0: usize, kc: usize, out: &'o m
             steps.extend(cc.tap_offs(p0).take(kc));
             col_offs.extend(cc.pix_offs(cc.j0()).take(n));
         }
+        // Whether at least three in four blocks of eight depth steps are consecutive pixels
+        // (the transposes then beat gathers, which are slow on AMD).
+        let blocks = steps.chunks(8);
+        let runs = steps.chunks(8).filter(|b| b.windows(2).all(|w| w[1] == w[0] + 1)).count();
+        let mostly_runs = transposed && 4 * runs >= 3 * blocks.len();
         for (jp, panel) in out.chunks_exact_mut(nr * kc).enumerate() {
             let cols = nr.min(n - jp * nr);
             let mut offs = [0i32; MAX_NR];
@@ -292,7 +305,12 @@ unsafe fn pack_b<'o, A: Arch>(b: Rhs, n: usize, p0: usize, kc: usize, out: &'o m
                     // One contiguous run per depth step (a stride-1 conv's pixels along a row).
                     let first = offs[0] as usize;
                     A::runs(cc.ptr(), cols, steps.iter().map(|&s| s + first), panel)
-                } else if A::pieces(cc.ptr(), &offs, cols, steps.iter().copied(), panel).is_none() {
+                } else if A::pieces(cc.ptr(), &offs, cols, steps.iter().copied(), panel).is_some() {
+                    // A few runs per depth step (kernel taps along a row, pixels across short rows).
+                } else if transposed && mostly_runs {
+                    // Taps a plane apart (a 1×1 convolution's channels), pixels in long runs.
+                    transpose_steps(cc.ptr(), &offs, cols, steps, panel, nr)
+                } else {
                     A::gather(cc.ptr(), &offs, cols, steps.iter().copied(), panel)
                 }
             }
@@ -669,8 +687,9 @@ impl Arch for Avx2 {
     }
 }
 
-/// Packs one `nr`-wide panel (16 or 32) of a column-major B (column `j` at `ptr + j·cs`, its
-/// `kc` depth steps contiguous) by 8×8 in-register transposes; groups of eight columns wholly
+/// Packs one `nr`-wide panel of a column-major B (column `j` at `ptr + j·cs`, its `kc` depth
+/// steps contiguous; `nr` = 16 or 32), or of a row-major A (row `j` at `ptr + j·cs`; `nr` = the
+/// micro-kernel's 6 or 12 rows), by 8×8 in-register transposes; groups of eight columns wholly
 /// past `cols` are not written (an edge panel is zeroed first).
 ///
 /// # Safety
@@ -679,20 +698,70 @@ impl Arch for Avx2 {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn transpose_panel(ptr: *const f32, cs: usize, cols: usize, kc: usize, panel: &mut [f32], nr: usize) {
+    // SAFETY: the caller's contract: column `j`'s depth steps are contiguous from `ptr + j·cs`.
+    unsafe { transpose_blocks(cols, kc, panel, nr, |p, j| ptr.add(j * cs + p), |_, _| true) }
+}
+
+/// Packs one `nr`-wide panel of a convolution's transposed implicit columns ([`Rhs::ConvT`]:
+/// depth steps are pixels at `steps[p]`, columns kernel taps at `offs[j]`) by 8×8 transposes
+/// where eight depth steps are consecutive pixels (a 1×1 convolution's weight gradient, whose
+/// taps are input channels a plane apart), value by value elsewhere.
+///
+/// # Safety
+/// The CPU has AVX2; `cols ≤ nr`, `panel` holds `steps.len()·nr` floats; `ptr + steps[p] +
+/// offs[j]` lies in the operand for every `j < cols`, `p < steps.len()`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn transpose_steps(
+    ptr: *const f32,
+    offs: &[i32; MAX_NR],
+    cols: usize,
+    steps: &[usize],
+    panel: &mut [f32],
+    nr: usize,
+) {
+    let at = |p: usize, j: usize| ptr.wrapping_add(steps[p] + offs[j] as usize);
+    let contiguous = |k0: usize, depth: usize| steps[k0..k0 + depth].windows(2).all(|w| w[1] == w[0] + 1);
+    // SAFETY: the caller's contract; a block is loaded whole only where its steps are
+    // consecutive, so lane `t` of column `j`'s load is `at(k0 + t, j)`.
+    unsafe { transpose_blocks(cols, steps.len(), panel, nr, at, contiguous) }
+}
+
+/// The 8×8 transposes of [`transpose_panel`] and [`transpose_steps`]: depth step `p` of column
+/// `j` is at `at(p, j)`; a block of `depth` steps from `k0` is loaded as one run per column where
+/// `contiguous(k0, depth)` (then `at(k0 + t, j) = at(k0, j) + t`), else copied value by value.
+///
+/// # Safety
+/// The CPU has AVX2; `cols ≤ nr`, `panel` holds `kc·nr` floats; `at(p, j)` is readable for
+/// every `j < cols`, `p < kc`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn transpose_blocks(
+    cols: usize,
+    kc: usize,
+    panel: &mut [f32],
+    nr: usize,
+    at: impl Fn(usize, usize) -> *const f32,
+    contiguous: impl Fn(usize, usize) -> bool,
+) {
     unsafe {
         let out = panel.as_mut_ptr();
         for k0 in (0..kc).step_by(8) {
             let depth = (kc - k0).min(8);
+            if !contiguous(k0, depth) {
+                for p in k0..k0 + depth {
+                    for j in 0..cols {
+                        *out.add(p * nr + j) = *at(p, j);
+                    }
+                }
+                continue;
+            }
             let m = mask8(depth);
             for g in 0..cols.div_ceil(8) {
                 // Eight columns' next `depth` values (zeros past `cols` and `depth`) …
                 let r: [__m256; 8] = std::array::from_fn(|j| {
                     let col = g * 8 + j;
-                    if col < cols {
-                        _mm256_maskload_ps(ptr.add(col * cs + k0), m)
-                    } else {
-                        _mm256_setzero_ps()
-                    }
+                    if col < cols { _mm256_maskload_ps(at(k0, col), m) } else { _mm256_setzero_ps() }
                 });
                 // … transposed: row t holds depth step k0 + t of the eight columns.
                 let t0 = _mm256_unpacklo_ps(r[0], r[1]);
@@ -721,8 +790,16 @@ unsafe fn transpose_panel(ptr: *const f32, cs: usize, cols: usize, kc: usize, pa
                     _mm256_permute2f128_ps::<0x31>(u2, u6),
                     _mm256_permute2f128_ps::<0x31>(u3, u7),
                 ];
+                let width = (nr - g * 8).min(8);
                 for (t, row) in rows.iter().enumerate().take(depth) {
-                    _mm256_storeu_ps(out.add((k0 + t) * nr + g * 8), *row);
+                    let dst = out.add((k0 + t) * nr + g * 8);
+                    if width == 8 {
+                        _mm256_storeu_ps(dst, *row);
+                    } else {
+                        // A panel of 12 or 6 rows of A: the last group's lanes past its width
+                        // are not stored (they would be the next depth step's).
+                        _mm256_maskstore_ps(dst, mask8(width), *row);
+                    }
                 }
             }
         }
