@@ -5,15 +5,19 @@
 //! B is packed into `NR`-column micro-panels (k-major, zero-padded) and A, [`MC`] rows at a
 //! time, into `MR`-row micro-panels; a register-blocked micro-kernel computes each tile and
 //! adds it into C. Two micro-kernels, picked once per process ([`isa`]):
-//! - AVX-512: 12×32 (24 zmm accumulators, 2 loads of B and 12 broadcasts of A per k, 24 FMAs);
+//! - AVX-512: 12×32 (24 zmm accumulators, 2 loads of B and 12 broadcasts of A per k, 24 FMAs),
+//!   with 4-, 6- and 8-row copies for a short last row panel (LeNet's 6 channels, 64 = 5·12 + 4);
 //! - AVX2 + FMA: 6×16 (12 ymm accumulators, 2 loads of B and 6 broadcasts of A per k, 12 FMAs
 //!   — the 16 ymm registers hold the 12 accumulators, B's two vectors and a broadcast).
 //!
 //! Packing absorbs any operand layout, so transposed operands (the weight and input gradients
 //! of a convolution) cost one strided read per slab and nothing else; a column-major B and a
-//! convolution's implicit column matrix ([`Rhs::Conv`], [`Rhs::ConvT`]) are packed with
-//! vector gathers (16 lanes, or 8), and with plain vector loads where a panel's columns are
-//! contiguous in the source (a stride-1 convolution's output pixels along a row). Operands
+//! convolution's implicit column matrix ([`Rhs::Conv`], [`Rhs::ConvT`]) are packed with plain
+//! vector loads where a panel's columns are contiguous in the source (a stride-1 convolution's
+//! output pixels along a row), one masked load per run where they are a few runs (pixels across
+//! short rows, kernel taps), 8×8 in-register transposes for column-major panels (and a 1×1
+//! convolution's weight-gradient columns over consecutive pixels), and vector gathers (16
+//! lanes, or 8) for the rest: gathers are slow on AMD, Zen 4's AVX-512 ones included. Operands
 //! reused across calls (a convolution's weights) are packed once ([`pack_a_full`]). Edge tiles
 //! run the same kernel and store through a lane mask (AVX-512) or a small buffer (AVX2).
 //! Slabs have equal depth (576 = 2 × 288, not 256 + 256 + 64); when few column panels reuse
