@@ -292,9 +292,10 @@ unsafe fn pack_b<'o, A: Arch>(b: Rhs, n: usize, p0: usize, kc: usize, out: &'o m
         }
         // Whether at least three in four blocks of eight depth steps are consecutive pixels
         // (the transposes then beat gathers, which are slow on AMD).
-        let blocks = steps.chunks(8);
-        let runs = steps.chunks(8).filter(|b| b.windows(2).all(|w| w[1] == w[0] + 1)).count();
-        let mostly_runs = transposed && 4 * runs >= 3 * blocks.len();
+        let mostly_runs = transposed && {
+            let runs = steps.chunks(8).filter(|b| b.windows(2).all(|w| w[1] == w[0] + 1)).count();
+            4 * runs >= 3 * steps.len().div_ceil(8)
+        };
         for (jp, panel) in out.chunks_exact_mut(nr * kc).enumerate() {
             let cols = nr.min(n - jp * nr);
             let mut offs = [0i32; MAX_NR];
@@ -313,6 +314,9 @@ unsafe fn pack_b<'o, A: Arch>(b: Rhs, n: usize, p0: usize, kc: usize, out: &'o m
                     // A few runs per depth step (kernel taps along a row, pixels across short rows).
                 } else if transposed && mostly_runs {
                     // Taps a plane apart (a 1×1 convolution's channels), pixels in long runs.
+                    if cols < nr {
+                        panel.fill(0.0); // the padding columns of an edge panel
+                    }
                     transpose_steps(cc.ptr(), &offs, cols, steps, panel, nr)
                 } else {
                     A::gather(cc.ptr(), &offs, cols, steps.iter().copied(), panel)
