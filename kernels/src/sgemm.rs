@@ -119,24 +119,14 @@ unsafe fn pack_a(a: Mat, r0: usize, mc: usize, p0: usize, kc: usize, mr: usize, 
             }
         } else if cs == 1 && crate::cpu::avx2() {
             // Row-major A (weights, an output gradient): each k step of the panel is a column
-            // of `rows` values, 8×8 blocks transposed in registers.
+            // of `rows` values, 8×8 blocks transposed in registers. (Every CPU this module's GEMM
+            // runs on has AVX2; the value-by-value loop below serves only a direct call of
+            // `pack_a_full` elsewhere.)
             // SAFETY: the CPU has AVX2; row `i < rows` of the panel's source holds `kc` values.
             #[cfg(target_arch = "x86_64")]
             unsafe {
                 transpose_panel(origin, rs, rows, kc, panel, mr)
             };
-        } else if cs == 1 && rows == mr {
-            // Row-major A (weights): read the rows side by side so the panel is written in
-            // order, one k step (`mr` values) at a time.
-            let mut row = [[].as_slice(); 12];
-            for (i, r) in row.iter_mut().enumerate().take(mr) {
-                *r = unsafe { std::slice::from_raw_parts(origin.add(i * rs), kc) };
-            }
-            for (p, dst) in panel.chunks_exact_mut(mr).enumerate() {
-                for (d, r) in dst.iter_mut().zip(&row) {
-                    *d = r[p];
-                }
-            }
         } else {
             for i in 0..rows {
                 let row = unsafe { origin.add(i * rs) };
