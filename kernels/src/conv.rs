@@ -13,7 +13,8 @@
 //!   [`crate::view::Rhs::ConvT`]: a plain GEMM with K = nb·P, never the N = 9 "swapped
 //!   conv" that Burn's default weight gradient becomes), `db += Σ dy`, and `dcol = Wᵀ · dy`
 //!   followed by a col2im scatter-add (through the padded planes) into the chunk's own images
-//!   of `dx` (chunks own disjoint images, so no locks).
+//!   of `dx` (chunks own disjoint images, so no locks; a 1×1 conv's `dcol` is a few images at
+//!   a time, small enough to stay in L2, and copied: each element of `dx` has one term).
 //!
 //! K = Cin/groups·kh·kw, P = Ho·Wo. A 1×1 stride-1 unpadded conv with one image per chunk
 //! uses the image itself as the column matrix. Without our GEMM kernel (no AVX2: ARM, older
@@ -76,6 +77,10 @@ pub fn im2col_only() -> bool {
 
 /// Output pixels one chunk aims for (columns of the chunk's GEMM).
 pub const TARGET_COLS: usize = 1024;
+
+/// Floats of a 1×1 convolution's input-gradient columns computed at a time (half of a 1 MiB
+/// L2) when a chunk has several images.
+const POINTWISE_DCOL: usize = 128 * 1024;
 
 /// The planes of images `n0..n0+nb`, group `g`, copied into zero-bordered planes of the padded
 /// size (empty when there is no padding: the input planes serve as they are), and that size.
@@ -428,9 +433,10 @@ pub fn backward(geo: &Geom, x: &[f32], w: &[f32], dy: &[f32], need: [bool; 3]) -
     };
     let dx_direct = dx_winograd.or(dx_flipped);
     let need_x = need_x && dx_direct.is_none();
-    if !(need_x || need_w || need_b) {
-        // Nothing left for the chunk loop (a bias-free Winograd layer): it would only copy dy.
-        return Grads { x: dx_direct, w: dw_winograd, b: None };
+    if !(need_x || need_w) {
+        // Nothing left for the chunk loop but the bias gradient (a Winograd layer), which needs
+        // no copy of dy in column order.
+        return Grads { x: dx_direct, w: dw_winograd, b: need_b.then(|| bias_grad(geo, dy)) };
     }
     let (pix, co, k, cog, ci, hw) = (geo.pix(), geo.co, geo.k(), geo.cog(), geo.ci, geo.hw());
     let nb = geo.chunk(TARGET_COLS);
@@ -474,7 +480,7 @@ pub fn backward(geo: &Geom, x: &[f32], w: &[f32], dy: &[f32], need: [bool; 3]) -
             };
             if need_b {
                 for (o, acc) in db.iter_mut().enumerate() {
-                    *acc += dys[o * cols..(o + 1) * cols].iter().map(|&v| v as f64).sum::<f64>();
+                    *acc += buf::sum(&dys[o * cols..(o + 1) * cols]) as f64;
                 }
             }
             let direct = geo.pointwise() && nbc == 1;
@@ -505,6 +511,22 @@ pub fn backward(geo: &Geom, x: &[f32], w: &[f32], dy: &[f32], need: [bool; 3]) -
                     if direct {
                         let dst = &mut local[g * geo.cig() * hw..(g + 1) * geo.cig() * hw];
                         gemm::gemm(k, cols, cog, dst, hw, wt, dyg, false, inner);
+                    } else if geo.pointwise() {
+                        // A few images at a time, through a `dcol` that stays in L2, copied
+                        // (not added: each element has one term) into their planes.
+                        let step = (POINTWISE_DCOL / (k * pix).max(1)).clamp(1, nbc);
+                        let dcol = buf::scratch(&mut dcol, k * step * pix);
+                        for j0 in (0..nbc).step_by(step) {
+                            let w = step.min(nbc - j0) * pix;
+                            let dcol = &mut dcol[..k * w];
+                            gemm::gemm(k, w, cog, dcol, w, wt, dyg.skip_cols(j0 * pix), false, inner);
+                            for (c, row) in dcol.chunks_exact(w).enumerate() {
+                                for (j, src) in row.chunks_exact(pix).enumerate() {
+                                    let dst = &mut local[((j0 + j) * ci + g * k + c) * hw..][..hw];
+                                    copy::copy_short(dst, src);
+                                }
+                            }
+                        }
                     } else {
                         let dcol = buf::scratch(&mut dcol, k * cols);
                         gemm::gemm(k, cols, cog, dcol, cols, wt, dyg, false, inner);
@@ -532,6 +554,25 @@ pub fn backward(geo: &Geom, x: &[f32], w: &[f32], dy: &[f32], need: [bool; 3]) -
         w: dw_winograd.or(need_w.then_some(dw)),
         b: need_b.then(|| db.into_iter().map(|v| v as f32).collect()),
     }
+}
+
+/// The bias gradient `db[o] = Σ dy[·, o, ·, ·]`: image ranges in parallel, each plane summed
+/// in eight `f32` lanes, the planes' sums in `f64`.
+fn bias_grad(geo: &Geom, dy: &[f32]) -> Vec<f32> {
+    let (co, pix) = (geo.co, geo.pix());
+    let partial: Vec<Vec<f64>> = buf::ranges(geo.n, buf::threads(), 1)
+        .into_par_iter()
+        .map(|range| {
+            let mut acc = vec![0f64; co];
+            for n in range {
+                for (o, a) in acc.iter_mut().enumerate() {
+                    *a += buf::sum(&dy[(n * co + o) * pix..][..pix]) as f64;
+                }
+            }
+            acc
+        })
+        .collect();
+    (0..co).map(|o| partial.iter().map(|p| p[o]).sum::<f64>() as f32).collect()
 }
 
 /// The input gradient of a stride-1, undilated, ungrouped conv with padding `p ≤ k − 1`, as the

@@ -280,10 +280,10 @@ unsafe fn pack_b<'o, A: Arch>(b: Rhs, n: usize, p0: usize, kc: usize, out: &'o m
             steps.extend(cc.tap_offs(p0).take(kc));
             col_offs.extend(cc.pix_offs(cc.j0()).take(n));
         }
-        // Whether at least three in four blocks of eight depth steps are consecutive pixels
-        // (the transposes then beat gathers, which are slow on AMD).
+        // Whether at least three in four blocks of eight depth steps are at most two runs of
+        // consecutive pixels (the transposes then beat gathers, which are slow on AMD).
         let mostly_runs = transposed && {
-            let runs = steps.chunks(8).filter(|b| b.windows(2).all(|w| w[1] == w[0] + 1)).count();
+            let runs = steps.chunks(8).filter(|b| two_runs(b).is_some()).count();
             4 * runs >= 3 * steps.len().div_ceil(8)
         };
         for (jp, panel) in out.chunks_exact_mut(nr * kc).enumerate() {
@@ -697,13 +697,14 @@ impl Arch for Avx2 {
 #[target_feature(enable = "avx2,fma")]
 unsafe fn transpose_panel(ptr: *const f32, cs: usize, cols: usize, kc: usize, panel: &mut [f32], nr: usize) {
     // SAFETY: the caller's contract: column `j`'s depth steps are contiguous from `ptr + j·cs`.
-    unsafe { transpose_blocks(cols, kc, panel, nr, |p, j| ptr.add(j * cs + p), |_, _| true) }
+    unsafe { transpose_blocks(cols, kc, panel, nr, |p, j| ptr.add(j * cs + p), |_, depth| Some(depth)) }
 }
 
 /// Packs one `nr`-wide panel of a convolution's transposed implicit columns ([`Rhs::ConvT`]:
 /// depth steps are pixels at `steps[p]`, columns kernel taps at `offs[j]`) by 8×8 transposes
-/// where eight depth steps are consecutive pixels (a 1×1 convolution's weight gradient, whose
-/// taps are input channels a plane apart), value by value elsewhere.
+/// where eight depth steps are at most two runs of consecutive pixels (a 1×1 convolution's
+/// weight gradient, whose taps are input channels a plane apart; a block crosses at most one
+/// image seam when images have at least 8 pixels), value by value elsewhere.
 ///
 /// # Safety
 /// The CPU has AVX2; `cols ≤ nr`, `panel` holds `steps.len()·nr` floats; `ptr + steps[p] +
@@ -719,19 +720,31 @@ unsafe fn transpose_steps(
     nr: usize,
 ) {
     let at = |p: usize, j: usize| ptr.wrapping_add(steps[p] + offs[j] as usize);
-    let contiguous = |k0: usize, depth: usize| steps[k0..k0 + depth].windows(2).all(|w| w[1] == w[0] + 1);
-    // SAFETY: the caller's contract; a block is loaded whole only where its steps are
-    // consecutive, so lane `t` of column `j`'s load is `at(k0 + t, j)`.
-    unsafe { transpose_blocks(cols, steps.len(), panel, nr, at, contiguous) }
+    let split = |k0: usize, depth: usize| two_runs(&steps[k0..k0 + depth]);
+    // SAFETY: the caller's contract; a block is loaded as runs only where its steps are
+    // consecutive within each run, so lane `t` of column `j`'s load is `at(k0 + t, j)`.
+    unsafe { transpose_blocks(cols, steps.len(), panel, nr, at, split) }
+}
+
+/// Where a block of depth steps splits into two runs of consecutive steps: the first run's
+/// length (the block's length if it is one run), or `None` for three runs or more.
+fn two_runs(steps: &[usize]) -> Option<usize> {
+    let breaks = |from: usize| (from + 1..steps.len()).find(|&t| steps[t] != steps[t - 1] + 1);
+    match breaks(0) {
+        None => Some(steps.len()),
+        Some(a) => breaks(a).is_none().then_some(a),
+    }
 }
 
 /// The 8×8 transposes of [`transpose_panel`] and [`transpose_steps`]: depth step `p` of column
-/// `j` is at `at(p, j)`; a block of `depth` steps from `k0` is loaded as one run per column where
-/// `contiguous(k0, depth)` (then `at(k0 + t, j) = at(k0, j) + t`), else copied value by value.
+/// `j` is at `at(p, j)`; a block of `depth` steps from `k0` is loaded per column as two masked
+/// runs where `split(k0, depth) = Some(a)` (then `at(k0 + t, j) = at(k0, j) + t` for `t < a`
+/// and `at(k0 + a, j) + (t − a)` for `a ≤ t < depth`; `a = depth`: one run), else copied value
+/// by value.
 ///
 /// # Safety
 /// The CPU has AVX2; `cols ≤ nr`, `panel` holds `kc·nr` floats; `at(p, j)` is readable for
-/// every `j < cols`, `p < kc`.
+/// every `j < cols`, `p < kc`, and `split` answers as above.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn transpose_blocks(
@@ -740,27 +753,42 @@ unsafe fn transpose_blocks(
     panel: &mut [f32],
     nr: usize,
     at: impl Fn(usize, usize) -> *const f32,
-    contiguous: impl Fn(usize, usize) -> bool,
+    split: impl Fn(usize, usize) -> Option<usize>,
 ) {
     unsafe {
         let out = panel.as_mut_ptr();
         for k0 in (0..kc).step_by(8) {
             let depth = (kc - k0).min(8);
-            if !contiguous(k0, depth) {
+            let Some(a) = split(k0, depth) else {
                 for p in k0..k0 + depth {
                     for j in 0..cols {
                         *out.add(p * nr + j) = *at(p, j);
                     }
                 }
                 continue;
-            }
-            let m = mask8(depth);
+            };
+            // Lanes `0..a` from the first run, `a..depth` from the second (read from `a` lanes
+            // before its start: those lanes are masked off, never read).
+            let (m1, m2) = (mask8(a), _mm256_andnot_si256(mask8(a), mask8(depth)));
             for g in 0..cols.div_ceil(8) {
                 // Eight columns' next `depth` values (zeros past `cols` and `depth`) …
-                let r: [__m256; 8] = std::array::from_fn(|j| {
-                    let col = g * 8 + j;
-                    if col < cols { _mm256_maskload_ps(at(k0, col), m) } else { _mm256_setzero_ps() }
-                });
+                let r: [__m256; 8] = if a == depth {
+                    std::array::from_fn(|j| {
+                        let col = g * 8 + j;
+                        if col < cols { _mm256_maskload_ps(at(k0, col), m1) } else { _mm256_setzero_ps() }
+                    })
+                } else {
+                    std::array::from_fn(|j| {
+                        let col = g * 8 + j;
+                        if col < cols {
+                            let first = _mm256_maskload_ps(at(k0, col), m1);
+                            let second = _mm256_maskload_ps(at(k0 + a, col).wrapping_sub(a), m2);
+                            _mm256_or_ps(first, second) // masked-off lanes load as +0.0 bits
+                        } else {
+                            _mm256_setzero_ps()
+                        }
+                    })
+                };
                 // … transposed: row t holds depth step k0 + t of the eight columns.
                 let t0 = _mm256_unpacklo_ps(r[0], r[1]);
                 let t1 = _mm256_unpackhi_ps(r[0], r[1]);
