@@ -78,9 +78,10 @@ pub fn im2col_only() -> bool {
 /// Output pixels one chunk aims for (columns of the chunk's GEMM).
 pub const TARGET_COLS: usize = 1024;
 
-/// Floats of a 1×1 convolution's input-gradient columns computed at a time (half of a 1 MiB
-/// L2) when a chunk has several images.
-const POINTWISE_DCOL: usize = 128 * 1024;
+/// Floats of a 1×1 convolution's GEMM destination computed at a time (half of a 1 MiB L2)
+/// when a chunk has several images: the output, or the input gradient's `dcol`, each copied
+/// into the images' planes while still in cache.
+const POINTWISE_COLS: usize = 128 * 1024;
 
 /// The planes of images `n0..n0+nb`, group `g`, copied into zero-bordered planes of the padded
 /// size (empty when there is no padding: the input planes serve as they are), and that size.
@@ -332,8 +333,18 @@ fn gemm_forward(geo: &Geom, x: &[f32], wg: &[Lhs], bias: Option<&[f32]>, act: Ac
     let body = |(idx, ychunk): (usize, &mut [f32])| {
         let n0 = idx * nb;
         let nbc = ychunk.len() / (co * pix);
-        let direct = geo.pointwise() && nbc == 1;
-        forward_chunk(geo, x, wg, bias, n0, nbc, direct, ychunk, inner);
+        if geo.pointwise() && nbc > 1 {
+            // The GEMM's destination (images side by side) is copied into the images: a few
+            // at a time, so that it is still in L2.
+            let step = (POINTWISE_COLS / (geo.cog() * pix).max(1)).clamp(1, nbc);
+            for (s, ys) in ychunk.chunks_mut(step * co * pix).enumerate() {
+                let nj = ys.len() / (co * pix);
+                forward_chunk(geo, x, wg, bias, n0 + s * step, nj, nj == 1, ys, inner);
+            }
+        } else {
+            let direct = geo.pointwise() && nbc == 1;
+            forward_chunk(geo, x, wg, bias, n0, nbc, direct, ychunk, inner);
+        }
         act.in_place(ychunk);
     };
     if inner > 1 {
@@ -514,7 +525,7 @@ pub fn backward(geo: &Geom, x: &[f32], w: &[f32], dy: &[f32], need: [bool; 3]) -
                     } else if geo.pointwise() {
                         // A few images at a time, through a `dcol` that stays in L2, copied
                         // (not added: each element has one term) into their planes.
-                        let step = (POINTWISE_DCOL / (k * pix).max(1)).clamp(1, nbc);
+                        let step = (POINTWISE_COLS / (k * pix).max(1)).clamp(1, nbc);
                         let dcol = buf::scratch(&mut dcol, k * step * pix);
                         for j0 in (0..nbc).step_by(step) {
                             let w = step.min(nbc - j0) * pix;

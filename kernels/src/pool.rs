@@ -26,6 +26,7 @@ use rayon::prelude::*;
 
 use crate::autodiff;
 use crate::buf::{self, contiguous, slice};
+use crate::copy;
 
 /// Window geometry of one pooling op (square or not, symmetric padding, no dilation).
 #[derive(Debug, Clone, Copy)]
@@ -152,7 +153,7 @@ fn max_plane(
     for (oh, &(r0, r1, _)) in rows.iter().enumerate() {
         {
             let vb = &mut vb[p..p + w];
-            vb.copy_from_slice(&xp[r0 * w..(r0 + 1) * w]);
+            copy::copy_short(vb, &xp[r0 * w..(r0 + 1) * w]);
             if want_idx {
                 let vi = &mut vi[p..p + w];
                 vi.iter_mut().enumerate().for_each(|(c, i)| *i = (r0 * w + c) as u32);
@@ -260,7 +261,7 @@ fn max_s1_wide(
 struct S1Scratch {
     padded: Vec<f32>,
     best: Vec<f32>,
-    at: Vec<u32>,
+    at: Vec<i32>,
 }
 
 /// Positions [`max_s1`] takes at once (one AVX2 vector).
@@ -293,11 +294,15 @@ fn max_s1(win: &Window, want_idx: bool, yp: &mut [f32], ip: &mut [u32], xp: &[f3
     padded.resize(len8 + slack, f32::NEG_INFINITY);
     for (j, plane) in xp.chunks_exact(hw).enumerate() {
         for (r, row) in plane.chunks_exact(w).enumerate() {
-            padded[j * block + (r + p0) * wp + p1..][..w].copy_from_slice(row);
+            copy::copy_short(&mut padded[j * block + (r + p0) * wp + p1..][..w], row);
         }
     }
-    // Window offsets in row-major order; the tap number is the index.
+    // Window offsets in row-major order, and each one's in-plane index relative to the output
+    // position's own (`oh·w + ow`; a padding cell's is out of the window's real cells).
     let offs: Vec<usize> = (0..kh).flat_map(|dr| (0..kw).map(move |dc| dr * wp + dc)).collect();
+    let rel: Vec<i32> = (0..kh)
+        .flat_map(|dr| (0..kw).map(move |dc| (dr as i32 - p0 as i32) * w as i32 + dc as i32 - p1 as i32))
+        .collect();
     best.resize(len8, 0.0);
     at.resize(if want_idx { len8 } else { 0 }, 0);
     // Every tap of eight positions with the running maximum (and its tap) in registers: one
@@ -306,13 +311,13 @@ fn max_s1(win: &Window, want_idx: bool, yp: &mut [f32], ip: &mut [u32], xp: &[f3
     for (q, bq) in best.chunks_exact_mut(LANES).enumerate() {
         let q0 = q * LANES;
         let mut b: [f32; LANES] = padded[q0..q0 + LANES].try_into().expect("8 lanes");
-        let mut t = [0u32; LANES];
-        for (tap, &off) in offs.iter().enumerate().skip(1) {
+        let mut t = [rel[0]; LANES];
+        for (&off, &r) in offs.iter().zip(&rel).skip(1) {
             let c: &[f32; LANES] = padded[q0 + off..q0 + off + LANES].try_into().expect("8 lanes");
             for l in 0..LANES {
                 let take = (c[l] > b[l]) | c[l].is_nan();
                 b[l] = if take { c[l] } else { b[l] };
-                t[l] = if take { tap as u32 } else { t[l] };
+                t[l] = if take { r } else { t[l] };
             }
         }
         bq.copy_from_slice(&b);
@@ -320,21 +325,21 @@ fn max_s1(win: &Window, want_idx: bool, yp: &mut [f32], ip: &mut [u32], xp: &[f3
             at[q0..q0 + LANES].copy_from_slice(&t);
         }
     }
-    let taps: Vec<(usize, usize)> = (0..kh).flat_map(|dr| (0..kw).map(move |dc| (dr, dc))).collect();
     for j in 0..planes {
         for oh in 0..ho {
             let q0 = j * block + oh * wp;
-            yp[j * ohw + oh * wo..][..wo].copy_from_slice(&best[q0..q0 + wo]);
+            let vals = &best[q0..q0 + wo];
+            copy::copy_short(&mut yp[j * ohw + oh * wo..][..wo], vals);
             if want_idx {
-                for (ow, i) in ip[j * ohw + oh * wo..][..wo].iter_mut().enumerate() {
-                    let (dr, dc) = taps[at[q0 + ow] as usize];
-                    let (pr, pc) = (oh + dr, ow + dc);
-                    *i = if (p0..p0 + h).contains(&pr) && (p1..p1 + w).contains(&pc) {
-                        ((pr - p0) * w + pc - p1) as u32
-                    } else {
-                        // Every real cell of this window is −∞: the first of them.
-                        (oh.saturating_sub(p0) * w + ow.saturating_sub(p1)) as u32
-                    };
+                let first_row = oh.saturating_sub(p0) * w;
+                let out = ip[j * ohw + oh * wo..][..wo].iter_mut().zip(vals.iter().zip(&at[q0..q0 + wo]));
+                for (ow, (i, (&v, &r))) in out.enumerate() {
+                    // A window whose maximum is −∞ has only −∞ real cells (a NaN or anything
+                    // larger would have won), and may have kept a padding cell: the answer is
+                    // then its first real cell, which is also right when the winner was real.
+                    let first = (first_row + ow.saturating_sub(p1)) as u32;
+                    let own = (oh * w + ow) as i32;
+                    *i = if v == f32::NEG_INFINITY { first } else { (own + r) as u32 };
                 }
             }
         }

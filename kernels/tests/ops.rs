@@ -132,6 +132,7 @@ fn conv2d_matches_burn_values_and_gradients() {
         conv(3, 40, 12, 24, 1, 1, 0), // 1×1 on 12² maps, several images per chunk
         conv(20, 40, 3, 24, 1, 1, 0), // 1×1 on 3² maps: every weight-gradient block of 8 pixels is two runs
         conv(16, 512, 6, 8, 1, 1, 0), // 1×1, 512 channels: the input gradient a few images at a time
+        conv(16, 8, 6, 512, 1, 1, 0), // 1×1, 512 outputs: the forward a few images at a time
         conv(1, 96, 6, 160, 3, 1, 1), // large channel counts
         conv(3, 16, 7, 16, 3, 1, 1), // 3×3 stride 1 with too few tiles for Winograd
         conv(4, 16, 16, 16, 3, 1, 1), // Winograd F(4×4) (256 tiles of F(2×2))
