@@ -228,6 +228,21 @@ pub fn sum(v: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + rest
 }
 
+/// Sum of a slice in `f64`, with 8 independent lanes (vectorizes). For sums that cancel to
+/// nearly nothing (a convolution's bias gradient ahead of a batch norm is zero but for rounding)
+/// `f32` lanes would leave rounding errors larger than the result.
+pub fn sum_f64(v: &[f32]) -> f64 {
+    let mut acc = [0f64; 8];
+    let chunks = v.chunks_exact(8);
+    let rest: f64 = chunks.remainder().iter().map(|&x| x as f64).sum();
+    for c in chunks {
+        for i in 0..8 {
+            acc[i] += c[i] as f64;
+        }
+    }
+    acc.iter().sum::<f64>() + rest
+}
+
 /// `Σ (a − ca)·(b − cb)` with 8 lanes.
 pub fn dot_centered(a: &[f32], ca: f32, b: &[f32], cb: f32) -> f32 {
     let mut acc = [0f32; 8];

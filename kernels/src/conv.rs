@@ -491,7 +491,7 @@ pub fn backward(geo: &Geom, x: &[f32], w: &[f32], dy: &[f32], need: [bool; 3]) -
             };
             if need_b {
                 for (o, acc) in db.iter_mut().enumerate() {
-                    *acc += buf::sum(&dys[o * cols..(o + 1) * cols]) as f64;
+                    *acc += buf::sum_f64(&dys[o * cols..(o + 1) * cols]);
                 }
             }
             let direct = geo.pointwise() && nbc == 1;
@@ -567,8 +567,8 @@ pub fn backward(geo: &Geom, x: &[f32], w: &[f32], dy: &[f32], need: [bool; 3]) -
     }
 }
 
-/// The bias gradient `db[o] = Σ dy[·, o, ·, ·]`: image ranges in parallel, each plane summed
-/// in eight `f32` lanes, the planes' sums in `f64`.
+/// The bias gradient `db[o] = Σ dy[·, o, ·, ·]`, in `f64` (eight lanes per plane): image
+/// ranges in parallel.
 fn bias_grad(geo: &Geom, dy: &[f32]) -> Vec<f32> {
     let (co, pix) = (geo.co, geo.pix());
     let partial: Vec<Vec<f64>> = buf::ranges(geo.n, buf::threads(), 1)
@@ -577,7 +577,7 @@ fn bias_grad(geo: &Geom, dy: &[f32]) -> Vec<f32> {
             let mut acc = vec![0f64; co];
             for n in range {
                 for (o, a) in acc.iter_mut().enumerate() {
-                    *a += buf::sum(&dy[(n * co + o) * pix..][..pix]) as f64;
+                    *a += buf::sum_f64(&dy[(n * co + o) * pix..][..pix]);
                 }
             }
             acc

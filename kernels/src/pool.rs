@@ -151,39 +151,16 @@ fn max_plane(
     let m = (wo - 1) * s + 1;
 
     for (oh, &(r0, r1, _)) in rows.iter().enumerate() {
-        {
-            let vb = &mut vb[p..p + w];
-            copy::copy_short(vb, &xp[r0 * w..(r0 + 1) * w]);
-            if want_idx {
-                let vi = &mut vi[p..p + w];
-                vi.iter_mut().enumerate().for_each(|(c, i)| *i = (r0 * w + c) as u32);
-                for r in r0 + 1..r1 {
-                    let src = &xp[r * w..(r + 1) * w];
-                    for (c, ((b, i), &v)) in vb.iter_mut().zip(vi.iter_mut()).zip(src).enumerate() {
-                        let take = (v > *b) | v.is_nan();
-                        *b = if take { v } else { *b };
-                        *i = if take { (r * w + c) as u32 } else { *i };
-                    }
-                }
-            } else {
-                for r in r0 + 1..r1 {
-                    let src = &xp[r * w..(r + 1) * w];
-                    for (b, &v) in vb.iter_mut().zip(src) {
-                        *b = if (v > *b) | v.is_nan() { v } else { *b };
-                    }
-                }
-            }
+        if want_idx {
+            column_max_idx(&mut vb[p..p + w], &mut vi[p..p + w], xp, w, r0, r1);
+        } else {
+            column_max(&mut vb[p..p + w], xp, w, r0, r1);
         }
         let out = &mut yp[oh * wo..(oh + 1) * wo];
         if want_idx {
             let oi = &mut ip[oh * wo..(oh + 1) * wo];
             if s > 1 && wo >= WIDE_ROW {
-                let (best, best_i) = (&mut hb[..m], &mut hi[..m]);
-                best.copy_from_slice(&vb[..m]);
-                best_i.copy_from_slice(&vi[..m]);
-                for t in 1..k {
-                    merge_idx(best.iter_mut().zip(best_i.iter_mut()), vb[t..t + m].iter().zip(&vi[t..t + m]));
-                }
+                window_max_idx(&mut hb[..m], &mut hi[..m], vb, vi, k);
                 out.iter_mut().zip(hb.iter().step_by(s)).for_each(|(o, &v)| *o = v);
                 oi.iter_mut().zip(hi.iter().step_by(s)).for_each(|(o, &i)| *o = i);
             } else {
@@ -208,6 +185,90 @@ fn max_plane(
 /// Output rows at least this wide take the contiguous horizontal pass of a strided training
 /// pool; narrower ones (GoogLeNet's 6² maps) lose more to the extra copies than they gain.
 const WIDE_ROW: usize = 8;
+
+/// The vertical pass of [`max_plane`]: `vb[c]` = the maximum of column `c` over input rows
+/// `r0..r1` as a row-major scan keeps it (a NaN takes over), eight columns at a time with the
+/// running maximum in registers, each group stored once. (Updated in place, row after row, as
+/// `*b = if take { v } else { *b }`, the compiler stored only the taken lanes, with masked
+/// stores, which AMD's Zen cores run slowly: most of the stride-2 training pools' time.)
+#[inline(always)]
+fn column_max(vb: &mut [f32], xp: &[f32], w: usize, r0: usize, r1: usize) {
+    let n8 = w / LANES * LANES;
+    for c0 in (0..n8).step_by(LANES) {
+        let mut b: [f32; LANES] = xp[r0 * w + c0..][..LANES].try_into().expect("8 lanes");
+        for r in r0 + 1..r1 {
+            let v: &[f32; LANES] = xp[r * w + c0..][..LANES].try_into().expect("8 lanes");
+            for l in 0..LANES {
+                b[l] = if (v[l] > b[l]) | v[l].is_nan() { v[l] } else { b[l] };
+            }
+        }
+        vb[c0..c0 + LANES].copy_from_slice(&b);
+    }
+    for (c, out) in vb.iter_mut().enumerate().skip(n8) {
+        let mut b = xp[r0 * w + c];
+        for r in r0 + 1..r1 {
+            let v = xp[r * w + c];
+            b = if (v > b) | v.is_nan() { v } else { b };
+        }
+        *out = b;
+    }
+}
+
+/// [`column_max`] with the winners' flat indices (`r·w + c`) in `vi`.
+#[inline(always)]
+fn column_max_idx(vb: &mut [f32], vi: &mut [u32], xp: &[f32], w: usize, r0: usize, r1: usize) {
+    let n8 = w / LANES * LANES;
+    for c0 in (0..n8).step_by(LANES) {
+        let mut b: [f32; LANES] = xp[r0 * w + c0..][..LANES].try_into().expect("8 lanes");
+        let mut bi: [u32; LANES] = std::array::from_fn(|l| (r0 * w + c0 + l) as u32);
+        for r in r0 + 1..r1 {
+            let v: &[f32; LANES] = xp[r * w + c0..][..LANES].try_into().expect("8 lanes");
+            for l in 0..LANES {
+                let take = (v[l] > b[l]) | v[l].is_nan();
+                b[l] = if take { v[l] } else { b[l] };
+                bi[l] = if take { (r * w + c0 + l) as u32 } else { bi[l] };
+            }
+        }
+        vb[c0..c0 + LANES].copy_from_slice(&b);
+        vi[c0..c0 + LANES].copy_from_slice(&bi);
+    }
+    for (c, (out, out_i)) in vb.iter_mut().zip(vi.iter_mut()).enumerate().skip(n8) {
+        let (mut b, mut bi) = (xp[r0 * w + c], (r0 * w + c) as u32);
+        for r in r0 + 1..r1 {
+            let v = xp[r * w + c];
+            let take = (v > b) | v.is_nan();
+            b = if take { v } else { b };
+            bi = if take { (r * w + c) as u32 } else { bi };
+        }
+        (*out, *out_i) = (b, bi);
+    }
+}
+
+/// The contiguous horizontal pass of a strided training pool: `hb[c]` (and its index `hi[c]`)
+/// = the winner of `vb[c..c + k]` ([`merge_idx`] order), for every `c < hb.len()`, eight at a
+/// time in registers (as [`column_max`], for the same reason).
+#[inline(always)]
+fn window_max_idx(hb: &mut [f32], hi: &mut [u32], vb: &[f32], vi: &[u32], k: usize) {
+    let m = hb.len();
+    let m8 = m / LANES * LANES;
+    for c0 in (0..m8).step_by(LANES) {
+        let mut b: [f32; LANES] = vb[c0..c0 + LANES].try_into().expect("8 lanes");
+        let mut bi: [u32; LANES] = vi[c0..c0 + LANES].try_into().expect("8 lanes");
+        for t in 1..k {
+            let cand = vb[c0 + t..c0 + t + LANES].iter().zip(&vi[c0 + t..c0 + t + LANES]);
+            merge_idx(b.iter_mut().zip(bi.iter_mut()), cand);
+        }
+        hb[c0..c0 + LANES].copy_from_slice(&b);
+        hi[c0..c0 + LANES].copy_from_slice(&bi);
+    }
+    for c in m8..m {
+        let (mut b, mut bi) = (vb[c], vi[c]);
+        for t in 1..k {
+            merge_idx(std::iter::once((&mut b, &mut bi)), std::iter::once((&vb[c + t], &vi[c + t])));
+        }
+        (hb[c], hi[c]) = (b, bi);
+    }
+}
 
 /// One horizontal step of a training max pool: each `(best, index)` takes its candidate when a
 /// row-major scan would have preferred it — a NaN wins unless the best is a later NaN; a number
