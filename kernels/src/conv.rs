@@ -83,6 +83,12 @@ pub const TARGET_COLS: usize = 1024;
 /// into the images' planes while still in cache.
 const POINTWISE_COLS: usize = 128 * 1024;
 
+/// Images of a chunk of `nbc` whose `rows × pix` GEMM destination fits [`POINTWISE_COLS`]
+/// (at least one).
+fn pointwise_images(rows: usize, pix: usize, nbc: usize) -> usize {
+    (POINTWISE_COLS / (rows * pix).max(1)).clamp(1, nbc)
+}
+
 /// The planes of images `n0..n0+nb`, group `g`, copied into zero-bordered planes of the padded
 /// size (empty when there is no padding: the input planes serve as they are), and that size.
 fn padded_planes(
@@ -336,7 +342,7 @@ fn gemm_forward(geo: &Geom, x: &[f32], wg: &[Lhs], bias: Option<&[f32]>, act: Ac
         if geo.pointwise() && nbc > 1 {
             // The GEMM's destination (images side by side) is copied into the images: a few
             // at a time, so that it is still in L2.
-            let step = (POINTWISE_COLS / (geo.cog() * pix).max(1)).clamp(1, nbc);
+            let step = pointwise_images(geo.cog(), pix, nbc);
             for (s, ys) in ychunk.chunks_mut(step * co * pix).enumerate() {
                 let nj = ys.len() / (co * pix);
                 forward_chunk(geo, x, wg, bias, n0 + s * step, nj, nj == 1, ys, inner);
@@ -525,7 +531,7 @@ pub fn backward(geo: &Geom, x: &[f32], w: &[f32], dy: &[f32], need: [bool; 3]) -
                     } else if geo.pointwise() {
                         // A few images at a time, through a `dcol` that stays in L2, copied
                         // (not added: each element has one term) into their planes.
-                        let step = (POINTWISE_COLS / (k * pix).max(1)).clamp(1, nbc);
+                        let step = pointwise_images(k, pix, nbc);
                         let dcol = buf::scratch(&mut dcol, k * step * pix);
                         for j0 in (0..nbc).step_by(step) {
                             let w = step.min(nbc - j0) * pix;

@@ -366,7 +366,7 @@ fn max_s1(win: &Window, want_idx: bool, yp: &mut [f32], ip: &mut [u32], xp: &[f3
         .collect();
     best.resize(len8, 0.0);
     at.resize(if want_idx { len8 } else { 0 }, 0);
-    // Every tap of eight positions with the running maximum (and its tap) in registers: one
+    // Every tap of eight positions with the running maximum (and its index relative to the output position's own) in registers: one
     // read of each candidate and one write of the result (a pass per tap over the whole buffer
     // read and wrote the running maximum once per tap).
     for (q, bq) in best.chunks_exact_mut(LANES).enumerate() {
