@@ -6,9 +6,14 @@ use std::time::Instant;
 
 fn main() {
     cnnzoo_kernels::tune_allocator();
-    for (c, hw, k, s, p) in
-        [(64, 48, 3, 2, 1), (192, 24, 3, 2, 1), (256, 12, 3, 1, 1), (512, 6, 3, 1, 1), (832, 6, 3, 2, 1)]
-    {
+    for (c, hw, k, s, p) in [
+        (64, 48, 3, 2, 1),
+        (192, 24, 3, 2, 1),
+        (256, 12, 3, 1, 1),
+        (512, 6, 3, 1, 1),
+        (480, 12, 3, 2, 1),
+        (832, 6, 3, 2, 1),
+    ] {
         for ad in [true, false] {
             let dev = if ad { Device::flex().autodiff() } else { Device::flex() };
             let x = Tensor::<4>::random([128, c, hw, hw], burn::tensor::Distribution::Default, &dev);
