@@ -501,10 +501,18 @@ pub fn backward(geo: &Geom, x: &[f32], w: &[f32], dy: &[f32], need: [bool; 3]) -
                 }
             }
             let direct = geo.pointwise() && nbc == 1;
+            // A 1×1 convolution's weight gradient with few output channels takes the
+            // dot-product form of `gemm_nt` over a copy of the chunk's planes (its column
+            // matrix), which needs no packing; as a GEMM its input is transposed for the few
+            // row panels of `dy` (GoogLeNet's 16–64-channel 1×1 layers: 30–50 % faster).
+            let dot = geo.pointwise() && gemm::nt_is_dot(cog);
             for g in 0..geo.groups {
                 let dyg = Mat::rows(&dys[g * cog * cols..], cols);
-                let planes =
-                    if need_w && !direct { implicit_planes(geo, x, g, n0, nbc, inner > 1) } else { None };
+                let planes = if need_w && !direct && !dot {
+                    implicit_planes(geo, x, g, n0, nbc, inner > 1)
+                } else {
+                    None
+                };
                 let implicit = planes.as_deref().and_then(|p| implicit_cols(geo, x, p, g, n0, nbc));
                 if let Some(cc) = implicit {
                     // dW[Co, K] += dy[Co, cols] · colᵀ, colᵀ packed straight from the images.

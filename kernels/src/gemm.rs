@@ -230,6 +230,17 @@ fn balance(units: usize, threads: usize) -> f64 {
 
 /// `dst[m×n] (leading dim ldd) (+)= A·Bᵀ` with A `m×k` and B `n×k` both row-major (strides
 /// `lda`, `ldb`): a convolution's weight gradient, `dW = dy · colᵀ`. Single-threaded.
+///
+/// Both operands run along `k`. Where A has at most [`DOT_MAX_ROWS`] rows and the CPU has AVX2
+/// + FMA ([`nt_is_dot`]), this is a dot-product kernel that reads them where they lie
+/// ([`dot_nt`]): as a GEMM both would be packed by transposes first, which costs as much as the
+/// arithmetic when A has few rows (a 1×1 convolution's weight gradient with 16–64 output
+/// channels: B, its input, is packed for a handful of row panels). With more rows the GEMM
+/// wins (B would stream past every four rows of A).
+///
+/// # Panics
+/// If `dst` does not hold `m` rows of `n` at stride `ldd` (`ldd ≥ n` when `m > 1`), `a` `m`
+/// rows of `k` at `lda` or `b` `n` rows of `k` at `ldb`.
 #[allow(clippy::too_many_arguments)]
 pub fn gemm_nt(
     m: usize,
@@ -243,6 +254,25 @@ pub fn gemm_nt(
     ldb: usize,
     accumulate: bool,
 ) {
+    #[cfg(target_arch = "x86_64")]
+    if nt_is_dot(m) && m > 0 && n > 0 && k > 0 {
+        assert!(
+            Mat::rows(a, lda).covers(m, k)
+                && Mat::rows(b, ldb).covers(n, k)
+                && Mat::rows(dst, ldd).covers(m, n)
+                && (m == 1 || ldd >= n),
+            "gemm_nt: operands smaller than {m}×{k}, {n}×{k} or {m}×{n}"
+        );
+        if !accumulate {
+            for r in 0..m {
+                dst[r * ldd..r * ldd + n].fill(0.0);
+            }
+        }
+        // SAFETY: the CPU has AVX2 and FMA; the extents are checked above; `dst` is a `&mut`
+        // borrow, so it overlaps neither operand.
+        unsafe { dot_nt(m, n, k, dst.as_mut_ptr(), ldd, a.as_ptr(), lda, b.as_ptr(), ldb) };
+        return;
+    }
     // `gemm` checks every extent (and panics where one is short).
     // C = A·Bᵀ is a plain GEMM whose right operand is column-major; our `sgemm` kernel
     // gathers it (see `sgemm::pack_b`).
@@ -258,5 +288,85 @@ unsafe impl Sync for SendPtr {}
 impl SendPtr {
     fn get(self) -> *mut f32 {
         self.0
+    }
+}
+
+/// Most rows of A for which [`gemm_nt`] takes the dot-product kernel.
+pub const DOT_MAX_ROWS: usize = 64;
+
+/// Whether [`gemm_nt`] with `m` rows of A runs as dot products (no packing): at most
+/// [`DOT_MAX_ROWS`] rows, on a CPU with AVX2 and FMA.
+pub fn nt_is_dot(m: usize) -> bool {
+    m <= DOT_MAX_ROWS && crate::cpu::avx2()
+}
+
+/// `dst[i·ldd + j] += Σ_p a[i·lda + p] · b[j·ldb + p]` for `i < m`, `j < n`, `p < k`: blocks of
+/// 4 rows of A by 3 rows of B, twelve 8-lane accumulators along `k` (the last `k mod 8` steps by
+/// masked loads), each row's three sums reduced by horizontal adds at the end. The block's rows
+/// of A stay in L1 while the rows of B stream past.
+///
+/// # Safety
+/// The CPU has AVX2 and FMA; `a` holds `m` rows of `k` at stride `lda`, `b` `n` rows of `k` at
+/// `ldb`, `dst` `m` rows of `n` at `ldd`, overlapping neither.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn dot_nt(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: *mut f32,
+    ldd: usize,
+    a: *const f32,
+    lda: usize,
+    b: *const f32,
+    ldb: usize,
+) {
+    use std::arch::x86_64::*;
+    let full = k - k % 8;
+    let tail =
+        _mm256_cmpgt_epi32(_mm256_set1_epi32((k % 8) as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    for i0 in (0..m).step_by(4) {
+        let mi = (m - i0).min(4);
+        // Rows past the block's last read its last row again; their sums are dropped.
+        // SAFETY (of the pointer arithmetic here and below): every row index is < m or < n.
+        let ar: [*const f32; 4] = std::array::from_fn(|i| unsafe { a.add((i0 + i.min(mi - 1)) * lda) });
+        for j0 in (0..n).step_by(3) {
+            let nj = (n - j0).min(3);
+            let br: [*const f32; 3] = std::array::from_fn(|j| unsafe { b.add((j0 + j.min(nj - 1)) * ldb) });
+            let mut acc = [[_mm256_setzero_ps(); 3]; 4];
+            let mut step = |av: [__m256; 4], bv: [__m256; 3]| {
+                for (acc, av) in acc.iter_mut().zip(av) {
+                    for (acc, bv) in acc.iter_mut().zip(bv) {
+                        *acc = _mm256_fmadd_ps(av, bv, *acc);
+                    }
+                }
+            };
+            // SAFETY: p + 8 ≤ full ≤ k: inside every row; the tail loads only lanes below k.
+            unsafe {
+                for p in (0..full).step_by(8) {
+                    step(ar.map(|r| _mm256_loadu_ps(r.add(p))), br.map(|r| _mm256_loadu_ps(r.add(p))));
+                }
+                if full < k {
+                    step(
+                        ar.map(|r| _mm256_maskload_ps(r.add(full), tail)),
+                        br.map(|r| _mm256_maskload_ps(r.add(full), tail)),
+                    );
+                }
+            }
+            for (i, acc) in acc.iter().enumerate().take(mi) {
+                // [Σ acc0, Σ acc1, Σ acc2, Σ acc2]: two horizontal adds and a fold of the halves.
+                let h = _mm256_hadd_ps(_mm256_hadd_ps(acc[0], acc[1]), _mm256_hadd_ps(acc[2], acc[2]));
+                let sums = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps::<1>(h));
+                let mut s = [0f32; 4];
+                // SAFETY: `s` has 4 lanes; row i0 + i < m and columns j0 + j < n of `dst`.
+                unsafe {
+                    _mm_storeu_ps(s.as_mut_ptr(), sums);
+                    for (j, v) in s.iter().enumerate().take(nj) {
+                        *dst.add((i0 + i) * ldd + j0 + j) += v;
+                    }
+                }
+            }
+        }
     }
 }

@@ -518,6 +518,20 @@ fn gemm_splits_by_rows_or_columns_like_a_naive_product() {
                 }
             }
         }
+        // A·Bᵀ with B's rows `bt` (NaN past K: never read), added to and overwriting C — the dot
+        // kernel (m ≤ 64 on AVX2) or the GEMM.
+        for accumulate in [true, false] {
+            let mut c = vec![1f32; m * n];
+            gemm::gemm_nt(m, n, kk, &mut c, n, &a, kk, &bt, ldb, accumulate);
+            let base = if accumulate { 1.0 } else { 0.0 };
+            for (i, (&got, &w)) in c.iter().zip(&want).enumerate() {
+                assert!(
+                    (got as f64 - (w + base)).abs() < 1e-3 * (1.0 + w.abs()),
+                    "gemm_nt {m}x{n}x{kk} accumulate {accumulate}: c[{i}] = {got}, want {}",
+                    w + base
+                );
+            }
+        }
     }
 }
 
