@@ -232,9 +232,9 @@ fn balance(units: usize, threads: usize) -> f64 {
 /// `lda`, `ldb`): a convolution's weight gradient, `dW = dy · colᵀ`. Single-threaded.
 ///
 /// Both operands run along `k`. Where A has at most [`DOT_MAX_ROWS`] rows and the CPU has AVX2
-/// + FMA ([`nt_is_dot`]), this is a dot-product kernel that reads them where they lie
-/// ([`dot_nt`]): as a GEMM both would be packed by transposes first, which costs as much as the
-/// arithmetic when A has few rows (a 1×1 convolution's weight gradient with 16–64 output
+/// and FMA ([`nt_is_dot`]), this is a dot-product kernel that reads them where they lie
+/// ([`dot_nt`]): as a GEMM both would be packed by transposes first, which costs as much as
+/// the arithmetic when A has few rows (a 1×1 convolution's weight gradient with 16–64 output
 /// channels: B, its input, is packed for a handful of row panels). With more rows the GEMM
 /// wins (B would stream past every four rows of A).
 ///
