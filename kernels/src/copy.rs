@@ -1,6 +1,6 @@
 //! Short strided copies for im2col and friends: `copy_short` (one run), `copy_2d` (a window of
 //! a plane into a dense block) and its adjoint `add_2d`, with masked AVX-512 paths; the 8×8
-//! in-register transpose of the AVX2 packing and gathering loops.
+//! in-register transpose and the lane masks of the AVX2 packing, gathering and dot-product loops.
 
 /// `dst.copy_from_slice(src)` for the short runs of im2col and friends, without a `memcpy`
 /// call per run (which costs more than the copy for a 3- or 28-float row): 16-lane masked
@@ -162,4 +162,14 @@ pub(crate) fn transpose8(r: [std::arch::x86_64::__m256; 8]) -> [std::arch::x86_6
         _mm256_permute2f128_ps::<0x31>(u2, u6),
         _mm256_permute2f128_ps::<0x31>(u3, u7),
     ]
+}
+
+/// The lane mask of the first `min(n, 8)` lanes of an 8-lane register (all bits set in each).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+pub(crate) fn mask8(n: usize) -> std::arch::x86_64::__m256i {
+    use std::arch::x86_64::*;
+    let n = n.min(8) as i32;
+    _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
 }

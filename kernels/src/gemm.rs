@@ -324,8 +324,7 @@ unsafe fn dot_nt(
 ) {
     use std::arch::x86_64::*;
     let full = k - k % 8;
-    let tail =
-        _mm256_cmpgt_epi32(_mm256_set1_epi32((k % 8) as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    let tail = crate::copy::mask8(k % 8);
     for i0 in (0..m).step_by(4) {
         let mi = (m - i0).min(4);
         // Rows past the block's last read its last row again; their sums are dropped.

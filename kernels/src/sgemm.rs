@@ -39,6 +39,8 @@
 use std::arch::x86_64::*;
 
 #[cfg(target_arch = "x86_64")]
+use crate::copy::mask8;
+#[cfg(target_arch = "x86_64")]
 use crate::cpu::lanes;
 use crate::view::{Mat, Rhs};
 
@@ -805,14 +807,6 @@ unsafe fn transpose_blocks(
             }
         }
     }
-}
-
-/// The lane mask of the first `min(n, 8)` lanes of an 8-lane register (all bits set in each).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn mask8(n: usize) -> __m256i {
-    let n = n.min(8) as i32;
-    _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
 }
 
 /// Most runs per half of a panel that [`Pieces`] can hold.
