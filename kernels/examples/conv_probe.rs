@@ -1,6 +1,7 @@
 //! Milliseconds and GFLOP/s of each convolution of torchvision's ResNet-18 at one batch size
 //! (default 1; `-- 32` for another), forward in inference (prepared weights kept) and, with
 //! `train`, forward + backward: `cargo run -p cnnzoo-kernels --example conv_probe -- 1`.
+//! Other layers instead of ResNet-18's: `CI,CO,K,S,P,SIZE` arguments (e.g. `384,384,3,1,1,12`).
 //! `benchmarks/conv_peer.py` times the same list on PyTorch.
 use cnnzoo_kernels::buf;
 use cnnzoo_kernels::conv;
@@ -27,8 +28,15 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let n: usize = args.iter().find_map(|a| a.parse().ok()).unwrap_or(1);
     let train = args.iter().any(|a| a == "train");
+    let own: Vec<_> = args
+        .iter()
+        .filter_map(|a| {
+            let v: Vec<usize> = a.split(',').map(|d| d.parse().ok()).collect::<Option<_>>()?;
+            (v.len() == 6).then(|| (v[0], v[1], v[2], v[3], v[4], v[5], 1))
+        })
+        .collect();
     let mut total = 0.0;
-    for &(ci, co, k, s, p, hw, reps) in LAYERS {
+    for &(ci, co, k, s, p, hw, reps) in if own.is_empty() { LAYERS } else { &own } {
         let geo = Geom::new([n, ci, hw, hw], [co, ci, k, k], [s, s], [p, p], [1, 1], 1).expect("geometry");
         let x: Vec<f32> = (0..n * ci * hw * hw).map(|i| (i % 13) as f32 * 0.1).collect();
         let w: Vec<f32> = (0..co * ci * k * k).map(|i| (i % 7) as f32 * 0.01).collect();

@@ -1,32 +1,34 @@
-//! Winograd F(2×2, 3×3) and F(4×4, 3×3) for 3×3 stride-1 convolutions: forward, input
-//! gradient and weight gradient.
+//! Winograd F(2×2, 3×3), F(3×3, 3×3) and F(4×4, 3×3) for 3×3 stride-1 convolutions: forward,
+//! input gradient and weight gradient.
 //!
-//! **Algorithm.** Each m×m block of outputs (m = 2 or 4, the [`Tile`]) is computed from an
-//! α×α input tile `d`, α = m + 2, as `Y = Aᵀ [ (G g Gᵀ) ⊙ (Bᵀ d B) ] A`: α² multiplies per
-//! channel pair instead of 9·m², i.e. 2.25× fewer for F(2×2) (16 for 4 outputs) and 4× fewer
-//! for F(4×4) (36 for 16). Batched over channels the element-wise products become α² GEMMs,
-//! `M[ξ][Co, T] = U[ξ][Co, Ci] · V[ξ][Ci, T]` for the α² positions ξ of the transform domain,
-//! T = tiles in a chunk of images (V is stored `[Ci][α²][T]`, so one channel's transform is one
-//! contiguous block and channels transform in parallel at batch 1). The weight transform `U`
-//! is done (in parallel, vectorized across input channels) and packed once per call; the input
+//! **Algorithm.** Each m×m block of outputs (m = 2, 3 or 4, the [`Tile`]) is computed from an α×α
+//! input tile `d`, α = m + 2, as `Y = Aᵀ [ (G g Gᵀ) ⊙ (Bᵀ d B) ] A`: α² multiplies per channel pair
+//! instead of 9·m², i.e. 2.25× fewer for F(2×2) (16 for 4 outputs), 3.24× for F(3×3) (25 for 9) and
+//! 4× for F(4×4) (36 for 16). Batched over channels the element-wise products become α² GEMMs,
+//! `M[ξ][Co, T] = U[ξ][Co, Ci] · V[ξ][Ci, T]` for the α² positions ξ of the transform domain, T =
+//! tiles in a chunk of images (V is stored `[Ci][α²][T]`, so one channel's transform is one
+//! contiguous block and channels transform in parallel at batch 1). The weight transform `U` is
+//! done (in parallel, vectorized across input channels) and packed once per call; the input
 //! transform writes `V` tile by tile (zeros outside the image, so any padding ≤ 2 works); the
-//! output transform scatters `Aᵀ M A` (+ bias) into NCHW, clipping the last row/column of
-//! tiles where m does not divide the size. The matrices are Lavin & Gray's (2016), with the
-//! points 0, ±1 (F(2×2)) and 0, ±1, ±2 (F(4×4)); F(4×4)'s larger constants cost precision:
-//! against a float64 reference its relative error is ≈ 5e-6 … 2e-5 at 64 … 512 channels,
-//! F(2×2)'s ≈ 3e-7 … 1e-6 (the property tests allow 1e-4).
+//! output transform scatters `Aᵀ M A` (+ bias) into NCHW, clipping the last row/column of tiles
+//! where m does not divide the size. The matrices are Lavin & Gray's (2016), with the points 0, ±1
+//! (F(2×2)) and 0, ±1, ±2 (F(4×4)); F(3×3)'s are the Toom-Cook matrices of the points 0, ±1, 2 (and
+//! ∞, like the others), with `Bᵀ` in integers. Larger constants cost precision: against a float64
+//! reference F(4×4)'s relative error is ≈ 5e-6 … 2e-5 at 64 … 512 channels, F(2×2)'s ≈ 3e-7 … 1e-6,
+//! F(3×3)'s about a third of F(4×4)'s (the property tests allow 1e-4).
 //!
 //! The input gradient of a 3×3 stride-1 convolution with padding p is itself such a
 //! convolution: `dx = conv(dy, W′, padding 2 − p)` with `W′[ci, co] = rot180(W[co, ci])`. The
 //! weight gradient stays in the transform domain: `dW = Gᵀ dU G` with
 //! `dU[ξ] = Σ_tiles (A dY Aᵀ)[ξ] ⊙ V[ξ]`, α² GEMMs over the tiles ([`weight_grad`]).
 //!
-//! **Which tile.** [`choose`] takes the one with fewer multiplies over the whole batch:
-//! F(4×4) wherever its tiles do not waste much (56², 24², 12², 3² at a large batch: 1.78×
-//! fewer than F(2×2)), F(2×2) where the size leaves F(4×4)'s tiles mostly empty (6²: 144
-//! multiplies per channel pair either way) or where F(4×4) has too few tiles to fill a GEMM
-//! panel. `CNNZOO_CONV=winograd2` keeps every layer on F(2×2) (for comparison),
-//! `CNNZOO_CONV=im2col` switches Winograd off.
+//! **Which tile.** [`choose`] takes the one with the fewest multiplies over the whole batch:
+//! F(4×4) wherever its tiles do not waste much (56², 28², 24², 14², 12², 7² at a large batch:
+//! 1.78× fewer than F(2×2) where 4 divides the size), F(3×3) on the maps 3 divides and 4 does
+//! not (6²: 100 multiplies per channel pair, 144 with either other tile; 3²: 25 against 36
+//! and 64), F(2×2) where the larger tiles have too few tiles to fill a GEMM panel (batch 1).
+//! `CNNZOO_CONV=winograd2` keeps every layer on F(2×2) (for comparison), `CNNZOO_CONV=im2col`
+//! switches Winograd off.
 //!
 //! **Where the time goes.** The GEMMs (K = Ci, or K = tiles for the weight gradient); the
 //! input transform is the next largest part (about a quarter of a 64-channel layer's time,
@@ -61,6 +63,8 @@ pub const MIN_TILES: usize = 256;
 pub enum Tile {
     /// F(2×2, 3×3): 4×4 input tiles.
     F2,
+    /// F(3×3, 3×3): 5×5 input tiles.
+    F3,
     /// F(4×4, 3×3): 6×6 input tiles.
     F4,
 }
@@ -70,6 +74,7 @@ impl Tile {
     pub const fn m(self) -> usize {
         match self {
             Tile::F2 => 2,
+            Tile::F3 => 3,
             Tile::F4 => 4,
         }
     }
@@ -115,15 +120,22 @@ pub fn eligible(geo: &Geom) -> bool {
 /// The GEMM work (F(2×2) tiles × in × out channels) from which a single image takes Winograd.
 pub const MIN_WORK_B1: usize = 1 << 21;
 
-/// Fewest tiles F(4×4) needs: one column panel of the micro-kernel (fewer leave most of
-/// each panel empty: ResNet-18's 7² layers at batch 1 have 4).
-const MIN_F4_TILES: usize = 16;
+/// Fewest tiles F(3×3) and F(4×4) need: one column panel of the micro-kernel (fewer leave
+/// most of each panel empty: ResNet-18's 7² layers at batch 1 have 4 of F(4×4), 9 of F(3×3)).
+const MIN_BIG_TILES: usize = 16;
 
-/// The tile with fewer multiplies per channel pair (F(2×2) on a tie: cheaper transforms;
-/// F(4×4) only with [`MIN_F4_TILES`]), and that count.
+/// The tile with the fewest multiplies per channel pair (the smaller tile on a tie: cheaper
+/// transforms, fewer rounding steps; F(3×3) and F(4×4) only with [`MIN_BIG_TILES`]), and that
+/// count.
 fn fewest_multiplies(geo: &Geom) -> (Tile, usize) {
-    let (f2, f4) = (Tile::F2.multiplies(geo), Tile::F4.multiplies(geo));
-    if f4 < f2 && f4 / 36 >= MIN_F4_TILES { (Tile::F4, f4) } else { (Tile::F2, f2) }
+    let mut best = (Tile::F2, Tile::F2.multiplies(geo));
+    for tile in [Tile::F3, Tile::F4] {
+        let mults = tile.multiplies(geo);
+        if mults < best.1 && mults / (tile.alpha() * tile.alpha()) >= MIN_BIG_TILES {
+            best = (tile, mults);
+        }
+    }
+    best
 }
 
 /// The tile `geo` takes, or `None` for the implicit GEMM: [`eligible`] geometries, the tile
@@ -175,20 +187,32 @@ trait Transform<const I: usize, const O: usize> {
 /// `G g` of F(2×2) and F(4×4), `Bᵀ d` and `Aᵀ m` of each, and for the weight gradient the
 /// transposes `A y` (m → α) and `Gᵀ u` (α → 3).
 struct GF2;
+struct GF3;
 struct GF4;
 struct BtF2;
+struct BtF3;
 struct BtF4;
 struct AtF2;
+struct AtF3;
 struct AtF4;
 struct AF2;
+struct AF3;
 struct AF4;
 struct GtF2;
+struct GtF3;
 struct GtF4;
 
 impl Transform<3, 4> for GF2 {
     #[inline(always)]
     fn apply<T: Lane>([a, b, c]: [T; 3]) -> [T; 4] {
         [a, (a + b + c) * 0.5, (a - b + c) * 0.5, c]
+    }
+}
+impl Transform<3, 5> for GF3 {
+    #[inline(always)]
+    fn apply<T: Lane>([a, b, c]: [T; 3]) -> [T; 5] {
+        let s = a + c;
+        [a * 0.5, (s + b) * -0.5, (s - b) * (-1.0 / 6.0), (a + (b + c * 2.0) * 2.0) * (1.0 / 6.0), c]
     }
 }
 impl Transform<3, 6> for GF4 {
@@ -211,6 +235,13 @@ impl Transform<4, 4> for BtF2 {
         [d0 - d2, d1 + d2, d2 - d1, d1 - d3]
     }
 }
+impl Transform<5, 5> for BtF3 {
+    #[inline(always)]
+    fn apply<T: Lane>([d0, d1, d2, d3, d4]: [T; 5]) -> [T; 5] {
+        let q = d3 - d1;
+        [(d0 - d2) * 2.0 + q, q - (d1 + d2), q + (d1 - d2) * 3.0, q, (d4 - d2) - q * 2.0]
+    }
+}
 impl Transform<6, 6> for BtF4 {
     #[inline(always)]
     fn apply<T: Lane>([d0, d1, d2, d3, d4, d5]: [T; 6]) -> [T; 6] {
@@ -223,6 +254,13 @@ impl Transform<4, 2> for AtF2 {
     #[inline(always)]
     fn apply<T: Lane>([m0, m1, m2, m3]: [T; 4]) -> [T; 2] {
         [m0 + m1 + m2, m1 - m2 - m3]
+    }
+}
+impl Transform<5, 3> for AtF3 {
+    #[inline(always)]
+    fn apply<T: Lane>([m0, m1, m2, m3, m4]: [T; 5]) -> [T; 3] {
+        let s = m1 + m2;
+        [m0 + s + m3, (m1 - m2) + m3 * 2.0, s + m3 * 4.0 + m4]
     }
 }
 impl Transform<6, 4> for AtF4 {
@@ -238,6 +276,13 @@ impl Transform<2, 4> for AF2 {
         [y0, y0 + y1, y0 - y1, y1 * -1.0]
     }
 }
+impl Transform<3, 5> for AF3 {
+    #[inline(always)]
+    fn apply<T: Lane>([y0, y1, y2]: [T; 3]) -> [T; 5] {
+        let e = y0 + y2;
+        [y0, e + y1, e - y1, y0 + (y1 + y2 * 2.0) * 2.0, y2]
+    }
+}
 impl Transform<4, 6> for AF4 {
     #[inline(always)]
     fn apply<T: Lane>([y0, y1, y2, y3]: [T; 4]) -> [T; 6] {
@@ -251,6 +296,13 @@ impl Transform<4, 3> for GtF2 {
     fn apply<T: Lane>([u0, u1, u2, u3]: [T; 4]) -> [T; 3] {
         let (s, d) = ((u1 + u2) * 0.5, (u1 - u2) * 0.5);
         [u0 + s, d, s + u3]
+    }
+}
+impl Transform<5, 3> for GtF3 {
+    #[inline(always)]
+    fn apply<T: Lane>([u0, u1, u2, u3, u4]: [T; 5]) -> [T; 3] {
+        let (h1, s2, s3) = (u1 * -0.5, u2 * (1.0 / 6.0), u3 * (1.0 / 6.0));
+        [u0 * 0.5 + h1 - s2 + s3, h1 + s2 + s3 * 2.0, h1 - s2 + s3 * 4.0 + u4]
     }
 }
 impl Transform<6, 3> for GtF4 {
@@ -334,6 +386,7 @@ fn transform_weights(
 ) -> Vec<Lhs<'static>> {
     match tile {
         Tile::F2 => weights_with::<4, GF2>(co, ci, g),
+        Tile::F3 => weights_with::<5, GF3>(co, ci, g),
         Tile::F4 => weights_with::<6, GF4>(co, ci, g),
     }
 }
@@ -471,6 +524,7 @@ fn transform_input<'e>(
     let plane = |j: usize| &x[((n0 + j) * ci + c) * h * w..][..h * w];
     match tile {
         Tile::F2 => tiles_transformed::<2, 4, 4, BtF2>(plane, nbc, w, geo.pad, [th, tw], vc),
+        Tile::F3 => tiles_transformed::<3, 5, 5, BtF3>(plane, nbc, w, geo.pad, [th, tw], vc),
         Tile::F4 => tiles_transformed::<4, 6, 6, BtF4>(plane, nbc, w, geo.pad, [th, tw], vc),
     }
 }
@@ -494,6 +548,7 @@ fn transform_grad<'e>(
     let plane = |j: usize| &dy[((n0 + j) * co + o) * ho * wo..][..ho * wo];
     match tile {
         Tile::F2 => tiles_transformed::<2, 2, 4, AF2>(plane, nbc, wo, [0, 0], [th, tw], yo),
+        Tile::F3 => tiles_transformed::<3, 3, 5, AF3>(plane, nbc, wo, [0, 0], [th, tw], yo),
         Tile::F4 => tiles_transformed::<4, 4, 6, AF4>(plane, nbc, wo, [0, 0], [th, tw], yo),
     }
 }
@@ -612,6 +667,7 @@ fn output_rows<'a>(tile: Tile, m: impl Fn(usize) -> &'a [f32], out: &mut [f32], 
     let emit = |a: usize, row: &[f32]| out[a * mt..][..mt].copy_from_slice(row);
     match tile {
         Tile::F2 => two_pass::<4, 2, AtF2>(m, tw, emit),
+        Tile::F3 => two_pass::<5, 3, AtF3>(m, tw, emit),
         Tile::F4 => two_pass::<6, 4, AtF4>(m, tw, emit),
     }
 }
@@ -732,6 +788,7 @@ pub(crate) fn run(
                 let bv = bias.map_or(0.0, |b| b[o]);
                 match tile {
                     Tile::F2 => untile::<2>(outs, t_all, j * per_img, [th, tw], wo, out, bv, act),
+                    Tile::F3 => untile::<3>(outs, t_all, j * per_img, [th, tw], wo, out, bv, act),
                     Tile::F4 => untile::<4>(outs, t_all, j * per_img, [th, tw], wo, out, bv, act),
                 }
             };
@@ -863,6 +920,7 @@ pub fn weight_grad(geo: &Geom, tile: Tile, x: &[f32], dy: &[f32]) -> Vec<f32> {
         };
         match tile {
             Tile::F2 => two_pass::<4, 3, GtF2>(src, ci, emit),
+            Tile::F3 => two_pass::<5, 3, GtF3>(src, ci, emit),
             Tile::F4 => two_pass::<6, 3, GtF4>(src, ci, emit),
         }
     });

@@ -421,7 +421,9 @@ fn winograd_matches_burn_directly() {
     use k::winograd::Tile;
     let dev = ad();
     let cases = [(2, 16, 9, 7, 20, 1), (1, 24, 5, 5, 16, 0), (3, 16, 6, 8, 16, 2), (2, 16, 13, 10, 16, 1)];
-    for ((n, ci, h, w, co, pad), tile) in cases.into_iter().flat_map(|c| [(c, Tile::F2), (c, Tile::F4)]) {
+    for ((n, ci, h, w, co, pad), tile) in
+        cases.into_iter().flat_map(|c| [(c, Tile::F2), (c, Tile::F3), (c, Tile::F4)])
+    {
         let geo = Geom::new([n, ci, h, w], [co, ci, 3, 3], [1, 1], [pad, pad], [1, 1], 1).unwrap();
         let x = tensor([n, ci, h, w], 50, &dev);
         let wt = tensor([co, ci, 3, 3], 51, &dev);
@@ -460,8 +462,10 @@ fn winograd_takes_the_tile_with_fewer_multiplies() {
     // d2l's ResNet-18 at batch 128 (96×96 input: stages at 24², 12², 6², 3²).
     assert_eq!(choose(&geo(128, 24, 64)), Some(Tile::F4));
     assert_eq!(choose(&geo(128, 12, 128)), Some(Tile::F4));
-    assert_eq!(choose(&geo(128, 6, 256)), Some(Tile::F2), "a tie: 144 multiplies per pair either way");
-    assert_eq!(choose(&geo(128, 3, 512)), Some(Tile::F4), "one 4×4 tile covers a 3² map");
+    assert_eq!(choose(&geo(128, 6, 256)), Some(Tile::F3), "4 tiles of 25 (the others: 144)");
+    assert_eq!(choose(&geo(128, 3, 512)), Some(Tile::F3), "one tile of 25 (F(4×4): 36)");
+    // torchvision's ResNet-18 at batch 32, 7²: F(4×4)'s 4 tiles of 36 against F(3×3)'s 9 of 25.
+    assert_eq!(choose(&geo(32, 7, 512)), Some(Tile::F4));
     // torchvision's ResNet-18 at batch 1: Winograd; F(2×2) at 7² (F(4×4) would have 4 tiles).
     assert_eq!(choose(&geo(1, 56, 64)), Some(Tile::F4));
     assert_eq!(choose(&geo(1, 14, 256)), Some(Tile::F4));
@@ -472,6 +476,7 @@ fn winograd_takes_the_tile_with_fewer_multiplies() {
     assert_eq!(choose(&geo(2, 4, 16)), None, "too few tiles");
     assert_eq!(Tile::F4.multiplies(&geo(2, 24, 16)), 2 * 36 * 36);
     assert_eq!(Tile::F2.multiplies(&geo(2, 24, 16)), 2 * 144 * 16);
+    assert_eq!(Tile::F3.multiplies(&geo(2, 24, 16)), 2 * 64 * 25);
 }
 
 #[test]
