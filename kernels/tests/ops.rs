@@ -451,6 +451,44 @@ fn winograd_matches_burn_directly() {
     }
 }
 
+/// Each tile's relative error against a float64 direct convolution, at 128 channels: the larger
+/// the tile, the larger its matrices' constants and the error (F(2×2) < F(3×3) < F(4×4)), all
+/// far inside the property tests' 1e-4.
+#[test]
+fn winograd_error_grows_with_the_tile() {
+    use k::geom::Geom;
+    use k::winograd::Tile;
+    let (n, c, hw) = (2, 128, 12);
+    let geo = Geom::new([n, c, hw, hw], [c, c, 3, 3], [1, 1], [1, 1], [1, 1], 1).unwrap();
+    let mut seed = 7u32;
+    let mut rnd = || {
+        seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+    };
+    let x: Vec<f32> = (0..n * c * hw * hw).map(|_| rnd()).collect();
+    let w: Vec<f32> = (0..c * c * 9).map(|_| rnd()).collect();
+    let mut want = vec![0f64; n * c * hw * hw];
+    for (i, out) in want.iter_mut().enumerate() {
+        let (img, o, y, xx) = (i / (c * hw * hw), (i / (hw * hw)) % c, (i / hw) % hw, i % hw);
+        for ci in 0..c {
+            for (r, s) in (0..9).map(|t| (t / 3, t % 3)) {
+                let (iy, ix) = ((y + r) as isize - 1, (xx + s) as isize - 1);
+                if (0..hw as isize).contains(&iy) && (0..hw as isize).contains(&ix) {
+                    let xv = x[((img * c + ci) * hw + iy as usize) * hw + ix as usize] as f64;
+                    *out += xv * w[(o * c + ci) * 9 + r * 3 + s] as f64;
+                }
+            }
+        }
+    }
+    let scale = want.iter().fold(0f64, |m, v| m.max(v.abs()));
+    let err = |tile| {
+        let y = k::winograd::forward(&geo, tile, &x, &w, None, None, k::Activation::Identity);
+        y.iter().zip(&want).fold(0f64, |m, (g, r)| m.max((*g as f64 - r).abs())) / scale
+    };
+    let [e2, e3, e4] = [Tile::F2, Tile::F3, Tile::F4].map(err);
+    assert!(e2 < e3 && e3 < e4 && e4 < 2e-5, "relative errors F2 {e2:.2e}, F3 {e3:.2e}, F4 {e4:.2e}");
+}
+
 #[test]
 fn winograd_takes_the_tile_with_fewer_multiplies() {
     use k::geom::Geom;
