@@ -185,7 +185,7 @@ trait Transform<const I: usize, const O: usize> {
     fn apply<T: Lane>(x: [T; I]) -> [T; O];
 }
 
-/// `G g` of F(2×2) and F(4×4), `Bᵀ d` and `Aᵀ m` of each, and for the weight gradient the
+/// `G g` of F(2×2), F(3×3) and F(4×4), `Bᵀ d` and `Aᵀ m` of each, and for the weight gradient the
 /// transposes `A y` (m → α) and `Gᵀ u` (α → 3).
 struct GF2;
 struct GF3;
