@@ -102,6 +102,7 @@ def main():
     if args.rounds < 1:
         sys.exit(f"--rounds: expected a count ≥ 1, got {args.rounds}")
     raw, by_round = [], []
+    steps_of = {}  # step count per case, chosen in the first round and kept for the others
     cases = [(c, t) for c in (args.cases or default_cases(args.cnnzoo)) for t in counts]
     for rnd in range(args.rounds):
         rows = []
@@ -113,14 +114,20 @@ def main():
                 m = macs(args.cnnzoo, model, common)
                 ours_cmd = [args.cnnzoo, "bench", model, "--format", "json"]
                 peer_cmd = [sys.executable, os.path.join(HERE, "pytorch_peer.py"), model, "--threads", str(threads), "--macs", str(m)]
-                probe = run(ours_cmd + common, env)[0]
-                # Short steps (LeNet: ~15 ms) are noisy: time enough of them that each side runs
-                # at least --min-seconds, the same count on both sides.
-                step = probe["step_seconds"]["median"]
-                if step * args.steps < args.min_seconds:
-                    common[common.index("--steps") + 1] = str(min(1000, int(args.min_seconds / max(step, 1e-4)) + 1))
-                    probe = None
-                # In every other round PyTorch runs first, so neither side always follows the other.
+                key = (case, threads, mode)
+                probe = None
+                if key not in steps_of:
+                    probe = run(ours_cmd + common, env)[0]
+                    # Short steps (LeNet: ~15 ms) are noisy: time enough of them that each side
+                    # runs at least --min-seconds, the same count on both sides.
+                    step = probe["step_seconds"]["median"]
+                    steps_of[key] = args.steps
+                    if step * args.steps < args.min_seconds:
+                        steps_of[key] = min(1000, int(args.min_seconds / max(step, 1e-4)) + 1)
+                        probe = None
+                common[common.index("--steps") + 1] = str(steps_of[key])
+                # In every other round PyTorch runs first, so neither side always follows the other
+                # (the first round's probe, which sets the step count, is cnnzoo's run there).
                 if rnd % 2 == 1:
                     peer = run(peer_cmd + common, env)[0]
                     ours = probe or run(ours_cmd + common, env)[0]
